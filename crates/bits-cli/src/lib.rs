@@ -1,0 +1,4 @@
+//! bits-cli
+pub fn main() -> i32 {
+    0
+}

@@ -1,0 +1,426 @@
+//! A job, its files and its properties.
+
+use crate::error::JobError;
+use crate::state::{next_state, Event, InvalidTransition, JobState};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+use uuid::Uuid;
+
+/// A job's identity: a UUID, shown lowercase without braces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct JobId(pub Uuid);
+
+impl JobId {
+    /// A fresh random id.
+    pub fn new_random() -> Self {
+        JobId(Uuid::new_v4())
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.hyphenated())
+    }
+}
+
+impl FromStr for JobId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s.trim_start_matches('{').trim_end_matches('}')).map(JobId)
+    }
+}
+
+/// A value that is not one of an enumeration's names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{value}' is not a valid {what}; expected one of: {expected}")]
+pub struct ParseEnumError {
+    /// What was being parsed ("priority", "transfer type").
+    pub what: &'static str,
+    /// The text given.
+    pub value: String,
+    /// The accepted names.
+    pub expected: &'static str,
+}
+
+/// BITS `TransferType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobType {
+    /// Files come from a server to the local disk.
+    Download,
+    /// One local file goes to a server.
+    Upload,
+    /// One local file goes to a server, and the server's reply comes back.
+    UploadReply,
+}
+
+impl JobType {
+    /// The BitsJob name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobType::Download => "Download",
+            JobType::Upload => "Upload",
+            JobType::UploadReply => "UploadReply",
+        }
+    }
+}
+
+impl FromStr for JobType {
+    type Err = ParseEnumError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+            "download" => Ok(JobType::Download),
+            "upload" => Ok(JobType::Upload),
+            "uploadreply" => Ok(JobType::UploadReply),
+            _ => Err(ParseEnumError {
+                what: "transfer type",
+                value: s.to_string(),
+                expected: "download, upload, upload-reply",
+            }),
+        }
+    }
+}
+
+/// BITS job priority. `Foreground` competes for bandwidth; the three others
+/// are background priorities. The derived order is the queue order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Priority {
+    /// Runs at once, alongside other foreground jobs.
+    Foreground,
+    /// Highest background priority.
+    High,
+    /// Default background priority.
+    Normal,
+    /// Lowest background priority.
+    Low,
+}
+
+impl Priority {
+    /// The BitsJob name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Foreground => "Foreground",
+            Priority::High => "High",
+            Priority::Normal => "Normal",
+            Priority::Low => "Low",
+        }
+    }
+
+    /// Whether this is one of the three background priorities.
+    pub fn is_background(self) -> bool {
+        self != Priority::Foreground
+    }
+}
+
+impl FromStr for Priority {
+    type Err = ParseEnumError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "foreground" => Ok(Priority::Foreground),
+            "high" => Ok(Priority::High),
+            "normal" => Ok(Priority::Normal),
+            "low" => Ok(Priority::Low),
+            _ => Err(ParseEnumError {
+                what: "priority",
+                value: s.to_string(),
+                expected: "foreground, high, normal, low",
+            }),
+        }
+    }
+}
+
+/// The properties a user sets on a job (`start` and `set` options).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobProps {
+    /// DisplayName: not unique.
+    pub display_name: String,
+    /// Description.
+    pub description: String,
+    /// Priority.
+    pub priority: Priority,
+    /// MinimumRetryDelay: how long a job waits in TransientError before it is
+    /// retried.
+    pub min_retry_delay: Duration,
+    /// NoProgressTimeout: how long a job may make no progress in
+    /// TransientError before it is put in Error. Zero: every error is final.
+    pub no_progress_timeout: Duration,
+    /// MaxDownloadTime: the most time the job may spend Connecting or
+    /// Transferring since its last Resume.
+    pub max_download_time: Duration,
+    /// Upload-reply jobs: where the reply is saved.
+    pub reply_file: Option<PathBuf>,
+}
+
+impl JobProps {
+    /// BITS' default DisplayName for jobs made by Start-BitsTransfer.
+    pub const DEFAULT_DISPLAY_NAME: &'static str = "BITS Transfer";
+    /// BITS' default MinimumRetryDelay: 10 minutes.
+    pub const DEFAULT_MIN_RETRY_DELAY: Duration = Duration::from_secs(600);
+    /// BITS' default NoProgressTimeout: 14 days.
+    pub const DEFAULT_NO_PROGRESS_TIMEOUT: Duration = Duration::from_secs(1_209_600);
+    /// BITS' default MaxDownloadTime: 90 days.
+    pub const DEFAULT_MAX_DOWNLOAD_TIME: Duration = Duration::from_secs(7_776_000);
+}
+
+impl Default for JobProps {
+    fn default() -> Self {
+        JobProps {
+            display_name: Self::DEFAULT_DISPLAY_NAME.to_string(),
+            description: String::new(),
+            priority: Priority::Foreground,
+            min_retry_delay: Self::DEFAULT_MIN_RETRY_DELAY,
+            no_progress_timeout: Self::DEFAULT_NO_PROGRESS_TIMEOUT,
+            max_download_time: Self::DEFAULT_MAX_DOWNLOAD_TIME,
+            reply_file: None,
+        }
+    }
+}
+
+/// What identifies one version of a remote file. A resumed transfer asks the
+/// server for the rest of *this* version; if the server's answer names
+/// another version, the file restarts from zero instead of splicing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileValidator {
+    /// The strong ETag, quotes included, if the server sent one.
+    pub etag: Option<String>,
+    /// The Last-Modified header (HTTP date), or the local source's mtime.
+    pub last_modified: Option<String>,
+    /// The full size of the file.
+    pub size: Option<u64>,
+}
+
+impl FileValidator {
+    /// Whether there is anything to validate a resumed range against.
+    pub fn is_usable(&self) -> bool {
+        self.etag.is_some() || self.last_modified.is_some()
+    }
+}
+
+/// One file of a job: where it comes from, where it goes, how far it got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFile {
+    /// RemoteName: an http(s) or file URL, or an absolute local path.
+    pub remote: String,
+    /// LocalName: the absolute path the file gets when the job is completed.
+    pub local: PathBuf,
+    /// Where the bytes are written until the job is completed.
+    pub temp: PathBuf,
+    /// The full size, once known.
+    pub bytes_total: Option<u64>,
+    /// Bytes durably on disk in `temp` (the last checkpoint), or more while a
+    /// transfer is running.
+    pub bytes_transferred: u64,
+    /// Whether every byte is on disk and fsynced.
+    pub complete: bool,
+    /// The version of the remote file the bytes belong to.
+    pub validator: FileValidator,
+}
+
+impl JobFile {
+    /// A file not yet started. The temporary file sits beside the
+    /// destination, hidden, named after the job so that two jobs never share
+    /// one.
+    pub fn new(remote: String, local: PathBuf, job: JobId) -> Self {
+        let name = local
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temp = local.with_file_name(format!(".{name}.bits-{job}.tmp"));
+        JobFile {
+            remote,
+            local,
+            temp,
+            bytes_total: None,
+            bytes_transferred: 0,
+            complete: false,
+            validator: FileValidator::default(),
+        }
+    }
+}
+
+/// A BITS job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// JobId.
+    pub id: JobId,
+    /// TransferType.
+    pub job_type: JobType,
+    /// User-set properties.
+    pub props: JobProps,
+    /// OwnerAccount: the user name of the owner.
+    pub owner: String,
+    /// The owner's uid.
+    pub owner_uid: u32,
+    /// JobState. Changed only by [`Job::apply`].
+    state: JobState,
+    /// The files, transferred in order.
+    pub files: Vec<JobFile>,
+    /// The error of the last failure; `Some` in Error and TransientError.
+    pub error: Option<JobError>,
+    /// CreationTime.
+    pub created: SystemTime,
+    /// ModificationTime.
+    pub modified: SystemTime,
+    /// TransferCompletionTime: when the job became Transferred.
+    pub transfer_completed: Option<SystemTime>,
+    /// TransientErrorCount.
+    pub transient_error_count: u32,
+    /// In TransientError: when the job is retried.
+    pub retry_at: Option<SystemTime>,
+    /// Since when the job has failed without progress (the NoProgressTimeout
+    /// clock); `None` after any progress.
+    pub no_progress_since: Option<SystemTime>,
+    /// Time spent Connecting or Transferring since the last Resume, counted
+    /// against MaxDownloadTime.
+    pub active_time: Duration,
+}
+
+impl Job {
+    /// A new job, Suspended, with no files.
+    pub fn new(
+        id: JobId,
+        job_type: JobType,
+        props: JobProps,
+        owner: String,
+        owner_uid: u32,
+        now: SystemTime,
+    ) -> Self {
+        Job {
+            id,
+            job_type,
+            props,
+            owner,
+            owner_uid,
+            state: JobState::Suspended,
+            files: Vec::new(),
+            error: None,
+            created: now,
+            modified: now,
+            transfer_completed: None,
+            transient_error_count: 0,
+            retry_at: None,
+            no_progress_since: None,
+            active_time: Duration::ZERO,
+        }
+    }
+
+    /// Rebuilds a job read back from storage, in the state it was stored in.
+    pub fn restore(mut job: Job, state: JobState) -> Self {
+        job.state = state;
+        job
+    }
+
+    /// JobState.
+    pub fn state(&self) -> JobState {
+        self.state
+    }
+
+    /// Whether every file is on disk.
+    pub fn all_files_complete(&self) -> bool {
+        self.files.iter().all(|f| f.complete)
+    }
+
+    /// The first file still to transfer.
+    pub fn next_file(&self) -> Option<usize> {
+        self.files.iter().position(|f| !f.complete)
+    }
+
+    /// BytesTotal: `None` while any file's size is unknown.
+    pub fn bytes_total(&self) -> Option<u64> {
+        self.files.iter().map(|f| f.bytes_total).sum()
+    }
+
+    /// BytesTransferred.
+    pub fn bytes_transferred(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes_transferred).sum()
+    }
+
+    /// FilesTransferred.
+    pub fn files_transferred(&self) -> usize {
+        self.files.iter().filter(|f| f.complete).count()
+    }
+
+    /// Applies an event: the only way a job changes state. Also keeps the
+    /// fields that belong to states (error, retry time, counters) in step.
+    pub fn apply(&mut self, event: Event, now: SystemTime) -> Result<JobState, InvalidTransition> {
+        let to = next_state(self.state, &event, self.job_type, &self.files)?;
+        match event {
+            Event::Resume => {
+                if to != self.state {
+                    self.error = None;
+                    self.retry_at = None;
+                    self.no_progress_since = None;
+                    // MaxDownloadTime counts from the last Resume.
+                    self.active_time = Duration::ZERO;
+                }
+            }
+            Event::Suspend | Event::Cancel | Event::Complete => {
+                self.retry_at = None;
+            }
+            Event::Start | Event::Connected | Event::RetryDue | Event::Interrupted => {
+                self.retry_at = None;
+            }
+            Event::AllFilesTransferred => {
+                self.error = None;
+                self.retry_at = None;
+                self.no_progress_since = None;
+                self.transfer_completed = Some(now);
+            }
+            Event::TransientFailure { error, retry_at } => {
+                self.error = Some(error);
+                self.retry_at = Some(retry_at);
+                self.transient_error_count += 1;
+                self.no_progress_since.get_or_insert(now);
+            }
+            Event::FatalFailure { error } => {
+                self.error = Some(error);
+                self.retry_at = None;
+            }
+        }
+        self.state = to;
+        self.modified = now;
+        Ok(to)
+    }
+
+    /// Records that file `index` has `bytes` on disk: progress resets the
+    /// NoProgressTimeout clock.
+    pub fn record_progress(&mut self, index: usize, bytes: u64, now: SystemTime) {
+        if let Some(f) = self.files.get_mut(index) {
+            if bytes != f.bytes_transferred {
+                f.bytes_transferred = bytes;
+                self.no_progress_since = None;
+                self.modified = now;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_id_prints_lowercase_without_braces() {
+        let id: JobId = "{5F0C1B2A-0000-4000-8000-000000000001}".parse().unwrap();
+        assert_eq!(id.to_string(), "5f0c1b2a-0000-4000-8000-000000000001");
+    }
+
+    #[test]
+    fn temp_name_is_hidden_beside_destination() {
+        let id = JobId::new_random();
+        let f = JobFile::new("http://x/a".into(), "/home/alice/a.iso".into(), id);
+        assert_eq!(
+            f.temp,
+            PathBuf::from(format!("/home/alice/.a.iso.bits-{id}.tmp"))
+        );
+    }
+
+    #[test]
+    fn priority_parses_case_insensitively() {
+        assert_eq!("LOW".parse::<Priority>().unwrap(), Priority::Low);
+        assert!("urgent".parse::<Priority>().is_err());
+        assert!(Priority::Foreground < Priority::Low);
+    }
+}

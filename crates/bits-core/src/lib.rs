@@ -1,0 +1,24 @@
+//! The BITS job model, with no I/O.
+//!
+//! # Layout
+//!
+//! - [`job`]: a job (`Job`), its files (`JobFile`), properties and identifiers.
+//! - [`state`]: the nine BITS job states and the one function that moves a job
+//!   between them ([`state::next_state`]), applied by [`Job::apply`].
+//! - [`error`]: what a job reports when it fails: the BITS error context, the
+//!   HRESULT-style code and a sentence for people.
+//! - [`policy`]: pure decisions (retry timing, which jobs may run) taking `now`
+//!   as an argument, so that they are testable without clocks.
+//!
+//! Architecture invariant: nothing here touches the network, the disk, a
+//! clock or an async runtime. Time comes in as `now: SystemTime`.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod job;
+pub mod policy;
+pub mod state;
+
+pub use error::{ErrorContext, JobError};
+pub use job::{FileValidator, Job, JobFile, JobId, JobProps, JobType, ParseEnumError, Priority};
+pub use state::{Event, InvalidTransition, JobState};

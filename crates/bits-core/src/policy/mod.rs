@@ -1,0 +1,5 @@
+//! Pure decisions: they take their inputs and `now`, and return what to do.
+//! The daemon does the waiting and the I/O.
+
+pub mod retry;
+pub mod schedule;

@@ -1,0 +1,4 @@
+//! bits-daemon
+pub fn main() -> i32 {
+    0
+}
