@@ -1,1 +1,119 @@
-//! bits-store
+//! The durable job store: SQLite in WAL mode, one row per job and one per
+//! file, with a versioned schema.
+//!
+//! Every call is one transaction, committed with `synchronous=FULL`: when a
+//! call returns, what it wrote survives a crash or a power cut. That is what
+//! lets the daemon tell a user that a job exists, and what makes a progress
+//! checkpoint a promise.
+//!
+//! Architecture invariant: the rows are this crate's own record format, not
+//! `bits_core` types; `convert` is the only place that maps between them, so
+//! the domain model can change without silently changing what is on disk.
+#![deny(missing_docs)]
+
+mod convert;
+mod error;
+mod schema;
+
+pub use error::StoreError;
+pub use schema::SCHEMA_VERSION;
+
+use bits_core::{Job, JobFile, JobId};
+use rusqlite::{params, Connection};
+use std::path::Path;
+
+/// An open job database.
+pub struct Store {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema
+    /// up to date. A database written by a newer version is refused rather
+    /// than misread.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(StoreError::sql("set busy timeout"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(StoreError::sql("enable WAL"))?;
+        // FULL: the WAL is fsynced at every commit, so a committed job or
+        // checkpoint survives power loss, not only a process crash.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(StoreError::sql("set synchronous"))?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(StoreError::sql("enable foreign keys"))?;
+        let mut store = Store { conn };
+        schema::migrate(&mut store.conn)?;
+        Ok(store)
+    }
+
+    /// Every job, with its files in order.
+    pub fn load_all(&self) -> Result<Vec<Job>, StoreError> {
+        convert::load_all(&self.conn)
+    }
+
+    /// Inserts a new job with all its files, in one transaction.
+    pub fn insert_job(&mut self, job: &Job) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(StoreError::sql("begin insert"))?;
+        convert::insert_job_row(&tx, job)?;
+        for (i, f) in job.files.iter().enumerate() {
+            convert::insert_file_row(&tx, job.id, i, f)?;
+        }
+        tx.commit().map_err(StoreError::sql("commit insert"))?;
+        Ok(())
+    }
+
+    /// Saves the job's own fields (state, properties, error, times); not its
+    /// files.
+    pub fn update_job(&mut self, job: &Job) -> Result<(), StoreError> {
+        let n = convert::update_job_row(&self.conn, job)?;
+        if n == 0 {
+            return Err(StoreError::NoSuchJob(job.id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Appends files `first..` of `job` and saves the job row, in one
+    /// transaction.
+    pub fn append_files(&mut self, job: &Job, first: usize) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(StoreError::sql("begin add files"))?;
+        convert::update_job_row(&tx, job)?;
+        for (i, f) in job.files.iter().enumerate().skip(first) {
+            convert::insert_file_row(&tx, job.id, i, f)?;
+        }
+        tx.commit().map_err(StoreError::sql("commit add files"))?;
+        Ok(())
+    }
+
+    /// Saves one file's progress and validator: a checkpoint.
+    pub fn save_file(&mut self, id: JobId, index: usize, file: &JobFile) -> Result<(), StoreError> {
+        convert::update_file_row(&self.conn, id, index, file)
+    }
+
+    /// Deletes a job and its files.
+    pub fn delete_job(&mut self, id: JobId) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM jobs WHERE id = ?1", params![id.to_string()])
+            .map_err(StoreError::sql("delete job"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

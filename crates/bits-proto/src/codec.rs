@@ -1,0 +1,104 @@
+//! Length-prefixed JSON frames.
+
+use serde::{de::DeserializeOwned, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The largest frame accepted. A job with 10,000 files is about 3 MiB of JSON;
+/// the cap only stops a confused peer from making us allocate gigabytes.
+pub const MAX_FRAME_LEN: usize = 64 * 1024 * 1024;
+
+/// Failures of reading or writing frames.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtoError {
+    /// The socket failed.
+    #[error("local socket I/O failed")]
+    Io(#[from] std::io::Error),
+    /// A frame's length exceeds [`MAX_FRAME_LEN`].
+    #[error("message of {len} bytes exceeds the limit of {max} bytes")]
+    FrameTooLarge {
+        /// The announced length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A frame is not a valid message.
+    #[error("malformed message")]
+    Decode(#[from] serde_json::Error),
+    /// The peer closed the connection.
+    #[error("the other side closed the connection")]
+    Closed,
+}
+
+/// Writes one message as a frame.
+pub async fn write_frame<W, T>(w: &mut W, msg: &T) -> Result<(), ProtoError>
+where
+    W: AsyncWrite + Unpin,
+    T: Serialize,
+{
+    let body = serde_json::to_vec(msg)?;
+    if body.len() > MAX_FRAME_LEN {
+        return Err(ProtoError::FrameTooLarge {
+            len: body.len(),
+            max: MAX_FRAME_LEN,
+        });
+    }
+    let mut buf = Vec::with_capacity(4 + body.len());
+    buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    buf.extend_from_slice(&body);
+    w.write_all(&buf).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+/// Reads one frame. `Ok(None)` when the peer closed the connection cleanly
+/// between frames.
+pub async fn read_frame<R, T>(r: &mut R) -> Result<Option<T>, ProtoError>
+where
+    R: AsyncRead + Unpin,
+    T: DeserializeOwned,
+{
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME_LEN {
+        return Err(ProtoError::FrameTooLarge {
+            len,
+            max: MAX_FRAME_LEN,
+        });
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            ProtoError::Closed
+        } else {
+            ProtoError::Io(e)
+        }
+    })?;
+    Ok(Some(serde_json::from_slice(&body)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Request;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_oversized_frames_are_refused() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let req = Request::Info { job: "abcd".into() };
+        write_frame(&mut a, &req).await.unwrap();
+        let got: Request = read_frame(&mut b).await.unwrap().unwrap();
+        assert_eq!(got, req);
+
+        a.write_all(&(u32::MAX).to_be_bytes()).await.unwrap();
+        let err = read_frame::<_, Request>(&mut b).await.unwrap_err();
+        assert!(matches!(err, ProtoError::FrameTooLarge { .. }));
+
+        drop(a);
+        assert!(read_frame::<_, Request>(&mut b).await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,251 @@
+//! Requests, responses and the JSON job object.
+
+use serde::{Deserialize, Serialize};
+
+/// A JOB argument as the user typed it: a JobId, a unique prefix of one (at
+/// least 4 characters), or a DisplayName that names exactly one job. The
+/// daemon resolves it.
+pub type JobRef = String;
+
+/// One file to add: where from, where to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSpec {
+    /// An http(s) URL, a file:// URL or an absolute local path.
+    pub remote: String,
+    /// The absolute destination path.
+    pub local: String,
+}
+
+/// Properties of a job; `None` leaves a property as it is (or at its default
+/// when creating).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobProperties {
+    /// DisplayName.
+    pub display_name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Priority: foreground, high, normal or low.
+    pub priority: Option<String>,
+    /// MinimumRetryDelay, seconds.
+    pub retry_interval: Option<u64>,
+    /// NoProgressTimeout, seconds.
+    pub retry_timeout: Option<u64>,
+    /// MaxDownloadTime, seconds.
+    pub max_download_time: Option<u64>,
+    /// Where an upload-reply job saves the reply.
+    pub reply_file: Option<String>,
+}
+
+/// Creates a job with its files, atomically: if any file is refused, no job
+/// is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateJob {
+    /// download, upload or upload-reply.
+    pub transfer_type: String,
+    /// The job's properties.
+    pub properties: JobProperties,
+    /// The files, in transfer order.
+    pub files: Vec<FileSpec>,
+    /// Resume the job once created (else it stays Suspended).
+    pub resume: bool,
+}
+
+/// A request from the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    /// First request of every connection.
+    Hello {
+        /// The client's [`crate::PROTOCOL_VERSION`].
+        protocol: u32,
+    },
+    /// Create a job.
+    Create(CreateJob),
+    /// Add files to a job.
+    AddFiles {
+        /// The job.
+        job: JobRef,
+        /// The files, appended in order.
+        files: Vec<FileSpec>,
+    },
+    /// Change properties.
+    Set {
+        /// The job.
+        job: JobRef,
+        /// What to change.
+        properties: JobProperties,
+    },
+    /// Suspend-BitsTransfer.
+    Suspend {
+        /// The job.
+        job: JobRef,
+    },
+    /// Resume-BitsTransfer.
+    Resume {
+        /// The job.
+        job: JobRef,
+    },
+    /// Remove-BitsTransfer: cancel and delete the files.
+    Cancel {
+        /// The job.
+        job: JobRef,
+    },
+    /// Complete-BitsTransfer: make the files appear.
+    Complete {
+        /// The job.
+        job: JobRef,
+    },
+    /// Get-BitsTransfer.
+    List {
+        /// Every user's jobs (root only).
+        all_users: bool,
+        /// Only jobs whose DisplayName matches this wildcard pattern.
+        name: Option<String>,
+    },
+    /// One job in full.
+    Info {
+        /// The job.
+        job: JobRef,
+    },
+    /// Waits until the job changes after `revision`, or `timeout_ms` passes,
+    /// then answers [`Response::Watch`]. Lets clients follow a job without
+    /// polling.
+    Watch {
+        /// The job (a full JobId is best: a name may stop being unique).
+        job: JobRef,
+        /// The revision the client has seen; 0 answers at once.
+        after_revision: u64,
+        /// The longest wait.
+        timeout_ms: u64,
+    },
+}
+
+/// What kind of failure an [`ApiError`] is; decides the CLI's exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// The request's arguments are wrong (exit 2).
+    BadRequest,
+    /// No such job, or the name matches several (exit 4).
+    NotFound,
+    /// The job's state does not allow the operation (exit 4).
+    InvalidState,
+    /// The caller may not do this (exit 4).
+    Denied,
+    /// The protocol versions differ (exit 3).
+    Version,
+    /// Something failed inside the daemon (exit 1).
+    Internal,
+}
+
+/// A refused or failed request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// The kind of failure.
+    pub kind: ErrorKind,
+    /// A sentence for people, naming the argument at fault.
+    pub message: String,
+    /// The BITS code, when there is one (`0x80200002`).
+    pub code: Option<String>,
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "response", rename_all = "snake_case")]
+pub enum Response {
+    /// Answer to Hello.
+    Hello {
+        /// The daemon's protocol version.
+        protocol: u32,
+        /// The daemon's program version.
+        version: String,
+        /// The daemon's process id.
+        pid: u32,
+    },
+    /// One job.
+    Job {
+        /// The job.
+        job: Box<JobObject>,
+    },
+    /// Several jobs.
+    Jobs {
+        /// The jobs.
+        jobs: Vec<JobObject>,
+    },
+    /// Answer to Watch.
+    Watch {
+        /// Pass this as `after_revision` next time.
+        revision: u64,
+        /// The job as it is now.
+        job: Box<JobObject>,
+    },
+    /// The request failed.
+    Error(ApiError),
+}
+
+/// One file of the JSON job object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FileObject {
+    /// Where the file comes from.
+    pub remote_name: String,
+    /// Where it goes.
+    pub local_name: String,
+    /// Its size, `null` while unknown.
+    pub bytes_total: Option<u64>,
+    /// Bytes on disk.
+    pub bytes_transferred: u64,
+    /// Whether every byte is on disk.
+    pub is_transfer_complete: bool,
+    /// The temporary file the bytes are written to.
+    pub temporary_name: String,
+}
+
+/// The JSON job object of the contract: keys are BitsJob property names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JobObject {
+    /// JobId, lowercase, no braces.
+    pub job_id: String,
+    /// DisplayName.
+    pub display_name: String,
+    /// Description.
+    pub description: String,
+    /// Download, Upload or UploadReply.
+    pub transfer_type: String,
+    /// One of the nine states.
+    pub job_state: String,
+    /// Foreground, High, Normal or Low.
+    pub priority: String,
+    /// The owner's user name.
+    pub owner_account: String,
+    /// `null` while any file's size is unknown.
+    pub bytes_total: Option<u64>,
+    /// Bytes on disk.
+    pub bytes_transferred: u64,
+    /// Number of files.
+    pub files_total: u64,
+    /// Files completely transferred.
+    pub files_transferred: u64,
+    /// RFC 3339, UTC.
+    pub creation_time: String,
+    /// RFC 3339, UTC.
+    pub modification_time: String,
+    /// RFC 3339, UTC, once Transferred.
+    pub transfer_completion_time: Option<String>,
+    /// Transient errors so far.
+    pub transient_error_count: u64,
+    /// Seconds.
+    pub minimum_retry_delay: u64,
+    /// Seconds.
+    pub no_progress_timeout: u64,
+    /// Seconds.
+    pub max_download_time: u64,
+    /// On Error or TransientError: where it happened.
+    pub error_context: Option<String>,
+    /// On Error or TransientError: the BITS code, `0x80190194`.
+    pub error_code: Option<String>,
+    /// On Error or TransientError: a sentence for people.
+    pub error_description: Option<String>,
+    /// The files.
+    pub file_list: Vec<FileObject>,
+}

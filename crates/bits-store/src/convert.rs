@@ -1,0 +1,276 @@
+//! Rows <-> `bits_core` types. The only place that knows both.
+
+use crate::error::StoreError;
+use bits_core::{
+    ErrorContext, FileValidator, Job, JobError, JobFile, JobId, JobProps, JobState, JobType,
+    Priority,
+};
+use rusqlite::{params, Connection, Row};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn time(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+const JOB_COLUMNS: &str = "id, job_type, state, display_name, description, priority, owner, \
+    owner_uid, min_retry_delay_s, no_progress_timeout_s, max_download_time_s, reply_file, \
+    error_context, error_code, error_description, error_file, created_ms, modified_ms, \
+    transfer_completed_ms, transient_error_count, retry_at_ms, no_progress_since_ms, active_time_ms";
+
+pub(crate) fn insert_job_row(conn: &Connection, job: &Job) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+         ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
+    );
+    let err = job.error.as_ref();
+    conn.execute(
+        &sql,
+        params![
+            job.id.to_string(),
+            job.job_type.as_str(),
+            job.state().as_str(),
+            job.props.display_name,
+            job.props.description,
+            job.props.priority.as_str(),
+            job.owner,
+            job.owner_uid,
+            job.props.min_retry_delay.as_secs() as i64,
+            job.props.no_progress_timeout.as_secs() as i64,
+            job.props.max_download_time.as_secs() as i64,
+            job.props.reply_file.as_ref().map(|p| p.to_string_lossy().into_owned()),
+            err.map(|e| e.context.as_str()),
+            err.map(|e| e.code as i64),
+            err.map(|e| e.description.clone()),
+            err.and_then(|e| e.file_index).map(|i| i as i64),
+            ms(job.created),
+            ms(job.modified),
+            job.transfer_completed.map(ms),
+            job.transient_error_count,
+            job.retry_at.map(ms),
+            job.no_progress_since.map(ms),
+            job.active_time.as_millis() as i64,
+        ],
+    )
+    .map_err(StoreError::sql("insert job"))?;
+    Ok(())
+}
+
+pub(crate) fn update_job_row(conn: &Connection, job: &Job) -> Result<usize, StoreError> {
+    let err = job.error.as_ref();
+    conn.execute(
+        "UPDATE jobs SET state = ?2, display_name = ?3, description = ?4, priority = ?5, \
+         min_retry_delay_s = ?6, no_progress_timeout_s = ?7, max_download_time_s = ?8, \
+         reply_file = ?9, error_context = ?10, error_code = ?11, error_description = ?12, \
+         error_file = ?13, modified_ms = ?14, transfer_completed_ms = ?15, \
+         transient_error_count = ?16, retry_at_ms = ?17, no_progress_since_ms = ?18, \
+         active_time_ms = ?19 WHERE id = ?1",
+        params![
+            job.id.to_string(),
+            job.state().as_str(),
+            job.props.display_name,
+            job.props.description,
+            job.props.priority.as_str(),
+            job.props.min_retry_delay.as_secs() as i64,
+            job.props.no_progress_timeout.as_secs() as i64,
+            job.props.max_download_time.as_secs() as i64,
+            job.props.reply_file.as_ref().map(|p| p.to_string_lossy().into_owned()),
+            err.map(|e| e.context.as_str()),
+            err.map(|e| e.code as i64),
+            err.map(|e| e.description.clone()),
+            err.and_then(|e| e.file_index).map(|i| i as i64),
+            ms(job.modified),
+            job.transfer_completed.map(ms),
+            job.transient_error_count,
+            job.retry_at.map(ms),
+            job.no_progress_since.map(ms),
+            job.active_time.as_millis() as i64,
+        ],
+    )
+    .map_err(StoreError::sql("update job"))
+}
+
+pub(crate) fn insert_file_row(
+    conn: &Connection,
+    id: JobId,
+    index: usize,
+    f: &JobFile,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO files (job_id, idx, remote, local, temp, bytes_total, bytes_transferred, \
+         complete, etag, last_modified, size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            id.to_string(),
+            index as i64,
+            f.remote,
+            f.local.to_string_lossy(),
+            f.temp.to_string_lossy(),
+            f.bytes_total.map(|b| b as i64),
+            f.bytes_transferred as i64,
+            f.complete,
+            f.validator.etag,
+            f.validator.last_modified,
+            f.validator.size.map(|b| b as i64),
+        ])
+    })
+    .map_err(StoreError::sql("insert file"))?;
+    Ok(())
+}
+
+pub(crate) fn update_file_row(
+    conn: &Connection,
+    id: JobId,
+    index: usize,
+    f: &JobFile,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE files SET bytes_total = ?3, bytes_transferred = ?4, complete = ?5, etag = ?6, \
+         last_modified = ?7, size = ?8 WHERE job_id = ?1 AND idx = ?2",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            id.to_string(),
+            index as i64,
+            f.bytes_total.map(|b| b as i64),
+            f.bytes_transferred as i64,
+            f.complete,
+            f.validator.etag,
+            f.validator.last_modified,
+            f.validator.size.map(|b| b as i64),
+        ])
+    })
+    .map_err(StoreError::sql("save file progress"))?;
+    Ok(())
+}
+
+fn corrupt(job: &str, field: &'static str, value: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        job: job.to_string(),
+        field,
+        value: value.to_string(),
+    }
+}
+
+fn job_from_row(row: &Row<'_>) -> Result<Job, StoreError> {
+    let get = |i: usize| -> Result<rusqlite::types::Value, StoreError> {
+        row.get(i).map_err(StoreError::sql("read job row"))
+    };
+    use rusqlite::types::Value as V;
+    let text = |i: usize| -> Result<Option<String>, StoreError> {
+        Ok(match get(i)? {
+            V::Text(s) => Some(s),
+            _ => None,
+        })
+    };
+    let int = |i: usize| -> Result<Option<i64>, StoreError> {
+        Ok(match get(i)? {
+            V::Integer(n) => Some(n),
+            _ => None,
+        })
+    };
+    let id_s = text(0)?.unwrap_or_default();
+    let id: JobId = id_s.parse().map_err(|_| corrupt(&id_s, "id", &id_s))?;
+    let job_type: JobType = text(1)?
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e: bits_core::ParseEnumError| corrupt(&id_s, "job_type", e.value))?;
+    let state_s = text(2)?.unwrap_or_default();
+    let state: JobState = state_s
+        .parse()
+        .map_err(|_| corrupt(&id_s, "state", &state_s))?;
+    let priority: Priority = text(5)?
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e: bits_core::ParseEnumError| corrupt(&id_s, "priority", e.value))?;
+    let secs = |i| -> Result<Duration, StoreError> {
+        Ok(Duration::from_secs(int(i)?.unwrap_or(0).max(0) as u64))
+    };
+    let props = JobProps {
+        display_name: text(3)?.unwrap_or_default(),
+        description: text(4)?.unwrap_or_default(),
+        priority,
+        min_retry_delay: secs(8)?,
+        no_progress_timeout: secs(9)?,
+        max_download_time: secs(10)?,
+        reply_file: text(11)?.map(PathBuf::from),
+    };
+    let error = match (text(12)?, int(13)?) {
+        (Some(ctx), Some(code)) => Some(JobError {
+            context: ErrorContext::parse(&ctx).ok_or_else(|| corrupt(&id_s, "error_context", &ctx))?,
+            code: code as u32,
+            description: text(14)?.unwrap_or_default(),
+            file_index: int(15)?.map(|i| i as usize),
+        }),
+        _ => None,
+    };
+    let mut job = Job::new(
+        id,
+        job_type,
+        props,
+        text(6)?.unwrap_or_default(),
+        int(7)?.unwrap_or(0) as u32,
+        time(int(16)?.unwrap_or(0)),
+    );
+    job.error = error;
+    job.modified = time(int(17)?.unwrap_or(0));
+    job.transfer_completed = int(18)?.map(time);
+    job.transient_error_count = int(19)?.unwrap_or(0) as u32;
+    job.retry_at = int(20)?.map(time);
+    job.no_progress_since = int(21)?.map(time);
+    job.active_time = Duration::from_millis(int(22)?.unwrap_or(0).max(0) as u64);
+    Ok(Job::restore(job, state))
+}
+
+pub(crate) fn load_all(conn: &Connection) -> Result<Vec<Job>, StoreError> {
+    let mut jobs = Vec::new();
+    let mut index = HashMap::new();
+    {
+        let mut st = conn
+            .prepare(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_ms, id"))
+            .map_err(StoreError::sql("read jobs"))?;
+        let mut rows = st.query([]).map_err(StoreError::sql("read jobs"))?;
+        while let Some(row) = rows.next().map_err(StoreError::sql("read jobs"))? {
+            let job = job_from_row(row)?;
+            index.insert(job.id.to_string(), jobs.len());
+            jobs.push(job);
+        }
+    }
+    let mut st = conn
+        .prepare(
+            "SELECT job_id, idx, remote, local, temp, bytes_total, bytes_transferred, complete, \
+             etag, last_modified, size FROM files ORDER BY job_id, idx",
+        )
+        .map_err(StoreError::sql("read files"))?;
+    let mut rows = st.query([]).map_err(StoreError::sql("read files"))?;
+    while let Some(row) = rows.next().map_err(StoreError::sql("read files"))? {
+        let r = |e| StoreError::sql("read file row")(e);
+        let job_id: String = row.get(0).map_err(r)?;
+        let Some(&ji) = index.get(&job_id) else {
+            continue;
+        };
+        let file = JobFile {
+            remote: row.get(2).map_err(r)?,
+            local: PathBuf::from(row.get::<_, String>(3).map_err(r)?),
+            temp: PathBuf::from(row.get::<_, String>(4).map_err(r)?),
+            bytes_total: row.get::<_, Option<i64>>(5).map_err(r)?.map(|b| b as u64),
+            bytes_transferred: row.get::<_, i64>(6).map_err(r)? as u64,
+            complete: row.get(7).map_err(r)?,
+            validator: FileValidator {
+                etag: row.get(8).map_err(r)?,
+                last_modified: row.get(9).map_err(r)?,
+                size: row.get::<_, Option<i64>>(10).map_err(r)?.map(|b| b as u64),
+            },
+        };
+        jobs[ji].files.push(file);
+    }
+    Ok(jobs)
+}

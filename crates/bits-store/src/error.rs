@@ -1,0 +1,54 @@
+//! Store failures, named for what was being done.
+
+use std::path::PathBuf;
+
+/// A failure of the job store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened.
+    #[error("cannot open the job database {path}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A statement failed.
+    #[error("job database: {op} failed")]
+    Sql {
+        /// What was being done.
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer bits.
+    #[error("the job database has schema version {found}, newer than this bitsd understands ({supported}); run a newer bitsd")]
+    UnsupportedSchema {
+        /// Version on disk.
+        found: i64,
+        /// Newest version known here.
+        supported: i64,
+    },
+    /// A row holds a value that cannot be read back.
+    #[error("job database: job {job} holds an invalid {field}: {value}")]
+    Corrupt {
+        /// The job.
+        job: String,
+        /// The column.
+        field: &'static str,
+        /// The value found.
+        value: String,
+    },
+    /// An update named a job that is not stored.
+    #[error("bug: job {0} is not in the job database")]
+    NoSuchJob(String),
+}
+
+impl StoreError {
+    /// Wraps a rusqlite error with what was being done.
+    pub(crate) fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+        move |source| StoreError::Sql { op, source }
+    }
+}

@@ -1,0 +1,89 @@
+//! Round trips through a real database file.
+
+use super::*;
+use bits_core::{ErrorContext, Event, JobError, JobProps, JobType, Priority};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn sample(now: SystemTime) -> Job {
+    let id = JobId::new_random();
+    let props = JobProps {
+        display_name: "nightly".into(),
+        priority: Priority::Low,
+        ..JobProps::default()
+    };
+    let mut job = Job::new(id, JobType::Download, props, "alice".into(), 1000, now);
+    job.files.push(JobFile::new(
+        "http://127.0.0.1:1/a".into(),
+        "/tmp/a".into(),
+        id,
+    ));
+    job.files.push(JobFile::new(
+        "http://127.0.0.1:1/b".into(),
+        "/tmp/b".into(),
+        id,
+    ));
+    job
+}
+
+/// What is written comes back identical after the database is reopened.
+#[test]
+fn jobs_survive_reopening_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.sqlite3");
+    let now = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+    let mut job = sample(now);
+    {
+        let mut store = Store::open(&path).unwrap();
+        store.insert_job(&job).unwrap();
+        job.apply(Event::Resume, now).unwrap();
+        job.apply(Event::Start, now).unwrap();
+        job.apply(
+            Event::TransientFailure {
+                error: JobError::new(ErrorContext::RemoteFile, 0x8019_01F7, "busy"),
+                retry_at: now + Duration::from_secs(600),
+            },
+            now,
+        )
+        .unwrap();
+        store.update_job(&job).unwrap();
+        job.files[0].bytes_transferred = 4096;
+        job.files[0].bytes_total = Some(10_000);
+        job.files[0].validator.etag = Some("\"v1\"".into());
+        store.save_file(job.id, 0, &job.files[0]).unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let loaded = store.load_all().unwrap();
+    assert_eq!(loaded, vec![job]);
+}
+
+/// Files added later keep their order, and deleting a job deletes its files.
+#[test]
+fn appended_files_keep_order_and_delete_cascades() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("db")).unwrap();
+    let now = SystemTime::now();
+    let mut job = sample(now);
+    store.insert_job(&job).unwrap();
+    job.files
+        .push(JobFile::new("file:///etc/hosts".into(), "/tmp/c".into(), job.id));
+    store.append_files(&job, 2).unwrap();
+    let loaded = store.load_all().unwrap();
+    assert_eq!(loaded[0].files.len(), 3);
+    assert_eq!(loaded[0].files[2].remote, "file:///etc/hosts");
+    store.delete_job(job.id).unwrap();
+    assert!(store.load_all().unwrap().is_empty());
+}
+
+/// A database from a newer bitsd is refused, not misread.
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    drop(Store::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    drop(conn);
+    let err = Store::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::UnsupportedSchema { .. }), "{err}");
+}
