@@ -1,4 +1,133 @@
-//! bits-daemon
+//! `bitsd`, the transfer daemon, as a library: [`run`] is the whole daemon
+//! and tests call it like `main` does.
+//!
+//! # Layout
+//!
+//! - [`shared`]: the jobs in memory and the one place they change.
+//! - `scheduler`: when jobs start and when failed ones are retried.
+//! - `runner`: one job's transfer, file after file, through `bits_transfer`.
+//! - `ipc`: the Unix socket and one handler per request.
+//! - `validate`: checks of client input; `convert`: job -> JSON object;
+//!   `fsops`: committing and discarding users' files.
+//!
+//! Architecture invariant: this is the only crate that spawns tasks, owns
+//! the socket and holds the store.
+
+mod convert;
+mod fsops;
+mod ipc;
+mod runner;
+mod scheduler;
+pub mod shared;
+mod startup;
+mod validate;
+
+use anyhow::Context;
+use bits_proto::Paths;
+use bits_transfer::{CheckpointPolicy, EngineConfig};
+use clap::Parser;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub use startup::run;
+
+/// How often a running download makes its progress durable. A crash or a
+/// power cut costs at most this much downloading again; each checkpoint
+/// costs one fdatasync of the data and one small SQLite commit, which at
+/// once a second is noise next to the transfer itself.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// ... or after this many bytes, whichever comes first, so that on a very
+/// fast link the page cache does not pile up gigabytes of unsynced data that
+/// the next fsync would have to write in one stall.
+pub const CHECKPOINT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// What the daemon needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// State and runtime directories.
+    pub paths: Paths,
+    /// Transfer engine settings.
+    pub engine: EngineConfig,
+}
+
+impl Config {
+    /// The defaults for `paths`.
+    pub fn new(paths: Paths) -> Config {
+        Config {
+            paths,
+            engine: EngineConfig {
+                checkpoint: CheckpointPolicy {
+                    interval: CHECKPOINT_INTERVAL,
+                    bytes: CHECKPOINT_BYTES,
+                },
+                read_timeout: Duration::from_secs(60),
+                connect_timeout: Duration::from_secs(30),
+            },
+        }
+    }
+}
+
+/// bitsd: the Background Intelligent Transfer Service daemon. Holds download
+/// jobs that survive crashes and reboots. Runs in the foreground; `bits`
+/// starts it on demand.
+#[derive(Debug, Parser)]
+#[command(name = "bitsd", version)]
+struct Args {
+    /// State directory (job database, log). Default: $BITS_HOME, else
+    /// $XDG_STATE_HOME/bits, else ~/.local/state/bits.
+    #[arg(long, value_name = "DIR")]
+    home: Option<std::path::PathBuf>,
+    /// Directory for the socket and pid file. Default: $BITS_RUNTIME_DIR, else
+    /// the state directory.
+    #[arg(long, value_name = "DIR")]
+    runtime_dir: Option<std::path::PathBuf>,
+}
+
+/// The `bitsd` program. Returns the exit code.
 pub fn main() -> i32 {
-    0
+    let args = Args::parse();
+    let mut paths = Paths::from_env();
+    if let Some(h) = &args.home {
+        paths = Paths::new(h, args.runtime_dir.as_deref().or(Some(&paths.runtime_dir)));
+        if std::env::var_os("BITS_RUNTIME_DIR").is_none() && args.runtime_dir.is_none() {
+            paths.runtime_dir = h.clone();
+        }
+    } else if let Some(r) = &args.runtime_dir {
+        paths.runtime_dir = r.clone();
+    }
+    let config = Config::new(paths);
+    match run_main(config) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("bitsd: {e:#}");
+            tracing::error!("bitsd stopped: {e:#}");
+            1
+        }
+    }
+}
+
+fn run_main(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let signals = shutdown.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) =
+                (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+            else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+                _ = int.recv() => tracing::info!("SIGINT: stopping"),
+            }
+            signals.cancel();
+        });
+        run(config, shutdown).await
+    })
 }

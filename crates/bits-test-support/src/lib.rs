@@ -1,1 +1,423 @@
-//! bits-test-support
+//! Test fixtures for the `bits` workspace.
+//!
+//! The main item is [`TestServer`], a deliberately misbehaving HTTP/1.1 server bound to
+//! `127.0.0.1` on an ephemeral port. It is written directly on tokio's `TcpListener` with a
+//! hand-written request parser instead of using a real HTTP server library, because the point
+//! is to misbehave in ways real servers never do: drop a connection in the middle of a body,
+//! stall, lie in `Content-Range`, ignore `Range`, change the content between requests, throttle.
+//! The download engine's resume and validation logic is tested against it.
+//!
+//! Normal serving follows RFC 9110 closely enough for the engine to be checked against it:
+//! `GET`/`HEAD`, `Content-Length`, `Accept-Ranges: bytes`, strong `ETag`s and
+//! `Last-Modified`, a single `Range` (`bytes=a-b`, `bytes=a-`, `bytes=-n`) answered with 206,
+//! 416 for unsatisfiable ranges and `If-Range` evaluation. Connections are kept alive
+//! (HTTP/1.1 persistent connections, including pipelined requests) unless the client asks for
+//! `Connection: close`.
+//!
+//! Faults ([`Fault`]) are queued per path with [`TestServer::push_faults`] and consumed one per
+//! request; a persistent per-path default can be set with [`TestServer::set_default_fault`].
+//! Everything the server sees is recorded ([`TestServer::requests`]) so tests can assert on what
+//! the client actually sent (for example the start offset of a resumed request).
+//!
+//! ```
+//! use bits_test_support::{Fault, TestServer};
+//!
+//! let server = TestServer::start();
+//! server.put_file("/a.bin", vec![7u8; 1024]);
+//! // The first GET of /a.bin is cut after 100 body bytes; later ones are served normally.
+//! server.push_faults("/a.bin", [Fault::DropAfter(100)]);
+//! assert!(server.url("a.bin").starts_with("http://127.0.0.1:"));
+//! ```
+
+#![deny(missing_docs)]
+
+mod http;
+mod server;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+/// Process-wide version counter. It is global (not per server) so that ETags are unique even
+/// across several servers in one test binary: a client that wrongly carried a validator from one
+/// server to another could otherwise get a false match.
+static NEXT_VERSION: AtomicU64 = AtomicU64::new(1);
+
+/// `Last-Modified` of version N is this instant plus N seconds (2021-01-01T00:00:00Z). A fixed
+/// base keeps dates deterministic and well in the past; adding N makes every version's date
+/// distinct at HTTP-date's one-second resolution.
+const LAST_MODIFIED_BASE_SECS: u64 = 1_609_459_200;
+
+/// A misbehaving HTTP server on 127.0.0.1:<ephemeral>. Runs on its own thread with its own
+/// tokio runtime, so it works from both sync and async tests. Stops when dropped.
+///
+/// All methods take `&self` and the type is `Send + Sync`, so it can be shared (e.g. in an
+/// `Arc`) between the test body and the code under test.
+pub struct TestServer {
+    addr: SocketAddr,
+    state: Shared,
+    /// Sending (or dropping) this stops the accept loop; see [`Drop`].
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What the server does with one request. Queue faults with [`TestServer::push_faults`] or set a
+/// persistent one with [`TestServer::set_default_fault`].
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Serve normally (a placeholder to let later faults apply to later requests).
+    Normal,
+    /// Send the headers (as for a normal response honouring Range) and then only `n` bytes of
+    /// the body, then close the connection abruptly.
+    ///
+    /// The close is a plain FIN without any `Connection: close` announcement, so the client sees
+    /// a body shorter than the advertised `Content-Length`. (An RST could make the kernel discard
+    /// the `n` bytes before the client reads them, which would make tests flaky.)
+    DropAfter(u64),
+    /// Ignore any Range / If-Range: answer 200 with the whole current content.
+    IgnoreRange,
+    /// Answer with this status and a short body; `retry_after` adds a `Retry-After: <secs>`
+    /// header. Applies even if the path has no content. `code` should be a final status
+    /// (200..=599); 204 and 304 are sent without a body.
+    Status {
+        /// The status code to answer with.
+        code: u16,
+        /// If set, a `Retry-After: <secs>` header is added.
+        retry_after: Option<u64>,
+    },
+    /// Replace the content (new version, as put_file) before serving this request, then serve
+    /// normally. The path keeps its validator mode: content put with
+    /// [`TestServer::put_file_without_validators`] stays without validators.
+    ReplaceWith(Vec<u8>),
+    /// Answer a ranged request with 206 but a Content-Range whose start is off by `delta` bytes
+    /// from the requested start (the body is the correctly requested bytes) — a broken server.
+    ///
+    /// Both ends of the advertised range are shifted by `delta` (clamped at 0), so the advertised
+    /// length still matches `Content-Length` and only the offset is wrong. Requests that are not
+    /// answered with 206 are unaffected.
+    WrongContentRange {
+        /// Signed offset added to the advertised start (and end).
+        delta: i64,
+    },
+    /// Send headers and `after` body bytes, then stall (keep the connection open, send nothing)
+    /// for `stall`, then close.
+    Stall {
+        /// Body bytes sent before stalling.
+        after: u64,
+        /// How long to keep the connection silent before closing it.
+        stall: Duration,
+    },
+    /// Throttle: send the body at this many bytes per second (in small chunks with sleeps).
+    /// Useful to make a transfer last long enough for a test to kill a process mid-transfer.
+    /// Other connections are not affected. A rate of 0 is treated as 1.
+    Slow {
+        /// Target rate in bytes per second.
+        bytes_per_sec: u64,
+    },
+}
+
+/// One request as received by the [`TestServer`].
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// Request method, e.g. `"GET"` or `"HEAD"` (other methods are recorded and answered 405).
+    pub method: String,
+    /// Path without query string, e.g. `"/a.bin"`.
+    pub path: String,
+    /// Raw `Range` header value.
+    pub range: Option<String>,
+    /// Raw `If-Range` header value.
+    pub if_range: Option<String>,
+    /// All request headers, in order, names as sent by the client.
+    pub headers: Vec<(String, String)>,
+    /// When the request head was received.
+    pub at: Instant,
+    /// Status we answered.
+    pub status: u16,
+    /// The raw request-target from the request line (path plus any query, or absolute form).
+    pub target: String,
+}
+
+impl RecordedRequest {
+    /// Start offset parsed from `"bytes=N-"` / `"bytes=N-M"`, if any. Suffix ranges
+    /// (`"bytes=-N"`), other units and malformed values give `None`.
+    pub fn range_start(&self) -> Option<u64> {
+        let spec = http::strip_bytes_unit(self.range.as_deref()?)?;
+        let (start, _) = spec.split_once('-')?;
+        http::parse_decimal(start.trim())
+    }
+
+    /// The first header with this name (case-insensitive), if any.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        http::find_header(&self.headers, name)
+    }
+}
+
+/// State shared between the [`TestServer`] handle and the connection tasks. A std mutex is
+/// enough: it is only ever held for short, non-async critical sections.
+pub(crate) type Shared = Arc<Mutex<State>>;
+
+/// Locks the shared state, ignoring poisoning: a panicking test thread must not turn every
+/// later server operation into a second, confusing panic.
+pub(crate) fn lock(state: &Shared) -> MutexGuard<'_, State> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Everything the server knows, keyed by normalised path (always with a leading `/`).
+#[derive(Default)]
+pub(crate) struct State {
+    pub(crate) files: HashMap<String, FileEntry>,
+    pub(crate) faults: HashMap<String, VecDeque<Fault>>,
+    pub(crate) default_faults: HashMap<String, Fault>,
+    pub(crate) requests: Vec<RecordedRequest>,
+    pub(crate) body_bytes: HashMap<String, u64>,
+}
+
+impl State {
+    /// The behaviour for the next GET/HEAD of `path`: the queue front, else the default, else
+    /// normal serving.
+    pub(crate) fn next_fault(&mut self, path: &str) -> Fault {
+        if let Some(fault) = self.faults.get_mut(path).and_then(VecDeque::pop_front) {
+            return fault;
+        }
+        self.default_faults
+            .get(path)
+            .cloned()
+            .unwrap_or(Fault::Normal)
+    }
+
+    /// Stores a new version of `path`.
+    pub(crate) fn put(&mut self, path: String, content: Vec<u8>, with_validators: bool) {
+        self.files
+            .insert(path, FileEntry::new(content.into(), with_validators));
+    }
+}
+
+/// One version of the content served at a path.
+#[derive(Clone)]
+pub(crate) struct FileEntry {
+    pub(crate) content: Bytes,
+    pub(crate) etag: Option<String>,
+    pub(crate) last_modified: Option<String>,
+}
+
+impl FileEntry {
+    fn new(content: Bytes, with_validators: bool) -> FileEntry {
+        // Take a version number even without validators, so the numbering stays one counter.
+        let version = NEXT_VERSION.fetch_add(1, Ordering::Relaxed);
+        let (etag, last_modified) = if with_validators {
+            let modified = UNIX_EPOCH + Duration::from_secs(LAST_MODIFIED_BASE_SECS + version);
+            (
+                Some(format!("\"v{version}\"")),
+                Some(httpdate::fmt_http_date(modified)),
+            )
+        } else {
+            (None, None)
+        };
+        FileEntry {
+            content,
+            etag,
+            last_modified,
+        }
+    }
+
+    /// Whether an `If-Range` value lets the `Range` apply: an exact match of the current strong
+    /// ETag or of the exact `Last-Modified` string. Anything else (including weak ETags, which
+    /// can never equal our strong ones) means "the client's copy is stale, send everything".
+    pub(crate) fn if_range_matches(&self, value: &str) -> bool {
+        let value = value.trim();
+        self.etag.as_deref() == Some(value) || self.last_modified.as_deref() == Some(value)
+    }
+}
+
+/// Accepts `"a.bin"` as well as `"/a.bin"`, so callers can share strings with [`TestServer::url`].
+fn normalise(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    }
+}
+
+impl TestServer {
+    /// Binds 127.0.0.1 on an ephemeral port and starts serving on a dedicated thread.
+    ///
+    /// The socket is bound before this returns, so [`TestServer::addr`] is immediately usable
+    /// (connections made before the thread gets going wait in the listen backlog).
+    ///
+    /// # Panics
+    /// If the socket cannot be bound or the thread/runtime cannot be created: this is a test
+    /// fixture, and a panic is the most useful failure.
+    pub fn start() -> TestServer {
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .expect("bits-test-support: bind 127.0.0.1:0");
+        // tokio requires a non-blocking std listener in `TcpListener::from_std`.
+        listener
+            .set_nonblocking(true)
+            .expect("bits-test-support: set_nonblocking");
+        let addr = listener
+            .local_addr()
+            .expect("bits-test-support: local_addr");
+        let state: Shared = Arc::default();
+        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel();
+        let thread_state = Arc::clone(&state);
+        let thread = std::thread::Builder::new()
+            .name(format!("bits-test-server-{}", addr.port()))
+            .spawn(move || {
+                // Our own runtime (rather than the caller's) makes the server usable from sync
+                // tests and immune to the caller's runtime flavour or blocking calls.
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("bits-test-support: build tokio runtime");
+                runtime.block_on(server::run(listener, thread_state, shutdown_rx));
+                // Dropping the runtime here cancels every connection task, which closes their
+                // sockets: a stopped server leaves no half-served connection behind.
+                drop(runtime);
+            })
+            .expect("bits-test-support: spawn server thread");
+        TestServer {
+            addr,
+            state,
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// The address the server listens on (always 127.0.0.1).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `"http://127.0.0.1:PORT/<path without leading slash>"`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/{}", self.addr, path.trim_start_matches('/'))
+    }
+
+    /// Sets (or replaces) the content served at `path` (`"/a.bin"`). Each call makes a new
+    /// version: the strong ETag (`"\"v<N>\""` with a global counter) and Last-Modified (a fixed
+    /// base date plus N seconds) change.
+    pub fn put_file(&self, path: &str, content: Vec<u8>) {
+        lock(&self.state).put(normalise(path), content, true);
+    }
+
+    /// Like [`TestServer::put_file`] but the responses for this path carry neither ETag nor
+    /// Last-Modified (so `If-Range` can never match and ranges are then never honoured when
+    /// `If-Range` is sent).
+    pub fn put_file_without_validators(&self, path: &str, content: Vec<u8>) {
+        lock(&self.state).put(normalise(path), content, false);
+    }
+
+    /// Removes the content at `path`; later requests get 404.
+    pub fn remove_file(&self, path: &str) {
+        lock(&self.state).files.remove(&normalise(path));
+    }
+
+    /// The current ETag of `path` (with its quotes, e.g. `"\"v3\""`), if it has content with
+    /// validators.
+    pub fn etag(&self, path: &str) -> Option<String> {
+        lock(&self.state)
+            .files
+            .get(&normalise(path))
+            .and_then(|file| file.etag.clone())
+    }
+
+    /// The current `Last-Modified` value of `path`, if it has content with validators.
+    pub fn last_modified(&self, path: &str) -> Option<String> {
+        lock(&self.state)
+            .files
+            .get(&normalise(path))
+            .and_then(|file| file.last_modified.clone())
+    }
+
+    /// Queues behaviours for the next requests (GET or HEAD) to `path`: each request takes the
+    /// next one from the front; when the queue is empty requests are served normally (or with
+    /// the default set by [`TestServer::set_default_fault`]).
+    pub fn push_faults(&self, path: &str, faults: impl IntoIterator<Item = Fault>) {
+        lock(&self.state)
+            .faults
+            .entry(normalise(path))
+            .or_default()
+            .extend(faults);
+    }
+
+    /// Sets (`Some`) or clears (`None`) a persistent behaviour applied to every GET/HEAD of
+    /// `path` while its fault queue is empty (e.g. always `Slow`, or always `IgnoreRange`).
+    pub fn set_default_fault(&self, path: &str, fault: Option<Fault>) {
+        let mut state = lock(&self.state);
+        match fault {
+            Some(fault) => state.default_faults.insert(normalise(path), fault),
+            None => state.default_faults.remove(&normalise(path)),
+        };
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.state).requests.clone()
+    }
+
+    /// Requests for one path (query strings are ignored when matching).
+    pub fn requests_for(&self, path: &str) -> Vec<RecordedRequest> {
+        let path = normalise(path);
+        lock(&self.state)
+            .requests
+            .iter()
+            .filter(|request| request.path == path)
+            .cloned()
+            .collect()
+    }
+
+    /// Forgets the recorded requests (not the byte counters).
+    pub fn clear_requests(&self) {
+        lock(&self.state).requests.clear();
+    }
+
+    /// Total body bytes sent for a path across all responses (to measure re-downloads).
+    ///
+    /// Only content bytes of 200/206 responses are counted (including partial bodies cut short
+    /// by a fault or by the client going away); the short bodies of error responses are not, so
+    /// a client that resumes perfectly has been sent exactly the file size. "Sent" means handed
+    /// to the kernel: bytes are counted before the client can possibly read them, so the value
+    /// is already up to date when a client finishes reading.
+    pub fn body_bytes_sent(&self, path: &str) -> u64 {
+        lock(&self.state)
+            .body_bytes
+            .get(&normalise(path))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // Ending the accept loop drops the listener, and the runtime drop in the server thread
+        // closes every open connection. Joining makes the stop synchronous: once `drop`
+        // returns, the port refuses connections.
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Used by the server side to stamp responses.
+pub(crate) fn http_date_now() -> String {
+    httpdate::fmt_http_date(SystemTime::now())
+}

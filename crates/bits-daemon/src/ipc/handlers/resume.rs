@@ -1,0 +1,18 @@
+//! Resume: queues the job (from Suspended, Error or TransientError).
+
+use super::job_response;
+use crate::ipc::{invalid, resolve};
+use crate::shared::Shared;
+use bits_core::Event;
+use bits_proto::{ApiError, Response};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+pub fn handle(shared: &Arc<Shared>, job: &str) -> Result<Response, ApiError> {
+    let mut st = shared.lock();
+    let id = resolve(&st, job)?;
+    shared.mutate(&mut st, id, |job| {
+        job.apply(Event::Resume, SystemTime::now()).map_err(invalid)
+    })?;
+    Ok(job_response(&st, id))
+}

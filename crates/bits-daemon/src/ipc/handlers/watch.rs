@@ -1,0 +1,46 @@
+//! Watch: answers when the job changes after a revision the client has
+//! seen, or when the timeout passes. Clients follow jobs with it instead of
+//! polling.
+
+use crate::convert::job_object;
+use crate::ipc::resolve;
+use crate::shared::Shared;
+use bits_proto::{ApiError, Response};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The longest a client may ask to wait: keeps a forgotten client from
+/// holding a task for ever.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+pub async fn handle(
+    shared: &Arc<Shared>,
+    job: &str,
+    after: u64,
+    timeout_ms: u64,
+) -> Result<Response, ApiError> {
+    let mut changes = shared.changes.subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms).min(MAX_WAIT);
+    let id = resolve(&shared.lock(), job)?;
+    loop {
+        {
+            let st = shared.lock();
+            let Some(e) = st.jobs.get(&id) else {
+                return Err(resolve(&st, job).err().unwrap_or_else(|| {
+                    crate::validate::bad(format!("job {id} disappeared"))
+                }));
+            };
+            if e.revision > after || tokio::time::Instant::now() >= deadline {
+                return Ok(Response::Watch {
+                    revision: e.revision,
+                    job: Box::new(job_object(&e.job)),
+                });
+            }
+        }
+        tokio::select! {
+            r = changes.changed() => if r.is_err() { return Err(crate::validate::bad("bitsd is stopping")) },
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = shared.shutdown.cancelled() => return Err(crate::validate::bad("bitsd is stopping")),
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Checks what a client asks for before anything is created: every refusal
+//! names the argument at fault, and a job with one bad file is not created
+//! at all.
+
+use bits_core::{JobFile, JobId, JobProps, JobType, Priority};
+use bits_proto::{ApiError, ErrorKind, FileSpec, JobProperties};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// BITS' limit on DisplayName.
+const MAX_DISPLAY_NAME: usize = 256;
+/// BITS' limit on Description.
+const MAX_DESCRIPTION: usize = 1024;
+/// BITS' limit on a remote URL.
+const MAX_URL: usize = 2200;
+
+pub fn bad(message: impl Into<String>) -> ApiError {
+    ApiError {
+        kind: ErrorKind::BadRequest,
+        message: message.into(),
+        code: None,
+    }
+}
+
+fn has_wildcard(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Checks a remote name and returns it normalised.
+fn remote(spec: &str, job_type: JobType) -> Result<String, ApiError> {
+    if spec.len() > MAX_URL {
+        return Err(bad(format!(
+            "source is longer than {MAX_URL} characters: {}…",
+            &spec[..60.min(spec.len())]
+        )));
+    }
+    let lower = spec.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        let url = url::Url::parse(spec).map_err(|e| bad(format!("source '{spec}' is not a valid URL: {e}")))?;
+        // '?' starts a query string in a URL; '*' and '[' can only be
+        // wildcards, which BITS accepts for local sources alone.
+        if url.path().contains(['*', '[']) {
+            return Err(bad(format!(
+                "source '{spec}' contains a wildcard; wildcards work only for local sources"
+            )));
+        }
+        if job_type != JobType::Download {
+            return Err(bad(format!(
+                "source '{spec}' is a URL, but an upload job sends a local file"
+            )));
+        }
+        return Ok(spec.to_string());
+    }
+    let path = if lower.starts_with("file://") {
+        let url = url::Url::parse(spec).map_err(|e| bad(format!("source '{spec}' is not a valid file URL: {e}")))?;
+        url.to_file_path()
+            .map_err(|_| bad(format!("source '{spec}' is not a local file URL")))?
+    } else if spec.starts_with('/') {
+        PathBuf::from(spec)
+    } else if let Some((scheme, _)) = spec.split_once("://") {
+        return Err(bad(format!(
+            "source '{spec}': the scheme '{scheme}' is not supported; use http, https, file or a local path"
+        )));
+    } else {
+        return Err(bad(format!("source '{spec}' must be an absolute path or a URL")));
+    };
+    if has_wildcard(&path.to_string_lossy()) {
+        return Err(bad(format!(
+            "source '{spec}' contains a wildcard; expand it before adding files"
+        )));
+    }
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => Ok(spec.to_string()),
+        Ok(_) => Err(bad(format!("source '{}' is not a regular file", path.display()))),
+        Err(e) => Err(bad(format!("source '{}' cannot be read: {e}", path.display()))),
+    }
+}
+
+/// Checks a destination path.
+fn local(spec: &str) -> Result<PathBuf, ApiError> {
+    let path = Path::new(spec);
+    if !path.is_absolute() {
+        return Err(bad(format!("destination '{spec}' must be an absolute path")));
+    }
+    if has_wildcard(spec) {
+        return Err(bad(format!("destination '{spec}' contains a wildcard; destinations cannot")));
+    }
+    if path.is_dir() {
+        return Err(bad(format!(
+            "destination '{spec}' is a directory; name the file to create"
+        )));
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .ok_or_else(|| bad(format!("destination '{spec}' has no directory")))?;
+    if !parent.is_dir() {
+        return Err(bad(format!(
+            "destination directory '{}' does not exist",
+            parent.display()
+        )));
+    }
+    if path.file_name().is_none() {
+        return Err(bad(format!("destination '{spec}' does not name a file")));
+    }
+    Ok(path.to_path_buf())
+}
+
+/// Turns file specs into new job files, checking each and refusing a
+/// destination used twice in the job.
+pub fn files(
+    id: JobId,
+    job_type: JobType,
+    specs: &[FileSpec],
+    existing: &[JobFile],
+) -> Result<Vec<JobFile>, ApiError> {
+    if job_type != JobType::Download {
+        return Err(bad(
+            "upload and upload-reply jobs are not supported by this bitsd yet; only downloads are",
+        ));
+    }
+    let mut seen: HashSet<PathBuf> = existing.iter().map(|f| f.local.clone()).collect();
+    let mut out = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let remote = remote(&spec.remote, job_type)?;
+        let local = local(&spec.local)?;
+        if !seen.insert(local.clone()) {
+            return Err(bad(format!(
+                "destination '{}' is used by two files of the job",
+                local.display()
+            )));
+        }
+        out.push(JobFile::new(remote, local, id));
+    }
+    Ok(out)
+}
+
+/// Applies requested property changes to `props`.
+pub fn properties(props: &mut JobProps, p: &JobProperties, job_type: JobType) -> Result<(), ApiError> {
+    if let Some(name) = &p.display_name {
+        if name.chars().count() > MAX_DISPLAY_NAME {
+            return Err(bad(format!("--name is longer than {MAX_DISPLAY_NAME} characters")));
+        }
+        props.display_name = name.clone();
+    }
+    if let Some(d) = &p.description {
+        if d.chars().count() > MAX_DESCRIPTION {
+            return Err(bad(format!("--description is longer than {MAX_DESCRIPTION} characters")));
+        }
+        props.description = d.clone();
+    }
+    if let Some(pr) = &p.priority {
+        props.priority = pr.parse::<Priority>().map_err(|e| bad(format!("--priority: {e}")))?;
+    }
+    if let Some(s) = p.retry_interval {
+        if s == 0 {
+            return Err(bad("--retry-interval must be at least 1 second"));
+        }
+        props.min_retry_delay = Duration::from_secs(s);
+    }
+    if let Some(s) = p.retry_timeout {
+        props.no_progress_timeout = Duration::from_secs(s);
+    }
+    if let Some(s) = p.max_download_time {
+        if s == 0 {
+            return Err(bad("--max-download-time must be at least 1 second"));
+        }
+        props.max_download_time = Duration::from_secs(s);
+    }
+    if let Some(r) = &p.reply_file {
+        if job_type != JobType::UploadReply {
+            return Err(bad("--reply-file applies only to upload-reply jobs"));
+        }
+        props.reply_file = Some(PathBuf::from(r));
+    }
+    Ok(())
+}
