@@ -1,0 +1,27 @@
+//! The error type of [`crate::serve`].
+//!
+//! Only failures that stop the server as a whole end up here: problems with a
+//! single request become an HTTP status for that request, and problems with a
+//! single connection are logged and only end that connection.
+
+use std::path::PathBuf;
+
+/// Why `bits serve` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The directory to publish does not exist or cannot be accessed.
+    #[error("cannot serve {}: {source}", root.display())]
+    RootUnavailable {
+        /// The directory as it was given.
+        root: PathBuf,
+        /// What the operating system reported.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The path to publish exists but is not a directory.
+    #[error("cannot serve {}: it is not a directory", root.display())]
+    RootNotADirectory {
+        /// The path as it was given.
+        root: PathBuf,
+    },
+}
