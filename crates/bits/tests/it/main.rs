@@ -1,1 +1,10 @@
+//! End-to-end tests: the real `bits` and `bitsd` programs, a real HTTP
+//! server on 127.0.0.1, real files. Each test has its own BITS_HOME, so tests
+//! run in parallel and leave nothing behind.
 
+mod support;
+
+mod cli;
+mod crash;
+mod download;
+mod lifecycle;

@@ -1,0 +1,138 @@
+//! The CLI's contract: exit codes, bad input refused with a message that
+//! names the argument, and nothing created half-way.
+
+use crate::support::{content, Home};
+use bits_test_support::{Fault, TestServer};
+use std::time::Duration;
+
+fn assert_code(r: &crate::support::Run, code: i32, needle: &str) {
+    assert_eq!(r.code, code, "{r:?}");
+    assert!(
+        r.stderr.contains(needle),
+        "stderr should mention {needle:?}: {r:?}"
+    );
+}
+
+/// Exit 4 for an unknown job, 2 for bad arguments.
+#[test]
+fn unknown_job_is_4_and_bad_arguments_are_2() {
+    let h = Home::new();
+    assert_code(&h.bits(&["info", "no-such-job"]), 4, "no-such-job");
+    assert_code(
+        &h.bits(&["resume", "00000000-0000-4000-8000-000000000000"]),
+        4,
+        "00000000",
+    );
+    assert_eq!(h.bits(&["start"]).code, 2);
+    assert_eq!(h.bits(&["frobnicate"]).code, 2);
+    assert_eq!(h.bits(&["start", "--priority", "urgent", "a", "b"]).code, 2);
+}
+
+/// Without a daemon and with autostart off: exit 3 and a clear message.
+#[test]
+fn no_daemon_and_no_autostart_is_3() {
+    let h = Home::new();
+    let r = h
+        .command()
+        .args(["list"])
+        .env("BITS_NO_AUTOSTART", "1")
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(3), "{r:?}");
+    assert!(h.daemon_pid().is_none());
+}
+
+/// The first command starts bitsd, whose directory is private.
+#[test]
+fn autostart_creates_a_private_home_and_a_pid_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = Home::new();
+    h.ok(&["list"]);
+    assert!(h.daemon_pid().is_some());
+    let mode = std::fs::metadata(h.home.path()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
+
+/// Wildcards in a URL or a destination, a missing local source, a missing
+/// destination directory, an unsupported scheme: exit 2, naming the
+/// argument, and no job is created.
+#[test]
+fn bad_sources_and_destinations_are_refused_and_create_nothing() {
+    let h = Home::new();
+    let dest = h.path("out.bin");
+    let d = dest.to_str().unwrap();
+    assert_code(&h.bits(&["start", "http://127.0.0.1:9/a*.bin", d]), 2, "a*.bin");
+    assert_code(&h.bits(&["start", "/etc/hostname", &h.path("o*.bin").to_string_lossy()]), 2, "o*.bin");
+    assert_code(&h.bits(&["start", &h.path("nope.bin").to_string_lossy(), d]), 2, "nope.bin");
+    assert_code(&h.bits(&["start", "/etc/hostname", "/no/such/dir/x"]), 2, "/no/such/dir");
+    assert_code(&h.bits(&["start", "ftp://127.0.0.1/x", d]), 2, "ftp");
+    let list = h.ok(&["list", "--json"]).json();
+    assert_eq!(list.as_array().unwrap().len(), 0, "nothing created: {list}");
+}
+
+/// A malformed CSV is refused with the line that is wrong, and nothing is
+/// created.
+#[test]
+fn malformed_csv_names_the_line() {
+    let h = Home::new();
+    std::fs::write(
+        h.path("bad.csv"),
+        format!(
+            "Source,Destination\n/etc/hostname,{}\n/etc/hostname\n",
+            h.path("a").display()
+        ),
+    )
+    .unwrap();
+    let r = h.bits(&["start", "--from-csv", "bad.csv"]);
+    assert_code(&r, 2, "3");
+    assert_eq!(h.ok(&["list", "--json"]).json().as_array().unwrap().len(), 0);
+}
+
+/// An action the state does not allow is exit 4; `wait` exits 1 for Error,
+/// 5 on timeout.
+#[test]
+fn invalid_state_is_4_wait_error_is_1_wait_timeout_is_5() {
+    let server = TestServer::start();
+    server.put_file("/slow.bin", content(2_000_000, 1));
+    server.set_default_fault("/slow.bin", Some(Fault::Slow { bytes_per_sec: 100_000 }));
+    let h = Home::new();
+    let slow = h.start_async(&[&server.url("slow.bin"), h.path("slow.bin").to_str().unwrap()]);
+    let r = h.bits(&["wait", &slow, "--timeout", "1"]);
+    assert_eq!(r.code, 5, "{r:?}");
+    h.ok(&["remove", &slow]);
+    assert_eq!(h.bits(&["complete", &slow]).code, 4);
+
+    let missing = h.start_async(&[&server.url("missing.bin"), h.path("m.bin").to_str().unwrap()]);
+    let r = h.bits(&["wait", &missing, "--timeout", "20"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("0x80190194"), "{r:?}");
+    h.wait_state(&missing, "Error", Duration::from_secs(1));
+}
+
+/// `--json` output has the contract's keys.
+#[test]
+fn json_job_object_has_the_contract_keys() {
+    let h = Home::new();
+    let j = h
+        .ok(&["start", "--suspended", "--json", "/etc/hostname", h.path("h").to_str().unwrap()])
+        .json();
+    for key in [
+        "JobId", "DisplayName", "Description", "TransferType", "JobState", "Priority",
+        "OwnerAccount", "BytesTotal", "BytesTransferred", "FilesTotal", "FilesTransferred",
+        "CreationTime", "ModificationTime", "TransferCompletionTime", "TransientErrorCount",
+        "MinimumRetryDelay", "NoProgressTimeout", "MaxDownloadTime", "ErrorContext",
+        "ErrorCode", "ErrorDescription", "FileList",
+    ] {
+        assert!(j.get(key).is_some(), "missing {key}: {j:#}");
+    }
+    assert_eq!(j["DisplayName"], "BITS Transfer");
+    assert_eq!(j["Priority"], "Foreground");
+    assert_eq!(j["JobState"], "Suspended");
+    assert_eq!(j["MinimumRetryDelay"], 600);
+    assert_eq!(j["NoProgressTimeout"], 1_209_600);
+    assert!(j["BytesTotal"].is_null());
+    let id = j["JobId"].as_str().unwrap();
+    assert_eq!(id, id.to_lowercase());
+    // A unique prefix of the JobId names the job.
+    assert_eq!(h.info(&id[..8])["JobId"], id);
+}

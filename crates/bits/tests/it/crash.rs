@@ -1,0 +1,100 @@
+//! The daemon dies or stops mid-transfer: jobs survive, resume from their
+//! last durable checkpoint, and the bytes are exact.
+
+use crate::support::{content, read, Home};
+use bits_test_support::{Fault, TestServer};
+use nix::sys::signal::Signal;
+use std::time::Duration;
+
+/// `kill -9` of bitsd in the middle of a download: the next daemon resumes
+/// from the checkpoint (the resumed request starts past zero, at or below
+/// what had been reported), and the completed file is byte-exact.
+#[test]
+fn kill_9_mid_transfer_resumes_from_the_checkpoint() {
+    let server = TestServer::start();
+    let body = content(3_000_000, 11);
+    server.put_file("/k.bin", body.clone());
+    // 400 kB/s: the transfer lasts long enough for a few 1 s checkpoints.
+    server.set_default_fault("/k.bin", Some(Fault::Slow { bytes_per_sec: 400_000 }));
+    let h = Home::new();
+    let dest = h.path("k.bin");
+    let id = h.start_async(&[&server.url("k.bin"), dest.to_str().unwrap()]);
+    // Wait until well past the first checkpoint.
+    h.wait_for(&id, Duration::from_secs(20), |j| {
+        j["BytesTransferred"].as_u64().unwrap_or(0) > 1_000_000
+    });
+    let reported = h.info(&id)["BytesTransferred"].as_u64().unwrap();
+    h.signal_daemon(Signal::SIGKILL);
+
+    server.set_default_fault("/k.bin", None);
+    // `bits wait` autostarts a new daemon, which picks the job up.
+    let r = h.bits(&["wait", &id, "--timeout", "30"]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", h.log());
+    let gets: Vec<_> = server
+        .requests_for("/k.bin")
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .collect();
+    let resumed_at = gets.last().unwrap().range_start().unwrap_or(0);
+    assert!(resumed_at > 0, "the resumed request starts past zero");
+    assert!(resumed_at <= reported, "resumed at {resumed_at}, reported {reported}");
+    // At most one checkpoint interval (1 s at 400 kB/s, plus slack for the
+    // polling above) is downloaded again.
+    assert!(
+        reported - resumed_at <= 800_000,
+        "lost {} bytes of progress",
+        reported - resumed_at
+    );
+    h.ok(&["complete", &id]);
+    assert_eq!(read(&dest), body);
+}
+
+/// SIGTERM: bitsd checkpoints, exits 0, and the job carries on from where it
+/// stopped when the daemon comes back.
+#[test]
+fn sigterm_checkpoints_and_the_job_carries_on_after_restart() {
+    let server = TestServer::start();
+    let body = content(2_000_000, 12);
+    server.put_file("/t.bin", body.clone());
+    server.set_default_fault("/t.bin", Some(Fault::Slow { bytes_per_sec: 500_000 }));
+    let h = Home::new();
+    let dest = h.path("t.bin");
+    let id = h.start_async(&[&server.url("t.bin"), dest.to_str().unwrap()]);
+    h.wait_for(&id, Duration::from_secs(20), |j| {
+        j["BytesTransferred"].as_u64().unwrap_or(0) > 300_000
+    });
+    h.signal_daemon(Signal::SIGTERM);
+    assert!(h.log().contains("bitsd stopped"), "clean stop: {}", h.log());
+    server.set_default_fault("/t.bin", None);
+    let info = h.info(&id);
+    assert!(
+        ["Queued", "Connecting", "Transferring", "Transferred"]
+            .contains(&info["JobState"].as_str().unwrap()),
+        "{info:#}"
+    );
+    let r = h.bits(&["wait", &id, "--timeout", "30"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let last = server.requests_for("/t.bin").last().unwrap().range_start();
+    assert!(last.unwrap_or(0) > 300_000, "resumed at {last:?}");
+    h.ok(&["complete", &id]);
+    assert_eq!(read(&dest), body);
+}
+
+/// A Suspended job stays Suspended across a daemon restart (kill -9
+/// included) and the server never sees a request for it.
+#[test]
+fn suspended_jobs_stay_suspended_across_restarts() {
+    let server = TestServer::start();
+    server.put_file("/p.bin", content(1000, 13));
+    let h = Home::new();
+    let dest = h.path("p.bin");
+    let r = h.ok(&["start", "--suspended", &server.url("p.bin"), dest.to_str().unwrap()]);
+    let id = r.stdout.trim().to_string();
+    assert_eq!(h.info(&id)["JobState"], "Suspended");
+    h.signal_daemon(Signal::SIGKILL);
+    assert_eq!(h.info(&id)["JobState"], "Suspended");
+    h.signal_daemon(Signal::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(h.info(&id)["JobState"], "Suspended");
+    assert!(server.requests_for("/p.bin").is_empty());
+}
