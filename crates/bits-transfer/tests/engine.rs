@@ -1,0 +1,831 @@
+//! The engine against a misbehaving loopback server and local files.
+//!
+//! Each test states the promise it checks. The central one: whatever the
+//! server does, the temporary file only ever holds a prefix of one version of
+//! the remote file, and a reported checkpoint is backed by those bytes.
+
+use bits_core::error::codes;
+use bits_core::{ErrorContext, FileValidator};
+use bits_test_support::{Fault, TestServer};
+use bits_transfer::{
+    CheckpointPolicy, Class, Engine, EngineConfig, FileTransfer, Outcome, Progress, TransferError,
+};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Everything the engine reported.
+#[derive(Debug, Default)]
+struct Recorder {
+    connected: Vec<(Option<u64>, FileValidator, u64)>,
+    progress: u64,
+    checkpoints: Vec<u64>,
+}
+
+impl Progress for Recorder {
+    fn connected(&mut self, total: Option<u64>, validator: &FileValidator, offset: u64) {
+        self.connected.push((total, validator.clone(), offset));
+    }
+    fn progress(&mut self, bytes: u64) {
+        self.progress = bytes;
+    }
+    fn checkpoint(&mut self, bytes: u64) {
+        self.checkpoints.push(bytes);
+    }
+}
+
+impl Recorder {
+    fn last_checkpoint(&self) -> u64 {
+        *self.checkpoints.last().expect("a checkpoint was reported")
+    }
+    fn last_validator(&self) -> FileValidator {
+        self.connected
+            .last()
+            .expect("connected was called")
+            .1
+            .clone()
+    }
+}
+
+fn engine() -> Engine {
+    engine_with(Duration::from_secs(10))
+}
+
+fn engine_with(read_timeout: Duration) -> Engine {
+    Engine::new(EngineConfig {
+        checkpoint: CheckpointPolicy {
+            interval: Duration::from_millis(100),
+            bytes: 64 * 1024,
+        },
+        read_timeout,
+        connect_timeout: Duration::from_secs(5),
+    })
+    .unwrap()
+}
+
+/// Deterministic, non-repeating content so a splice or shift shows.
+fn content(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// One attempt: downloads `remote` into `temp` from `offset` of `validator`.
+async fn attempt(
+    engine: &Engine,
+    remote: &str,
+    temp: &Path,
+    offset: u64,
+    validator: &FileValidator,
+    rec: &mut Recorder,
+) -> Result<Outcome, TransferError> {
+    let cancel = CancellationToken::new();
+    let file = FileTransfer {
+        remote,
+        temp,
+        offset,
+        validator,
+    };
+    engine.download(file, rec, &cancel).await
+}
+
+fn temp_in(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join(".a.bin.bits-test.tmp")
+}
+
+fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap()
+}
+
+/// Runs a first attempt that the server cuts after `cut` bytes and returns
+/// the durable offset and validator it reported.
+async fn interrupted_first_attempt(
+    engine: &Engine,
+    server: &TestServer,
+    temp: &Path,
+    data: &[u8],
+    cut: u64,
+) -> (u64, FileValidator) {
+    server.push_faults("/a.bin", [Fault::DropAfter(cut)]);
+    let mut rec = Recorder::default();
+    let err = attempt(
+        engine,
+        &server.url("a.bin"),
+        temp,
+        0,
+        &FileValidator::default(),
+        &mut rec,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err.class(), Class::Transient { .. }),
+        "{err:?} should be transient"
+    );
+    assert!(err.made_progress(), "{err:?} should report progress");
+    let offset = rec.last_checkpoint();
+    assert!(offset > 0 && offset <= cut, "checkpoint {offset} of {cut}");
+    let on_disk = read(temp);
+    assert!(on_disk.len() as u64 >= offset);
+    assert_eq!(&on_disk[..offset as usize], &data[..offset as usize]);
+    (offset, rec.last_validator())
+}
+
+/// A plain download writes the file byte for byte, reports the server's
+/// validator and ends with a checkpoint of the whole size.
+#[tokio::test]
+async fn plain_download_is_byte_exact() {
+    let server = TestServer::start();
+    let data = content(3 * 1024 * 1024 + 17, 1);
+    server.put_file("/a.bin", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let mut rec = Recorder::default();
+
+    let out = attempt(
+        &engine(),
+        &server.url("a.bin"),
+        &temp,
+        0,
+        &FileValidator::default(),
+        &mut rec,
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(read(&temp), data);
+    assert_eq!(out.bytes, data.len() as u64);
+    assert_eq!(out.validator.etag, server.etag("/a.bin"));
+    assert_eq!(out.validator.last_modified, server.last_modified("/a.bin"));
+    assert_eq!(out.validator.size, Some(data.len() as u64));
+    assert_eq!(rec.connected.len(), 1);
+    assert_eq!(rec.connected[0].2, 0);
+    assert_eq!(rec.last_checkpoint(), data.len() as u64);
+    assert!(
+        rec.checkpoints.windows(2).all(|w| w[0] <= w[1]),
+        "checkpoints only grow: {:?}",
+        rec.checkpoints
+    );
+    let req = &server.requests_for("/a.bin")[0];
+    assert_eq!(req.range, None);
+    assert_eq!(req.header("accept-encoding"), Some("identity"));
+}
+
+/// The temp file's mtime is the server's Last-Modified, so the final file
+/// keeps it after the daemon's rename.
+#[tokio::test]
+async fn mtime_is_set_from_last_modified() {
+    let server = TestServer::start();
+    server.put_file("/a.bin", content(1000, 2));
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let mut rec = Recorder::default();
+
+    attempt(
+        &engine(),
+        &server.url("a.bin"),
+        &temp,
+        0,
+        &FileValidator::default(),
+        &mut rec,
+    )
+    .await
+    .unwrap();
+
+    let lm = httpdate::parse_http_date(&server.last_modified("/a.bin").unwrap()).unwrap();
+    let mtime = std::fs::metadata(&temp).unwrap().modified().unwrap();
+    assert_eq!(mtime, lm);
+}
+
+/// A body cut mid-way is a transient error that made progress; the next
+/// attempt (after garbage appeared past the checkpoint, as after a power
+/// loss) asks for exactly the checkpointed offset and the result is exact.
+#[tokio::test]
+async fn dropped_connection_resumes_from_checkpoint() {
+    let server = TestServer::start();
+    let data = content(1024 * 1024, 3);
+    server.put_file("/a.bin", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let engine = engine();
+
+    let (offset, validator) =
+        interrupted_first_attempt(&engine, &server, &temp, &data, 300_000).await;
+    // As after a power loss: bytes past the checkpoint are garbage.
+    let mut on_disk = read(&temp);
+    on_disk.extend_from_slice(&[0xEE; 10_000]);
+    std::fs::write(&temp, &on_disk).unwrap();
+
+    let mut rec = Recorder::default();
+    let out = attempt(
+        &engine,
+        &server.url("a.bin"),
+        &temp,
+        offset,
+        &validator,
+        &mut rec,
+    )
+    .await
+    .unwrap();
+    assert_eq!(read(&temp), data);
+    assert_eq!(out.bytes, data.len() as u64);
+    assert_eq!(rec.connected[0].2, offset, "resumed, not restarted");
+    let reqs = server.requests_for("/a.bin");
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[1].range_start(), Some(offset));
+    assert_eq!(reqs[1].if_range, server.etag("/a.bin"));
+    assert_eq!(reqs[1].status, 206);
+}
+
+/// Several cuts in a row: each attempt resumes exactly where the previous
+/// one's checkpoint left off, so no byte is downloaded twice.
+#[tokio::test]
+async fn repeated_drops_converge_without_redownloading() {
+    let server = TestServer::start();
+    let data = content(1_000_000, 18);
+    server.put_file("/a.bin", data.clone());
+    server.push_faults(
+        "/a.bin",
+        [
+            Fault::DropAfter(100_000),
+            Fault::DropAfter(250_000),
+            Fault::DropAfter(1),
+            Fault::DropAfter(300_000),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let engine = engine();
+    let mut offset = 0;
+    let mut validator = FileValidator::default();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut rec = Recorder::default();
+        let result = attempt(
+            &engine,
+            &server.url("a.bin"),
+            &temp,
+            offset,
+            &validator,
+            &mut rec,
+        )
+        .await;
+        match result {
+            Ok(out) => {
+                assert_eq!(out.bytes, data.len() as u64);
+                break;
+            }
+            Err(e) => {
+                assert!(matches!(e.class(), Class::Transient { .. }), "{e:?}");
+                offset = rec.last_checkpoint();
+                validator = rec.last_validator();
+            }
+        }
+        assert!(attempts < 10);
+    }
+    assert_eq!(attempts, 5);
+    assert_eq!(read(&temp), data);
+    assert_eq!(server.body_bytes_sent("/a.bin"), data.len() as u64);
+}
+
+/// When the remote file was replaced between attempts, the result is the
+/// new version, complete and exact: never old bytes followed by new ones.
+#[tokio::test]
+async fn replaced_file_is_downloaded_anew_not_spliced() {
+    let server = TestServer::start();
+    let old = content(800_000, 4);
+    let new = content(900_000, 5);
+    server.put_file("/a.bin", old.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let engine = engine();
+
+    let (offset, validator) =
+        interrupted_first_attempt(&engine, &server, &temp, &old, 200_000).await;
+    server.push_faults("/a.bin", [Fault::ReplaceWith(new.clone())]);
+
+    let mut rec = Recorder::default();
+    let out = attempt(
+        &engine,
+        &server.url("a.bin"),
+        &temp,
+        offset,
+        &validator,
+        &mut rec,
+    )
+    .await
+    .unwrap();
+    assert_eq!(read(&temp), new);
+    assert_eq!(out.bytes, new.len() as u64);
+    assert_eq!(out.validator.etag, server.etag("/a.bin"));
+    assert_ne!(out.validator.etag, validator.etag);
+    assert_eq!(rec.connected[0].2, 0, "the new version is written from 0");
+}
+
+/// A server that ignores Range but serves the same version: the engine
+/// skips the bytes it has and appends the rest, without rewriting them.
+#[tokio::test]
+async fn ignored_range_with_same_version_is_exact() {
+    let server = TestServer::start();
+    let data = content(700_000, 6);
+    server.put_file("/a.bin", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let engine = engine();
+
+    let (offset, validator) =
+        interrupted_first_attempt(&engine, &server, &temp, &data, 250_000).await;
+    server.push_faults("/a.bin", [Fault::IgnoreRange]);
+
+    let mut rec = Recorder::default();
+    attempt(
+        &engine,
+        &server.url("a.bin"),
+        &temp,
+        offset,
+        &validator,
+        &mut rec,
+    )
+    .await
+    .unwrap();
+    assert_eq!(read(&temp), data);
+    assert_eq!(rec.connected[0].2, offset, "kept the bytes on disk");
+    assert_eq!(server.requests_for("/a.bin")[1].status, 200);
+}
+
+/// A 206 whose Content-Range does not start at the requested offset is
+/// rejected before a single byte is written past the checkpoint.
+#[tokio::test]
+async fn wrong_content_range_writes_nothing() {
+    let server = TestServer::start();
+    let data = content(600_000, 7);
+    server.put_file("/a.bin", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let engine = engine();
+
+    let (offset, validator) =
+        interrupted_first_attempt(&engine, &server, &temp, &data, 200_000).await;
+    server.push_faults("/a.bin", [Fault::WrongContentRange { delta: 5 }]);
+
+    let mut rec = Recorder::default();
+    let err = attempt(
+        &engine,
+        &server.url("a.bin"),
+        &temp,
+        offset,
+        &validator,
+        &mut rec,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, TransferError::InvalidContentRange { .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.class(), Class::Transient { retry_after: None });
+    assert!(!err.made_progress());
+    let job = err.job_error();
+    assert_eq!(job.code, codes::BG_E_INVALID_SERVER_RESPONSE);
+    assert_eq!(job.context, ErrorContext::RemoteFile);
+    assert!(rec.checkpoints.iter().all(|&c| c <= offset));
+    let on_disk = read(&temp);
+    assert_eq!(on_disk.len() as u64, offset, "nothing past the checkpoint");
+    assert_eq!(on_disk, data[..offset as usize]);
+}
+
+/// 404 is fatal with BITS' code for it and a sentence naming the URL.
+#[tokio::test]
+async fn not_found_is_fatal() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let url = server.url("missing.bin");
+    let mut rec = Recorder::default();
+
+    let err = attempt(
+        &engine(),
+        &url,
+        &temp,
+        0,
+        &FileValidator::default(),
+        &mut rec,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.class(), Class::Fatal);
+    let job = err.job_error();
+    assert_eq!(job.code, 0x8019_0194);
+    assert_eq!(job.context, ErrorContext::RemoteFile);
+    assert_eq!(
+        job.description,
+        format!("The server returned HTTP 404 Not Found for {url}.")
+    );
+    assert!(rec.connected.is_empty());
+}
+
+/// 503 with Retry-After: 7 is transient and carries the 7 seconds.
+#[tokio::test]
+async fn unavailable_is_transient_with_retry_after() {
+    let server = TestServer::start();
+    server.put_file("/a.bin", content(1000, 8));
+    server.push_faults(
+        "/a.bin",
+        [Fault::Status {
+            code: 503,
+            retry_after: Some(7),
+        }],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let mut rec = Recorder::default();
+
+    let err = attempt(
+        &engine(),
+        &server.url("a.bin"),
+        &temp,
+        0,
+        &FileValidator::default(),
+        &mut rec,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.class(),
+        Class::Transient {
+            retry_after: Some(Duration::from_secs(7))
+        }
+    );
+    assert_eq!(err.job_error().code, codes::http_status(503));
+    assert!(!err.made_progress());
+}
+
+/// Without ETag or Last-Modified nothing proves the server still has the
+/// same version, so a resume restarts from 0 (no Range sent).
+#[tokio::test]
+async fn resume_without_validator_restarts_from_zero() {
+    let server = TestServer::start();
+    let data = content(500_000, 9);
+    server.put_file_without_validators("/a.bin", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let engine = engine();
+
+    let (offset, validator) =
+        interrupted_first_attempt(&engine, &server, &temp, &data, 200_000).await;
+    assert!(!validator.is_usable());
+
+    let mut rec = Recorder::default();
+    attempt(
+        &engine,
+        &server.url("a.bin"),
+        &temp,
+        offset,
+        &validator,
+        &mut rec,
+    )
+    .await
+    .unwrap();
+    assert_eq!(read(&temp), data);
+    assert_eq!(rec.connected[0].2, 0);
+    let reqs = server.requests_for("/a.bin");
+    assert_eq!(reqs[1].range, None);
+    assert_eq!(reqs[1].if_range, None);
+}
+
+/// A resume point already at the end of the file completes without
+/// downloading again (the server answers 416).
+#[tokio::test]
+async fn resume_at_end_completes_without_body() {
+    let server = TestServer::start();
+    let data = content(100_000, 10);
+    server.put_file("/a.bin", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let engine = engine();
+    let mut rec = Recorder::default();
+    let first = attempt(
+        &engine,
+        &server.url("a.bin"),
+        &temp,
+        0,
+        &FileValidator::default(),
+        &mut rec,
+    )
+    .await
+    .unwrap();
+
+    let mut rec = Recorder::default();
+    let again = attempt(
+        &engine,
+        &server.url("a.bin"),
+        &temp,
+        first.bytes,
+        &first.validator,
+        &mut rec,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(read(&temp), data);
+    assert_eq!(server.body_bytes_sent("/a.bin"), data.len() as u64);
+    assert_eq!(server.requests_for("/a.bin")[1].status, 416);
+}
+
+/// A checkpoint that claims more bytes than the temp file holds is not
+/// trusted (extending the file would insert zeros): restart from 0.
+#[tokio::test]
+async fn checkpoint_beyond_file_length_restarts() {
+    let server = TestServer::start();
+    let data = content(300_000, 11);
+    server.put_file("/a.bin", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    std::fs::write(&temp, &data[..1000]).unwrap();
+    let validator = FileValidator {
+        etag: server.etag("/a.bin"),
+        last_modified: server.last_modified("/a.bin"),
+        size: Some(data.len() as u64),
+    };
+    let mut rec = Recorder::default();
+
+    attempt(
+        &engine(),
+        &server.url("a.bin"),
+        &temp,
+        50_000,
+        &validator,
+        &mut rec,
+    )
+    .await
+    .unwrap();
+    assert_eq!(read(&temp), data);
+    assert_eq!(rec.connected[0].2, 0);
+    assert_eq!(server.requests_for("/a.bin")[0].range, None);
+}
+
+/// Cancelling mid-transfer returns promptly with `Cancelled`, after a
+/// checkpoint whose bytes are really on disk.
+#[tokio::test]
+async fn cancel_checkpoints_and_returns_cancelled() {
+    let server = TestServer::start();
+    let data = content(2 * 1024 * 1024, 12);
+    server.put_file("/a.bin", data.clone());
+    server.set_default_fault(
+        "/a.bin",
+        Some(Fault::Slow {
+            bytes_per_sec: 400_000,
+        }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let url = server.url("a.bin");
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        trigger.cancel();
+    });
+    let mut rec = Recorder::default();
+    let validator = FileValidator::default();
+    let file = FileTransfer {
+        remote: &url,
+        temp: &temp,
+        offset: 0,
+        validator: &validator,
+    };
+
+    let started = Instant::now();
+    let err = engine()
+        .download(file, &mut rec, &cancel)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransferError::Cancelled), "{err:?}");
+    assert_eq!(err.class(), Class::Cancelled);
+    let cp = rec.last_checkpoint();
+    assert!(cp > 0 && cp < data.len() as u64, "checkpoint {cp}");
+    assert_eq!(cp, rec.progress, "everything received was checkpointed");
+    let on_disk = read(&temp);
+    assert!(on_disk.len() as u64 >= cp);
+    assert_eq!(&on_disk[..cp as usize], &data[..cp as usize]);
+    // The whole file would take 5 s at this rate; cancellation is prompt.
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+/// A server that goes silent is a transient `Stalled` error after the read
+/// timeout, with what arrived before checkpointed.
+#[tokio::test]
+async fn stalled_server_times_out_after_checkpoint() {
+    let server = TestServer::start();
+    let data = content(400_000, 13);
+    server.put_file("/a.bin", data.clone());
+    server.push_faults(
+        "/a.bin",
+        [Fault::Stall {
+            after: 150_000,
+            stall: Duration::from_secs(10),
+        }],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let mut rec = Recorder::default();
+    let started = Instant::now();
+
+    let err = attempt(
+        &engine_with(Duration::from_millis(400)),
+        &server.url("a.bin"),
+        &temp,
+        0,
+        &FileValidator::default(),
+        &mut rec,
+    )
+    .await
+    .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(matches!(err, TransferError::Stalled { .. }), "{err:?}");
+    assert_eq!(err.class(), Class::Transient { retry_after: None });
+    assert!(err.made_progress());
+    assert_eq!(err.job_error().code, codes::E_TIMEOUT);
+    assert_eq!(rec.last_checkpoint(), 150_000);
+    assert_eq!(&read(&temp)[..150_000], &data[..150_000]);
+}
+
+/// Nothing listening: a transient connection error in the transport
+/// context, with the URL's credentials left out of the description.
+#[tokio::test]
+async fn refused_connection_is_transient_without_credentials() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let mut rec = Recorder::default();
+    let url = format!("http://alice:s3cret@127.0.0.1:{port}/a.bin");
+
+    let err = attempt(
+        &engine(),
+        &url,
+        &temp,
+        0,
+        &FileValidator::default(),
+        &mut rec,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.class(), Class::Transient { retry_after: None });
+    let job = err.job_error();
+    assert_eq!(job.context, ErrorContext::GeneralTransport);
+    assert_eq!(job.code, codes::E_CANNOT_CONNECT);
+    assert!(
+        job.description
+            .contains(&format!("http://127.0.0.1:{port}/a.bin")),
+        "{}",
+        job.description
+    );
+    assert!(!job.description.contains("s3cret"), "{}", job.description);
+    assert!(!format!("{err:?}").contains("s3cret"));
+}
+
+/// A destination directory that does not exist is a fatal local-file error.
+#[tokio::test]
+async fn missing_destination_directory_is_fatal() {
+    let server = TestServer::start();
+    server.put_file("/a.bin", content(10, 14));
+    let dir = tempfile::tempdir().unwrap();
+    let temp = dir.path().join("no/such/dir/a.tmp");
+    let mut rec = Recorder::default();
+
+    let err = attempt(
+        &engine(),
+        &server.url("a.bin"),
+        &temp,
+        0,
+        &FileValidator::default(),
+        &mut rec,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.class(), Class::Fatal);
+    let job = err.job_error();
+    assert_eq!(job.context, ErrorContext::LocalFile);
+    assert_eq!(job.code, codes::E_FILE_NOT_FOUND);
+    assert!(job.description.contains(&temp.display().to_string()));
+}
+
+/// A local source is copied exactly (also given as a file:// URL), with its
+/// mtime, and a copy resumes from a checkpoint of the same version.
+#[tokio::test]
+async fn local_copy_and_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("source.bin");
+    let data = content(2 * 1024 * 1024 + 5, 15);
+    std::fs::write(&src, &data).unwrap();
+    let temp = temp_in(&dir);
+    let engine = engine();
+    let mut rec = Recorder::default();
+
+    let out = attempt(
+        &engine,
+        src.to_str().unwrap(),
+        &temp,
+        0,
+        &FileValidator::default(),
+        &mut rec,
+    )
+    .await
+    .unwrap();
+    assert_eq!(read(&temp), data);
+    assert_eq!(out.bytes, data.len() as u64);
+    assert_eq!(out.validator.size, Some(data.len() as u64));
+    assert!(out.validator.last_modified.is_some());
+    assert_eq!(
+        std::fs::metadata(&temp).unwrap().modified().unwrap(),
+        std::fs::metadata(&src).unwrap().modified().unwrap()
+    );
+
+    // Simulate a crash after a checkpoint at 100 000 bytes, with garbage
+    // after it that was never made durable.
+    let mut partial = data[..100_000].to_vec();
+    partial.extend_from_slice(&[0xAA; 5000]);
+    std::fs::write(&temp, &partial).unwrap();
+    let url = format!("file://{}", src.display());
+    let mut rec = Recorder::default();
+    attempt(&engine, &url, &temp, 100_000, &out.validator, &mut rec)
+        .await
+        .unwrap();
+    assert_eq!(read(&temp), data);
+    assert_eq!(rec.connected[0].2, 100_000, "resumed, not restarted");
+}
+
+/// A local source that changed since the checkpoint is copied from 0.
+#[tokio::test]
+async fn local_source_changed_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("source.bin");
+    std::fs::write(&src, content(300_000, 16)).unwrap();
+    let temp = temp_in(&dir);
+    let engine = engine();
+    let mut rec = Recorder::default();
+    let out = attempt(
+        &engine,
+        src.to_str().unwrap(),
+        &temp,
+        0,
+        &FileValidator::default(),
+        &mut rec,
+    )
+    .await
+    .unwrap();
+
+    let new = content(350_000, 17);
+    std::fs::write(&src, &new).unwrap();
+    let mut rec = Recorder::default();
+    attempt(
+        &engine,
+        src.to_str().unwrap(),
+        &temp,
+        100_000,
+        &out.validator,
+        &mut rec,
+    )
+    .await
+    .unwrap();
+    assert_eq!(read(&temp), new);
+    assert_eq!(rec.connected[0].2, 0);
+}
+
+/// A missing local source is fatal, in the remote-file context, naming it.
+#[tokio::test]
+async fn local_missing_source_is_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("nope.bin");
+    let temp = temp_in(&dir);
+    let mut rec = Recorder::default();
+
+    let err = attempt(
+        &engine(),
+        src.to_str().unwrap(),
+        &temp,
+        0,
+        &FileValidator::default(),
+        &mut rec,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, TransferError::SourceMissing { .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.class(), Class::Fatal);
+    let job = err.job_error();
+    assert_eq!(job.code, codes::E_FILE_NOT_FOUND);
+    assert_eq!(job.context, ErrorContext::RemoteFile);
+    assert!(job.description.contains(&src.display().to_string()));
+}
