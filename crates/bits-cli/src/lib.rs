@@ -1,4 +1,99 @@
-//! bits-cli
+//! The `bits` command line: the client of `bitsd`, modelled on PowerShell's
+//! BitsTransfer cmdlets (Start-BitsTransfer and friends).
+//!
+//! # Layout
+//!
+//! - [`args`]: what the user may type (clap derive; the doc comments are the
+//!   `--help`).
+//! - `commands/<verb>.rs`: one file per subcommand, turning parsed arguments
+//!   into [`bits_proto::Request`]s and printing the answers.
+//! - [`sources`]: `SOURCE... DESTINATION` and `--from-csv` into the files of
+//!   a job; pure, unit tested.
+//! - [`connect`]: the socket connection, starting `bitsd` when nobody
+//!   answers.
+//! - [`follow`]: waiting for a job, with a progress bar on a terminal.
+//! - [`render`]: the table, the Format-List view and JSON.
+//! - [`failure`]: the failures that decide the exit code.
+//!
+//! Architecture invariant: this crate talks to the daemon only through
+//! `bits-proto`; it does not depend on `bits-core`, `bits-daemon` or
+//! `bits-store`, so the client cannot reach into the daemon's state.
+//!
+//! Data (job ids, tables, JSON) goes to stdout; messages to stderr. Exit
+//! codes: 0 success, 1 the job ended in Error or was cancelled, 2 bad
+//! arguments, 3 no daemon, 4 no such job or not allowed in its state,
+//! 5 `wait` timed out, 130 interrupted while following a job.
+
+pub mod args;
+mod commands;
+pub mod connect;
+pub mod failure;
+pub mod follow;
+pub mod render;
+pub mod sources;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+/// Runs `bits` with the process's arguments and returns the exit code.
 pub fn main() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version end here too, with exit code 0.
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    install_tracing(cli.verbose);
+
+    let runtime = match runtime_for(&cli.command) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return failure::exit::FAILED;
+        }
+    };
+    match runtime.block_on(commands::run(cli.command)) {
+        Ok(()) => failure::exit::OK,
+        Err(err) => {
+            let (code, message) = failure::report(&err);
+            if let Some(message) = message {
+                eprintln!("{message}");
+            }
+            code
+        }
+    }
+}
+
+/// A client command does one thing at a time, so one thread is enough;
+/// `serve` answers many downloads at once and gets worker threads.
+fn runtime_for(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    match command {
+        Command::Serve(_) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
+}
+
+/// Logs to stderr: warnings by default, more with each `-v`; `RUST_LOG`
+/// overrides both.
+fn install_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
 }

@@ -81,10 +81,9 @@ fn suspend_keeps_progress_and_resume_continues() {
     assert!(last.unwrap_or(0) > 0, "resume continues past zero");
 }
 
-/// Files added to a suspended job are transferred after the first ones; an
-/// empty job cannot be resumed (BG_E_EMPTY).
+/// Files added to a suspended job are transferred after the first ones.
 #[test]
-fn add_files_then_resume_and_empty_jobs_refuse_resume() {
+fn added_files_transfer_after_the_first_ones() {
     let server = TestServer::start();
     server.put_file("/f1.bin", content(5000, 31));
     server.put_file("/f2.bin", content(6000, 32));

@@ -1,0 +1,360 @@
+//! The command line, declared with clap's derive API.
+//!
+//! This module only describes what the user may type; turning it into
+//! [`bits_proto::Request`]s happens in `commands/`, so parsing and the
+//! requests it leads to can change independently. The `///` comments on the
+//! items below are the `--help` text.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// bits: a Background Intelligent Transfer Service for Linux.
+///
+/// Every command except `serve` talks to the bitsd daemon over a local socket
+/// (starting it when nobody answers, unless BITS_NO_AUTOSTART=1).
+#[derive(Debug, Parser)]
+#[command(name = "bits", version, propagate_version = true)]
+pub struct Cli {
+    /// More log output on stderr (-v: info, -vv: debug, -vvv: trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands; each has its own file under `commands/`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a job, add files and resume it (Start-BitsTransfer).
+    ///
+    /// Synchronous by default: shows progress on a terminal, waits, completes
+    /// the job on success (the files appear) and exits 0. When the job lands in
+    /// Error it prints the error and exits 1, leaving the job in place.
+    #[command(
+        override_usage = "bits start [OPTIONS] <SOURCE>... <DESTINATION>\n       \
+                                bits start [OPTIONS] --from-csv <FILE>"
+    )]
+    Start(StartArgs),
+    /// List your jobs that are not Acknowledged or Cancelled (Get-BitsTransfer).
+    List(ListArgs),
+    /// Show one job in full, files included.
+    Info(InfoArgs),
+    /// Add files to a job (Add-BitsFile).
+    #[command(
+        override_usage = "bits add [OPTIONS] <JOB> <SOURCE>... <DESTINATION>\n       \
+                                bits add [OPTIONS] <JOB> --from-csv <FILE>"
+    )]
+    Add(AddArgs),
+    /// Change job properties (Set-BitsTransfer).
+    Set(SetArgs),
+    /// Suspend a job (Suspend-BitsTransfer).
+    Suspend(JobArgs),
+    /// Resume a job (Resume-BitsTransfer); waits for it like `start`.
+    Resume(ResumeArgs),
+    /// Make a job's transferred files appear (Complete-BitsTransfer).
+    Complete(JobArgs),
+    /// Cancel a job and delete its files (Remove-BitsTransfer).
+    #[command(visible_alias = "cancel")]
+    Remove(JobArgs),
+    /// Block until a job is Transferred, Acknowledged, Error or Cancelled.
+    ///
+    /// Exits 0 for Transferred or Acknowledged, 1 for Error or Cancelled,
+    /// 4 when the job is Suspended, 5 when --timeout runs out.
+    Wait(WaitArgs),
+    /// Live view of the jobs (bitsadmin /monitor); Ctrl-C to quit.
+    Monitor(MonitorArgs),
+    /// Serve a directory over HTTP with HEAD, Range, ETag and Last-Modified.
+    Serve(ServeArgs),
+}
+
+/// TransferType of a new job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TransferType {
+    /// Files come from a server (or a local path) to local files.
+    Download,
+    /// One local file goes to a BITS upload server.
+    Upload,
+    /// As upload, and the server's reply is saved (see --reply-file).
+    UploadReply,
+}
+
+impl TransferType {
+    /// The name the protocol uses.
+    pub fn as_protocol(self) -> &'static str {
+        match self {
+            TransferType::Download => "download",
+            TransferType::Upload => "upload",
+            TransferType::UploadReply => "upload-reply",
+        }
+    }
+
+    /// Whether the job sends a local file to a server.
+    pub fn is_upload(self) -> bool {
+        !matches!(self, TransferType::Download)
+    }
+}
+
+/// Priority of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Priority {
+    /// Transfers at once, in the foreground.
+    Foreground,
+    /// Background, first.
+    High,
+    /// Background.
+    Normal,
+    /// Background, last.
+    Low,
+}
+
+impl Priority {
+    /// The name the protocol uses.
+    pub fn as_protocol(self) -> &'static str {
+        match self {
+            Priority::Foreground => "foreground",
+            Priority::High => "high",
+            Priority::Normal => "normal",
+            Priority::Low => "low",
+        }
+    }
+}
+
+/// Job properties shared by `start` and `set`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PropertyArgs {
+    /// DisplayName [default for new jobs: BITS Transfer].
+    #[arg(long, value_name = "TEXT")]
+    pub name: Option<String>,
+
+    /// Description [default: empty].
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+
+    /// Priority [default for new jobs: foreground].
+    #[arg(long, value_enum)]
+    pub priority: Option<Priority>,
+
+    /// MinimumRetryDelay: seconds between retries after a transient error [default: 600].
+    #[arg(long, value_name = "SECONDS")]
+    pub retry_interval: Option<u64>,
+
+    /// NoProgressTimeout: seconds without progress before a transient error
+    /// becomes an Error [default: 1209600].
+    #[arg(long, value_name = "SECONDS")]
+    pub retry_timeout: Option<u64>,
+
+    /// MaxDownloadTime: seconds the job may spend transferring [default: 7776000].
+    #[arg(long, value_name = "SECONDS")]
+    pub max_download_time: Option<u64>,
+
+    /// For upload-reply jobs: where the server's reply is saved.
+    #[arg(long, value_name = "PATH")]
+    pub reply_file: Option<PathBuf>,
+}
+
+impl PropertyArgs {
+    /// Whether no property was given.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.description.is_none()
+            && self.priority.is_none()
+            && self.retry_interval.is_none()
+            && self.retry_timeout.is_none()
+            && self.max_download_time.is_none()
+            && self.reply_file.is_none()
+    }
+}
+
+/// `bits start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The sources, then the destination. Sources are http(s):// URLs,
+    /// file:// URLs or local paths (which may hold the wildcards *, ? and
+    /// [...]); several sources or a wildcard need a destination directory.
+    /// For uploads: the local file, then the URL.
+    #[arg(
+        value_name = "SOURCE",
+        required_unless_present = "from_csv",
+        conflicts_with = "from_csv"
+    )]
+    pub paths: Vec<String>,
+
+    /// Return at once, printing the JobId (the job object with --json).
+    #[arg(long = "async")]
+    pub asynchronous: bool,
+
+    /// Create the job Suspended and return, printing the JobId.
+    #[arg(long)]
+    pub suspended: bool,
+
+    /// TransferType.
+    #[arg(long = "type", value_enum, default_value_t = TransferType::Download)]
+    pub transfer_type: TransferType,
+
+    /// The job's properties.
+    #[command(flatten)]
+    pub properties: PropertyArgs,
+
+    /// Read the files from a CSV file (`-` for stdin) whose header row names
+    /// `Source` and `Destination` columns. Uploads make one job per row.
+    #[arg(long, value_name = "FILE")]
+    pub from_csv: Option<String>,
+
+    /// Print the job object as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bits list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Every user's jobs (root only).
+    #[arg(long)]
+    pub all_users: bool,
+
+    /// Only jobs whose DisplayName matches this wildcard pattern.
+    #[arg(long, value_name = "PATTERN")]
+    pub name: Option<String>,
+
+    /// Print a JSON array of job objects.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bits info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// A JobId, a unique prefix of one (4 characters or more), or a DisplayName.
+    #[arg(value_name = "JOB")]
+    pub job: String,
+
+    /// Print the job object as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bits add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// A JobId, a unique prefix of one (4 characters or more), or a DisplayName.
+    #[arg(value_name = "JOB")]
+    pub job: String,
+
+    /// The sources, then the destination, as for `bits start`.
+    #[arg(
+        value_name = "SOURCE",
+        required_unless_present = "from_csv",
+        conflicts_with = "from_csv"
+    )]
+    pub paths: Vec<String>,
+
+    /// Read the files from a CSV file (`-` for stdin) with `Source` and
+    /// `Destination` columns.
+    #[arg(long, value_name = "FILE")]
+    pub from_csv: Option<String>,
+
+    /// Print the job object as JSON afterwards.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bits set`.
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// A JobId, a unique prefix of one (4 characters or more), or a DisplayName.
+    #[arg(value_name = "JOB")]
+    pub job: String,
+
+    /// What to change (at least one).
+    #[command(flatten)]
+    pub properties: PropertyArgs,
+
+    /// Print the job object as JSON afterwards.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A command that takes one job: `suspend`, `complete`, `remove`.
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// A JobId, a unique prefix of one (4 characters or more), or a DisplayName.
+    #[arg(value_name = "JOB")]
+    pub job: String,
+
+    /// Print the job object as JSON afterwards.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bits resume`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// A JobId, a unique prefix of one (4 characters or more), or a DisplayName.
+    #[arg(value_name = "JOB")]
+    pub job: String,
+
+    /// Return at once instead of waiting for the job.
+    #[arg(long = "async")]
+    pub asynchronous: bool,
+
+    /// Print the job object as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bits wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// A JobId, a unique prefix of one (4 characters or more), or a DisplayName.
+    #[arg(value_name = "JOB")]
+    pub job: String,
+
+    /// Give up after this many seconds (exit 5). Fractions are allowed.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Option<Duration>,
+}
+
+/// `bits monitor`.
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// Seconds between refreshes. Fractions are allowed.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "5")]
+    pub refresh: Duration,
+
+    /// Every user's jobs (root only).
+    #[arg(long)]
+    pub all_users: bool,
+}
+
+/// `bits serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The directory to serve.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Address and port to listen on (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+}
+
+/// Parses a positive number of seconds, fractions allowed (`0.5`).
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+        return Err(format!(
+            "'{text}' is out of range: give a positive number of seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests;

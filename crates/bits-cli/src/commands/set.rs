@@ -1,0 +1,27 @@
+//! `bits set`: Set-BitsTransfer.
+
+use bits_proto::Request;
+
+use crate::args::SetArgs;
+use crate::failure::Failure;
+
+/// Runs `bits set`; at least one property must be given.
+pub async fn run(args: SetArgs) -> anyhow::Result<()> {
+    if args.properties.is_empty() {
+        return Err(Failure::Usage(
+            "nothing to change: give at least one of --name, --description, --priority, \
+             --retry-interval, --retry-timeout, --max-download-time, --reply-file"
+                .into(),
+        )
+        .into());
+    }
+    let properties = super::properties(&args.properties, &super::cwd()?);
+    let mut conn = super::connect().await?;
+    let job = conn
+        .job(&Request::Set {
+            job: args.job,
+            properties,
+        })
+        .await?;
+    super::print_job_if(args.json, &job)
+}

@@ -1,0 +1,316 @@
+//! The connection to `bitsd`, started on demand.
+//!
+//! [`Connection::open`] connects to the socket named by [`Paths`]. When
+//! nothing listens there (no socket file, or a stale one) it starts `bitsd`
+//! (found beside this executable, else on PATH) detached in its own session,
+//! with the same environment, and retries the connection until the daemon
+//! answers or [`AUTOSTART_WAIT`] passes. `BITS_NO_AUTOSTART=1` turns that off.
+//! Every failure to reach a daemon is a [`Failure::Unreachable`] (exit 3).
+//!
+//! Requests that may be repeated (Watch, List) go through
+//! [`Connection::call_resilient`], which rides out a daemon restart; the
+//! others are sent once, since a Create must not run twice.
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bits_proto::{
+    Client, ErrorKind, JobObject, Paths, ProtoError, Request, Response, PROTOCOL_VERSION,
+};
+
+use crate::failure::Failure;
+
+/// How long to wait for an autostarted daemon: the contract's 5 s.
+pub const AUTOSTART_WAIT: Duration = Duration::from_secs(5);
+
+/// Pause between connection attempts while the daemon starts: short enough
+/// that a daemon which is up in 50 ms is seen at once, long enough not to
+/// spin.
+const RETRY_EVERY: Duration = Duration::from_millis(25);
+
+/// How long [`Connection::call_resilient`] keeps trying to get a daemon back
+/// after losing it: a stopping daemon checkpoints its jobs first, and its
+/// successor may need the full [`AUTOSTART_WAIT`] to come up.
+const RECONNECT_BUDGET: Duration = Duration::from_secs(10);
+
+/// Pause before each reconnection attempt, so that a daemon which is still
+/// stopping is not asked again at once.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
+
+/// The environment variable that turns autostart off when it is `1`.
+const NO_AUTOSTART: &str = "BITS_NO_AUTOSTART";
+
+/// A connection to `bitsd` that has said Hello with a matching version.
+#[derive(Debug)]
+pub struct Connection {
+    /// The live connection.
+    client: Client,
+    /// Where the daemon lives; kept to reconnect.
+    paths: Paths,
+}
+
+impl Connection {
+    /// Connects, starting the daemon if nobody answers.
+    pub async fn open(paths: Paths) -> anyhow::Result<Connection> {
+        let client = connect(&paths).await?;
+        Ok(Connection { client, paths })
+    }
+
+    /// Sends a request that may safely be repeated (Watch, List), riding out
+    /// a restart of the daemon: when the connection drops, or the daemon
+    /// answers that it failed (a stopping daemon does), it reconnects,
+    /// starting a new daemon if needed, and asks again, for at most
+    /// ten seconds. `make(fresh)` builds the request; `fresh` is
+    /// true on a new connection, where a Watch revision means nothing.
+    pub async fn call_resilient(
+        &mut self,
+        make: impl Fn(bool) -> Request,
+    ) -> anyhow::Result<Response> {
+        let mut fresh = false;
+        let mut lost_since: Option<Instant> = None;
+        loop {
+            let mut problem: anyhow::Error = match self.client.call(&make(fresh)).await {
+                Ok(Response::Error(e))
+                    if matches!(e.kind, ErrorKind::BadRequest | ErrorKind::Internal) =>
+                {
+                    Failure::Daemon(e).into()
+                }
+                Ok(Response::Error(e)) => return Err(Failure::Daemon(e).into()),
+                Ok(resp) => return Ok(resp),
+                Err(e) => self.lost(&e).into(),
+            };
+            let since = *lost_since.get_or_insert_with(Instant::now);
+            tracing::info!(cause = %format!("{problem:#}"), "lost bitsd, reconnecting");
+            loop {
+                if since.elapsed() >= RECONNECT_BUDGET {
+                    return Err(problem);
+                }
+                tokio::time::sleep(RECONNECT_PAUSE).await;
+                match connect(&self.paths).await {
+                    Ok(client) => {
+                        self.client = client;
+                        break;
+                    }
+                    Err(e) if matches!(e.downcast_ref(), Some(Failure::Unreachable(_))) => {
+                        problem = e;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            fresh = true;
+        }
+    }
+
+    /// Sends a request and returns the answer, unless it is an error:
+    /// [`Response::Error`] becomes [`Failure::Daemon`], a lost connection
+    /// [`Failure::Unreachable`]. Never retries: a request such as Create must
+    /// not run twice.
+    pub async fn request(&mut self, req: &Request) -> anyhow::Result<Response> {
+        match self.client.call(req).await {
+            Ok(Response::Error(e)) => Err(Failure::Daemon(e).into()),
+            Ok(resp) => Ok(resp),
+            Err(e) => Err(self.lost(&e).into()),
+        }
+    }
+
+    fn lost(&self, e: &ProtoError) -> Failure {
+        Failure::Unreachable(format!(
+            "lost the connection to bitsd at {}: {}",
+            self.paths.socket().display(),
+            error_chain(e)
+        ))
+    }
+
+    /// Sends a request that answers with one job.
+    pub async fn job(&mut self, req: &Request) -> anyhow::Result<JobObject> {
+        match self.request(req).await? {
+            Response::Job { job } => Ok(*job),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Sends a request that answers with a list of jobs.
+    pub async fn jobs(&mut self, req: &Request) -> anyhow::Result<Vec<JobObject>> {
+        match self.request(req).await? {
+            Response::Jobs { jobs } => Ok(jobs),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+/// The error for an answer of the wrong kind: a daemon of another build.
+pub fn unexpected(resp: &Response) -> anyhow::Error {
+    anyhow::anyhow!("bitsd gave an unexpected answer: {resp:?}")
+}
+
+/// Connects and checks the Hello, autostarting the daemon when nothing
+/// listens.
+async fn connect(paths: &Paths) -> anyhow::Result<Client> {
+    let socket = paths.socket();
+    let first = match Client::connect(&socket).await {
+        Ok(client) => return check_hello(client, &socket),
+        Err(e) => e,
+    };
+    let unreachable = |why: String| -> anyhow::Error {
+        Failure::Unreachable(format!("cannot reach bitsd at {}: {why}", socket.display())).into()
+    };
+    if !nobody_listens(&first) {
+        return Err(unreachable(error_chain(&first)));
+    }
+    if std::env::var_os(NO_AUTOSTART).is_some_and(|v| v == "1") {
+        return Err(unreachable(format!(
+            "{}; autostart is off ({NO_AUTOSTART}=1): start bitsd yourself",
+            error_chain(&first)
+        )));
+    }
+
+    let program = find_bitsd().map_err(|e| {
+        unreachable(format!(
+            "{}; and bitsd could not be started: {e}",
+            error_chain(&first)
+        ))
+    })?;
+    tracing::info!(program = %program.display(), "starting bitsd");
+    let mut child = spawn_detached(&program).map_err(|e| {
+        unreachable(format!(
+            "{}; and starting {} failed: {e}",
+            error_chain(&first),
+            program.display()
+        ))
+    })?;
+
+    let deadline = Instant::now() + AUTOSTART_WAIT;
+    loop {
+        if let Ok(client) = Client::connect(&socket).await {
+            return check_hello(client, &socket);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            // Another bits may have started a daemon at the same moment, and
+            // ours stepped aside: one more look before giving up.
+            if let Ok(client) = Client::connect(&socket).await {
+                return check_hello(client, &socket);
+            }
+            return Err(unreachable(format!(
+                "bitsd ({}) exited at once with {status}; see its log {}",
+                program.display(),
+                paths.log_file().display()
+            )));
+        }
+        if Instant::now() >= deadline {
+            return Err(unreachable(format!(
+                "bitsd (pid {}) did not answer within {} s; see its log {}",
+                child.id(),
+                AUTOSTART_WAIT.as_secs(),
+                paths.log_file().display()
+            )));
+        }
+        tokio::time::sleep(RETRY_EVERY).await;
+    }
+}
+
+/// Refuses a daemon that speaks another protocol version.
+fn check_hello(client: Client, socket: &Path) -> anyhow::Result<Client> {
+    match &client.daemon {
+        Response::Hello { protocol, .. } if *protocol == PROTOCOL_VERSION => Ok(client),
+        Response::Hello {
+            protocol, version, ..
+        } => Err(Failure::Unreachable(format!(
+            "bitsd {version} at {} speaks protocol {protocol}, this bits speaks \
+             {PROTOCOL_VERSION}; restart bitsd from the same installation",
+            socket.display()
+        ))
+        .into()),
+        Response::Error(e) => Err(Failure::Daemon(e.clone()))
+            .with_context(|| format!("bitsd at {} refused this client", socket.display())),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Whether a failed connect means "no daemon here": no socket file, or a
+/// socket file nobody listens on (left by a daemon that was killed).
+fn nobody_listens(e: &ProtoError) -> bool {
+    matches!(e, ProtoError::Io(io) if matches!(
+        io.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+    ))
+}
+
+/// `bitsd` beside this executable (an installation, or `target/debug`),
+/// else the first on PATH.
+fn find_bitsd() -> Result<PathBuf, String> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("bitsd")));
+    if let Some(path) = beside.iter().find(|p| is_executable(p)) {
+        return Ok(path.clone());
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("bitsd"))
+                .find(|p| is_executable(p))
+        })
+        .unwrap_or_default();
+    on_path.ok_or_else(|| match beside {
+        Some(beside) => format!("no bitsd at {} nor on PATH", beside.display()),
+        None => "no bitsd on PATH".to_string(),
+    })
+}
+
+fn is_executable(path: &Path) -> bool {
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Starts the daemon so that it outlives us and our terminal: no standard
+/// streams, its own session (no controlling terminal, so closing the terminal
+/// or Ctrl-C in it does not reach the daemon), the root directory as working
+/// directory (so it keeps no directory busy), and our environment, which
+/// carries BITS_HOME and friends.
+fn spawn_detached(program: &Path) -> io::Result<Child> {
+    let mut cmd = Command::new(program);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .current_dir("/");
+    // The daemon runs from `/`, so relative state directories must be
+    // resolved here, where they mean what the user meant.
+    if let Ok(cwd) = std::env::current_dir() {
+        for var in ["BITS_HOME", "BITS_RUNTIME_DIR", "XDG_STATE_HOME", "HOME"] {
+            if let Some(value) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+                let path = PathBuf::from(&value);
+                if path.is_relative() {
+                    cmd.env(var, cwd.join(path));
+                }
+            }
+        }
+    }
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls setsid(2), which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// An error and its causes, `a: b: c`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}

@@ -1,0 +1,188 @@
+//! What the commands print: the job table, the Format-List view of one job,
+//! and JSON.
+//!
+//! Data goes to stdout, through [`print()`], so that a closed pipe ends the
+//! command quietly; messages for people go to stderr. JSON is the
+//! [`JobObject`] exactly as the daemon sent it, so its keys are the BitsJob
+//! property names of the contract.
+
+use std::io::Write;
+
+use bits_proto::{FileObject, JobObject};
+use indicatif::HumanBytes;
+use serde::Serialize;
+
+use crate::failure::Failure;
+
+/// Writes `text` to stdout. A reader that went away
+/// (`bits list | head -1`) becomes [`Failure::StdoutClosed`].
+pub fn print(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let written = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    match written {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Failure::StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
+    }
+}
+
+/// Pretty JSON and a newline.
+pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<String> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// The job table of `list` and `monitor`: one line per job under a header.
+/// Empty when there are no jobs, as Get-BitsTransfer prints nothing.
+pub fn table(jobs: &[JobObject]) -> String {
+    if jobs.is_empty() {
+        return String::new();
+    }
+    let header = [
+        "JobId",
+        "DisplayName",
+        "TransferType",
+        "JobState",
+        "OwnerAccount",
+        "Progress",
+    ];
+    let rows: Vec<[String; 6]> = jobs
+        .iter()
+        .map(|job| {
+            [
+                job.job_id.clone(),
+                job.display_name.clone(),
+                job.transfer_type.clone(),
+                job.job_state.clone(),
+                job.owner_account.clone(),
+                progress(job.bytes_transferred, job.bytes_total),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    let mut line = |cells: &[&str]| {
+        let mut out = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                // No padding after the last column.
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        text.push_str(out.trim_end());
+        text.push('\n');
+    };
+    line(&header);
+    let rules = widths.map(|w| "-".repeat(w));
+    line(&rules.each_ref().map(String::as_str));
+    for row in &rows {
+        line(&row.each_ref().map(String::as_str));
+    }
+    text
+}
+
+/// One job in Format-List style: `Key : value` lines, then each file.
+pub fn format_list(job: &JobObject) -> String {
+    let mut props: Vec<(&str, String)> = vec![
+        ("JobId", job.job_id.clone()),
+        ("DisplayName", job.display_name.clone()),
+        ("Description", job.description.clone()),
+        ("TransferType", job.transfer_type.clone()),
+        ("JobState", job.job_state.clone()),
+        ("Priority", job.priority.clone()),
+        ("OwnerAccount", job.owner_account.clone()),
+        (
+            "BytesTotal",
+            job.bytes_total
+                .map_or_else(|| "unknown".to_string(), |b| b.to_string()),
+        ),
+        ("BytesTransferred", job.bytes_transferred.to_string()),
+        ("Progress", progress(job.bytes_transferred, job.bytes_total)),
+        ("FilesTotal", job.files_total.to_string()),
+        ("FilesTransferred", job.files_transferred.to_string()),
+        ("CreationTime", job.creation_time.clone()),
+        ("ModificationTime", job.modification_time.clone()),
+        (
+            "TransferCompletionTime",
+            job.transfer_completion_time.clone().unwrap_or_default(),
+        ),
+        ("TransientErrorCount", job.transient_error_count.to_string()),
+        ("MinimumRetryDelay", job.minimum_retry_delay.to_string()),
+        ("NoProgressTimeout", job.no_progress_timeout.to_string()),
+        ("MaxDownloadTime", job.max_download_time.to_string()),
+    ];
+    for (key, value) in [
+        ("ErrorContext", &job.error_context),
+        ("ErrorCode", &job.error_code),
+        ("ErrorDescription", &job.error_description),
+    ] {
+        if let Some(value) = value {
+            props.push((key, value.clone()));
+        }
+    }
+    let mut text = key_values(&props, "");
+    text.push_str(&format!("FileList ({} files):\n", job.file_list.len()));
+    for file in &job.file_list {
+        text.push('\n');
+        text.push_str(&key_values(&file_props(file), "    "));
+    }
+    text
+}
+
+fn file_props(file: &FileObject) -> Vec<(&'static str, String)> {
+    vec![
+        ("RemoteName", file.remote_name.clone()),
+        ("LocalName", file.local_name.clone()),
+        (
+            "Progress",
+            progress(file.bytes_transferred, file.bytes_total),
+        ),
+        (
+            "IsTransferComplete",
+            if file.is_transfer_complete {
+                "True"
+            } else {
+                "False"
+            }
+            .to_string(),
+        ),
+        ("TemporaryName", file.temporary_name.clone()),
+    ]
+}
+
+/// `Key   : value` lines with the colons aligned, as Format-List does.
+fn key_values(props: &[(&str, String)], indent: &str) -> String {
+    let width = props.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let mut text = String::new();
+    for (key, value) in props {
+        let line = format!("{indent}{key:<width$} : {value}");
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// `1.50 MiB / 3.00 MiB (50%)`, or `512 B / ?` while the size is unknown.
+pub fn progress(done: u64, total: Option<u64>) -> String {
+    match total {
+        Some(0) => format!("{} / {}", HumanBytes(done), HumanBytes(0)),
+        Some(total) => format!(
+            "{} / {} ({}%)",
+            HumanBytes(done),
+            HumanBytes(total),
+            done.saturating_mul(100) / total
+        ),
+        None => format!("{} / ?", HumanBytes(done)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,643 @@
+//! Turning `SOURCE... DESTINATION` (or a `--from-csv` file) into the
+//! [`FileSpec`]s of a job.
+//!
+//! The daemon validates every file again, but only the client knows the
+//! current directory and what the shell handed over, so relative paths are
+//! made absolute and wildcards expanded here. The functions take the current
+//! directory as an argument rather than reading it, and touch the file system
+//! only to look (does it exist, is it a directory, what does a wildcard
+//! match), so they are tested against temporary directories.
+//!
+//! Rules, from the contract:
+//! - a source is an `http(s)://` URL (no wildcards), a `file://` URL, or a
+//!   local path that may hold `*`, `?` and `[...]`; other schemes are refused;
+//! - the destination may not hold wildcards;
+//! - several sources, or a wildcard, need an existing destination directory,
+//!   and each file keeps the name of its source;
+//! - with one source, an existing directory receives the file under the
+//!   source's name, anything else is the file's path and its directory must
+//!   exist;
+//! - two sources may not land on the same destination;
+//! - an upload takes one local file and an http(s) URL.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use bits_proto::FileSpec;
+use url::Url;
+
+#[cfg(test)]
+mod tests;
+
+/// Why the files of a job could not be worked out. All of these are usage
+/// errors (exit 2) and name the argument at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Only a SOURCE was given.
+    #[error("a DESTINATION is needed after the SOURCE")]
+    MissingDestination,
+    /// An http(s) URL holds `*`, `?` or `[`.
+    #[error("the URL {0} holds a wildcard (*, ? or [): wildcards only work with local paths")]
+    WildcardInUrl(String),
+    /// The destination holds `*`, `?` or `[`.
+    #[error("the destination {0} holds a wildcard (*, ? or [): name a file or a directory")]
+    WildcardInDestination(String),
+    /// A URL scheme other than http, https and file.
+    #[error("{arg}: the URL scheme '{scheme}' is not supported; use http://, https://, file:// or a local path")]
+    UnsupportedScheme {
+        /// The argument.
+        arg: String,
+        /// Its scheme.
+        scheme: String,
+    },
+    /// The URL does not parse.
+    #[error("{arg} is not a valid URL: {reason}")]
+    BadUrl {
+        /// The argument.
+        arg: String,
+        /// What the parser said.
+        reason: String,
+    },
+    /// A wildcard matched no file.
+    #[error("no file matches {0}")]
+    NoMatch(String),
+    /// A wildcard is not a valid pattern.
+    #[error("{pattern} is not a valid wildcard pattern: {reason}")]
+    BadPattern {
+        /// The pattern.
+        pattern: String,
+        /// What the glob parser said.
+        reason: String,
+    },
+    /// A local source does not exist.
+    #[error("source {0} does not exist")]
+    SourceMissing(String),
+    /// A local source is a directory.
+    #[error("source {0} is a directory; name the files in it (a wildcard such as {0}/* will do)")]
+    SourceIsDirectory(String),
+    /// Several sources, or a wildcard, and the destination is no directory.
+    #[error("{0} is not a directory; several sources need a destination directory")]
+    NotADirectory(String),
+    /// One source, and the destination's parent is missing.
+    #[error("destination directory {0} does not exist")]
+    DestinationDirMissing(String),
+    /// A URL whose path gives no file name, with a directory destination.
+    #[error("cannot tell a file name from {0}; give the destination file name explicitly")]
+    NoFileName(String),
+    /// Two sources would write the same file.
+    #[error("{first} and {second} would both be saved as {local}")]
+    DuplicateDestination {
+        /// The first source.
+        first: String,
+        /// The second source.
+        second: String,
+        /// The shared destination.
+        local: String,
+    },
+    /// A download to a URL.
+    #[error("the destination of a download must be a local path, not {0} (use --type upload to send a file to a server)")]
+    DownloadToUrl(String),
+    /// An upload from anything but one local file.
+    #[error("the source of an upload must be a local file, not {0}")]
+    UploadFromUrl(String),
+    /// An upload to anything but an http(s) URL.
+    #[error("the destination of an upload must be an http:// or https:// URL, not {0}")]
+    UploadToPath(String),
+    /// An upload with several files.
+    #[error("an upload job takes exactly one file, but {0} were given")]
+    TooManyUploadFiles(usize),
+    /// A path that cannot travel as UTF-8 text.
+    #[error("{0} is not valid UTF-8")]
+    NotUtf8(String),
+    /// The CSV file list is malformed.
+    #[error("line {line}: {reason}")]
+    Csv {
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A CSV row's file is wrong.
+    #[error("line {line}")]
+    AtLine {
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        #[source]
+        source: Box<SourceError>,
+    },
+}
+
+/// One row of a `--from-csv` file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvRow {
+    /// 1-based line number, for messages.
+    pub line: u64,
+    /// The Source column, trimmed.
+    pub source: String,
+    /// The Destination column, trimmed.
+    pub destination: String,
+}
+
+/// Splits `SOURCE... DESTINATION`.
+pub fn split_positionals(paths: &[String]) -> Result<(&[String], &str), SourceError> {
+    match paths.split_last() {
+        Some((dest, sources)) if !sources.is_empty() => Ok((sources, dest.as_str())),
+        _ => Err(SourceError::MissingDestination),
+    }
+}
+
+/// The files of a download: every source, with its local destination.
+pub fn resolve_download(
+    sources: &[String],
+    destination: &str,
+    cwd: &Path,
+) -> Result<Vec<FileSpec>, SourceError> {
+    let dest = match classify(destination, cwd)? {
+        Location::Local(path) => path,
+        Location::File(url) => url
+            .to_file_path()
+            .map_err(|()| SourceError::DownloadToUrl(destination.to_string()))?,
+        Location::Http(_) => return Err(SourceError::DownloadToUrl(destination.to_string())),
+    };
+    if has_wildcard(destination) {
+        return Err(SourceError::WildcardInDestination(destination.to_string()));
+    }
+
+    let mut expanded = Vec::new();
+    let mut wildcard = false;
+    for arg in sources {
+        let (files, was_wildcard) = expand_source(arg, cwd)?;
+        wildcard |= was_wildcard;
+        expanded.extend(files);
+    }
+
+    let dest_is_dir = dest.is_dir();
+    let several = expanded.len() > 1 || wildcard;
+    if several && !dest_is_dir {
+        return Err(SourceError::NotADirectory(destination.to_string()));
+    }
+    if !several && !dest_is_dir {
+        // A trailing slash says "directory", so it must not become a file name.
+        if destination.ends_with('/') {
+            return Err(SourceError::DestinationDirMissing(destination.to_string()));
+        }
+        let parent = dest.parent().unwrap_or(Path::new("/"));
+        if !parent.is_dir() {
+            return Err(SourceError::DestinationDirMissing(
+                parent.display().to_string(),
+            ));
+        }
+    }
+
+    let mut files = Vec::with_capacity(expanded.len());
+    for source in expanded {
+        let local = if dest_is_dir {
+            dest.join(source.file_name()?)
+        } else {
+            dest.clone()
+        };
+        files.push(FileSpec {
+            remote: source.remote,
+            local: utf8(&local)?,
+        });
+    }
+    check_duplicates(&files)?;
+    Ok(files)
+}
+
+/// The one file of an upload: the local file as `local`, the URL as `remote`
+/// (as BITS has it: RemoteName is the server's side). A URL that ends in `/`
+/// gets the file's name appended, as `curl -T` does.
+pub fn resolve_upload(
+    sources: &[String],
+    destination: &str,
+    cwd: &Path,
+) -> Result<FileSpec, SourceError> {
+    let mut url = match classify(destination, cwd)? {
+        Location::Http(url) => url,
+        Location::File(_) | Location::Local(_) => {
+            return Err(SourceError::UploadToPath(destination.to_string()))
+        }
+    };
+    let mut expanded = Vec::new();
+    for arg in sources {
+        expanded.extend(expand_source(arg, cwd)?.0);
+    }
+    let source = match <[Source; 1]>::try_from(expanded) {
+        Ok([source]) => source,
+        Err(all) => return Err(SourceError::TooManyUploadFiles(all.len())),
+    };
+    let Some(path) = source.path.clone() else {
+        return Err(SourceError::UploadFromUrl(source.arg));
+    };
+    if url.path().ends_with('/') {
+        let name = source.file_name()?;
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().push(&name);
+        }
+    }
+    Ok(FileSpec {
+        remote: url.to_string(),
+        local: utf8(&path)?,
+    })
+}
+
+/// The files of a download listed in a CSV file: one job, every row resolved
+/// as `SOURCE DESTINATION` would be.
+pub fn resolve_download_rows(rows: &[CsvRow], cwd: &Path) -> Result<Vec<FileSpec>, SourceError> {
+    let mut files = Vec::new();
+    for row in rows {
+        let got = resolve_download(std::slice::from_ref(&row.source), &row.destination, cwd)
+            .map_err(|e| at_line(row.line, e))?;
+        files.extend(got);
+    }
+    check_duplicates(&files)?;
+    Ok(files)
+}
+
+/// The uploads listed in a CSV file: one file (and one job) per row.
+pub fn resolve_upload_rows(rows: &[CsvRow], cwd: &Path) -> Result<Vec<FileSpec>, SourceError> {
+    rows.iter()
+        .map(|row| {
+            resolve_upload(std::slice::from_ref(&row.source), &row.destination, cwd)
+                .map_err(|e| at_line(row.line, e))
+        })
+        .collect()
+}
+
+/// Reads a CSV file list: a header row naming `Source` and `Destination`
+/// (any case, any order, other columns ignored), then one file per row.
+/// Fields are trimmed, so `a.txt , b.txt` works.
+pub fn parse_csv(mut input: impl Read) -> Result<Vec<CsvRow>, SourceError> {
+    // File lists are small; holding the text lets us number lines ourselves
+    // (the csv crate counts a skipped blank line into the next record).
+    let mut text = Vec::new();
+    input.read_to_end(&mut text).map_err(|e| SourceError::Csv {
+        line: 1,
+        reason: format!("cannot read: {e}"),
+    })?;
+    let line_of = |record: &csv::StringRecord| line_of(&text, record);
+    let csv_error = |e: csv::Error| csv_error(&text, e);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .trim(csv::Trim::All)
+        // Field counts are checked below, to name the line in our own words.
+        .flexible(true)
+        .from_reader(text.as_slice());
+    let mut records = reader.records();
+
+    let header = match records.next() {
+        Some(record) => record.map_err(csv_error)?,
+        None => {
+            return Err(SourceError::Csv {
+                line: 1,
+                reason: "the file is empty; a header row naming Source and Destination comes first"
+                    .into(),
+            })
+        }
+    };
+    let header_line = line_of(&header);
+    let column = |name: &str| -> Result<usize, SourceError> {
+        let mut found = header.iter().enumerate().filter(|(_, h)| {
+            // Spreadsheets on Windows start UTF-8 files with a byte-order mark.
+            h.trim_start_matches('\u{feff}').eq_ignore_ascii_case(name)
+        });
+        match (found.next(), found.next()) {
+            (Some((i, _)), None) => Ok(i),
+            (None, _) => Err(SourceError::Csv {
+                line: header_line,
+                reason: format!("the header row has no {name} column"),
+            }),
+            (Some(_), Some(_)) => Err(SourceError::Csv {
+                line: header_line,
+                reason: format!("the header row has several {name} columns"),
+            }),
+        }
+    };
+    let source_col = column("Source")?;
+    let dest_col = column("Destination")?;
+
+    let mut rows = Vec::new();
+    for record in records {
+        let record = record.map_err(csv_error)?;
+        let line = line_of(&record);
+        if record.len() != header.len() {
+            return Err(SourceError::Csv {
+                line,
+                reason: format!(
+                    "{} field(s) where the header has {}",
+                    record.len(),
+                    header.len()
+                ),
+            });
+        }
+        let field = |col: usize, name: &str| -> Result<String, SourceError> {
+            match record.get(col) {
+                Some(v) if !v.is_empty() => Ok(v.to_string()),
+                _ => Err(SourceError::Csv {
+                    line,
+                    reason: format!("the {name} field is empty"),
+                }),
+            }
+        };
+        rows.push(CsvRow {
+            line,
+            source: field(source_col, "Source")?,
+            destination: field(dest_col, "Destination")?,
+        });
+    }
+    if rows.is_empty() {
+        return Err(SourceError::Csv {
+            line: header_line + 1,
+            reason: "no files are listed after the header row".into(),
+        });
+    }
+    Ok(rows)
+}
+
+/// `path` made absolute against `cwd`, with `.` components dropped. `..` is
+/// kept: removing it without the file system would be wrong across symlinks.
+pub fn absolute(path: &Path, cwd: &Path) -> PathBuf {
+    let joined = cwd.join(path);
+    joined
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
+}
+
+/// Where an argument points.
+#[derive(Debug)]
+enum Location {
+    /// An http:// or https:// URL.
+    Http(Url),
+    /// A file:// URL.
+    File(Url),
+    /// A local path, absolute.
+    Local(PathBuf),
+}
+
+/// One source file after wildcard expansion.
+#[derive(Debug)]
+struct Source {
+    /// The argument as typed, for messages.
+    arg: String,
+    /// What goes into [`FileSpec::remote`].
+    remote: String,
+    /// The local file, when the source is one (a path or a file:// URL).
+    path: Option<PathBuf>,
+    /// The URL, for sources that are URLs.
+    url: Option<Url>,
+}
+
+impl Source {
+    /// The name the file gets in a destination directory.
+    fn file_name(&self) -> Result<String, SourceError> {
+        let name = match (&self.path, &self.url) {
+            (Some(path), _) => path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            (None, Some(url)) => url_file_name(url).unwrap_or_default(),
+            (None, None) => String::new(),
+        };
+        if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+            return Err(SourceError::NoFileName(self.arg.clone()));
+        }
+        Ok(name)
+    }
+}
+
+/// The last segment of a URL's path, percent-decoded.
+fn url_file_name(url: &Url) -> Option<String> {
+    let last = url.path_segments()?.next_back()?;
+    Some(
+        percent_encoding::percent_decode_str(last)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
+}
+
+/// Works out what an argument is. URLs are recognised by `scheme://`, so a
+/// local file named `a:b` stays a path.
+fn classify(arg: &str, cwd: &Path) -> Result<Location, SourceError> {
+    let Some(scheme) = url_scheme(arg) else {
+        return Ok(Location::Local(absolute(Path::new(arg), cwd)));
+    };
+    let bad_url = |e: url::ParseError| SourceError::BadUrl {
+        arg: arg.to_string(),
+        reason: e.to_string(),
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "http" | "https" => {
+            if url_has_wildcard(arg) {
+                return Err(SourceError::WildcardInUrl(arg.to_string()));
+            }
+            Ok(Location::Http(Url::parse(arg).map_err(bad_url)?))
+        }
+        "file" => Ok(Location::File(Url::parse(arg).map_err(bad_url)?)),
+        _ => Err(SourceError::UnsupportedScheme {
+            arg: arg.to_string(),
+            scheme: scheme.to_string(),
+        }),
+    }
+}
+
+/// The scheme of `scheme://...`, if the argument looks like a URL.
+fn url_scheme(arg: &str) -> Option<&str> {
+    let (scheme, _) = arg.split_once("://")?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    let valid = first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then_some(scheme)
+}
+
+/// Whether an http(s) URL holds a wildcard.
+///
+/// `[` in the host is IPv6 (`http://[::1]/`), so only `*` counts there. In a
+/// URL the first `?` always starts the query; the contract refuses it as a
+/// wildcard, except where it clearly starts a `key=value` query
+/// (`file?token=abc`), since signed download URLs need one.
+fn url_has_wildcard(arg: &str) -> bool {
+    let after_scheme = arg.split_once("://").map_or(arg, |(_, rest)| rest);
+    let authority_end = after_scheme
+        .find(['/', '?', '#'])
+        .unwrap_or(after_scheme.len());
+    let (authority, rest) = after_scheme.split_at(authority_end);
+    let rest = rest.split('#').next().unwrap_or("");
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    authority.contains('*')
+        || path.contains(['*', '[', ']'])
+        || query.is_some_and(|q| !q.contains('='))
+}
+
+/// Whether a local path holds a wildcard.
+fn has_wildcard(arg: &str) -> bool {
+    arg.contains(['*', '?', '['])
+}
+
+/// Expands one source argument. Returns the files and whether the argument
+/// was a wildcard (which asks for a destination directory even when it
+/// matches one file).
+fn expand_source(arg: &str, cwd: &Path) -> Result<(Vec<Source>, bool), SourceError> {
+    match classify(arg, cwd)? {
+        Location::Http(url) => Ok((
+            vec![Source {
+                arg: arg.to_string(),
+                remote: url.to_string(),
+                path: None,
+                url: Some(url),
+            }],
+            false,
+        )),
+        Location::File(url) => {
+            // A file:// URL on this machine is checked like a path; one on
+            // another host is left to the daemon.
+            let path = url.to_file_path().ok();
+            if let Some(path) = &path {
+                check_local_file(arg, path)?;
+            }
+            Ok((
+                vec![Source {
+                    arg: arg.to_string(),
+                    remote: url.to_string(),
+                    path,
+                    url: Some(url),
+                }],
+                false,
+            ))
+        }
+        Location::Local(path) => {
+            if has_wildcard(arg) {
+                if let Some(matches) = expand_glob(arg, &path, cwd)? {
+                    return Ok((matches, true));
+                }
+                // A file really named `photo[1].jpg` is taken as it is.
+            }
+            check_local_file(arg, &path)?;
+            Ok((vec![local_source(arg, path)?], false))
+        }
+    }
+}
+
+/// The regular files a wildcard matches, sorted; `None` when it matches
+/// nothing but `literal`, the argument taken as a plain path, is a file.
+fn expand_glob(arg: &str, literal: &Path, cwd: &Path) -> Result<Option<Vec<Source>>, SourceError> {
+    let literal_exists = literal.is_file();
+    // Only the argument is a pattern: brackets in the current directory's
+    // name must match themselves.
+    let pattern_text = if Path::new(arg).is_absolute() {
+        arg.to_string()
+    } else {
+        let cwd = utf8(cwd)?;
+        format!("{}/{arg}", glob::Pattern::escape(cwd.trim_end_matches('/')))
+    };
+    let options = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        // As in the shell, `*` does not pick up hidden files.
+        require_literal_leading_dot: true,
+    };
+    let paths = match glob::glob_with(&pattern_text, options) {
+        Ok(paths) => paths,
+        Err(_) if literal_exists => return Ok(None),
+        Err(e) => {
+            return Err(SourceError::BadPattern {
+                pattern: arg.to_string(),
+                reason: e.msg.to_string(),
+            })
+        }
+    };
+    let mut found = Vec::new();
+    // Unreadable directories on the way are skipped, as the shell does.
+    for path in paths.flatten() {
+        // Directories cannot be transferred; a wildcard picks the files.
+        if path.is_file() {
+            let path = absolute(&path, cwd);
+            let shown = path.display().to_string();
+            found.push(local_source(&shown, path)?);
+        }
+    }
+    match (found.is_empty(), literal_exists) {
+        (false, _) => Ok(Some(found)),
+        (true, true) => Ok(None),
+        (true, false) => Err(SourceError::NoMatch(arg.to_string())),
+    }
+}
+
+fn local_source(arg: &str, path: PathBuf) -> Result<Source, SourceError> {
+    Ok(Source {
+        arg: arg.to_string(),
+        remote: utf8(&path)?,
+        path: Some(path),
+        url: None,
+    })
+}
+
+fn check_local_file(arg: &str, path: &Path) -> Result<(), SourceError> {
+    if path.is_dir() {
+        Err(SourceError::SourceIsDirectory(arg.to_string()))
+    } else if !path.exists() {
+        Err(SourceError::SourceMissing(arg.to_string()))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_duplicates(files: &[FileSpec]) -> Result<(), SourceError> {
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    for file in files {
+        if let Some(first) = seen.insert(&file.local, &file.remote) {
+            return Err(SourceError::DuplicateDestination {
+                first: first.to_string(),
+                second: file.remote.clone(),
+                local: file.local.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn utf8(path: &Path) -> Result<String, SourceError> {
+    path.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| SourceError::NotUtf8(path.display().to_string()))
+}
+
+fn at_line(line: u64, e: SourceError) -> SourceError {
+    SourceError::AtLine {
+        line,
+        source: Box::new(e),
+    }
+}
+
+/// The 1-based line a record starts on.
+fn line_of(text: &[u8], record: &csv::StringRecord) -> u64 {
+    record.position().map_or(1, |p| line_at(text, p.byte()))
+}
+
+/// The 1-based line of the first non-blank byte at or after `offset`.
+fn line_at(text: &[u8], offset: u64) -> u64 {
+    let offset = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(text.len());
+    let start = text[offset..]
+        .iter()
+        .position(|b| !matches!(b, b'\r' | b'\n'))
+        .map_or(text.len(), |i| offset + i);
+    1 + text[..start].iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+fn csv_error(text: &[u8], e: csv::Error) -> SourceError {
+    let line = e.position().map_or(1, |p| line_at(text, p.byte()));
+    let reason = match e.kind() {
+        csv::ErrorKind::Utf8 { .. } => "the line is not valid UTF-8".to_string(),
+        _ => e.to_string(),
+    };
+    SourceError::Csv { line, reason }
+}
