@@ -63,7 +63,7 @@ impl Connection {
 
     /// Sends a request that may safely be repeated (Watch, List), riding out
     /// a restart of the daemon: when the connection drops, or the daemon
-    /// answers that it failed (a stopping daemon does), it reconnects,
+    /// answers that it is stopping, it reconnects,
     /// starting a new daemon if needed, and asks again, for at most
     /// ten seconds. `make(fresh)` builds the request; `fresh` is
     /// true on a new connection, where a Watch revision means nothing.
@@ -75,9 +75,7 @@ impl Connection {
         let mut lost_since: Option<Instant> = None;
         loop {
             let mut problem: anyhow::Error = match self.client.call(&make(fresh)).await {
-                Ok(Response::Error(e))
-                    if matches!(e.kind, ErrorKind::BadRequest | ErrorKind::Internal) =>
-                {
+                Ok(Response::Error(e)) if e.kind == ErrorKind::Stopping => {
                     Failure::Daemon(e).into()
                 }
                 Ok(Response::Error(e)) => return Err(Failure::Daemon(e).into()),

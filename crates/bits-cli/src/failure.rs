@@ -89,7 +89,7 @@ impl Failure {
             Failure::Daemon(e) => match e.kind {
                 ErrorKind::BadRequest => exit::USAGE,
                 ErrorKind::NotFound | ErrorKind::InvalidState | ErrorKind::Denied => exit::JOB,
-                ErrorKind::Version => exit::NO_DAEMON,
+                ErrorKind::Version | ErrorKind::Stopping => exit::NO_DAEMON,
                 ErrorKind::Internal => exit::FAILED,
             },
             Failure::JobError(_) | Failure::JobCancelled(_) => exit::FAILED,

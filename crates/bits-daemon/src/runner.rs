@@ -166,10 +166,7 @@ async fn run(shared: Arc<Shared>, id: JobId, cancel: CancellationToken, run_id: 
                         // moved the job; if it is still running, the daemon is
                         // stopping and the job waits for the next start.
                         let mut st = shared.lock();
-                        let running = st
-                            .jobs
-                            .get(&id)
-                            .is_some_and(|e| e.job.state().is_running());
+                        let running = st.jobs.get(&id).is_some_and(|e| e.job.state().is_running());
                         if running {
                             let _ = shared.mutate(&mut st, id, |job| {
                                 job.apply(Event::Interrupted, SystemTime::now())

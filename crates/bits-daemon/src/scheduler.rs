@@ -46,7 +46,8 @@ fn tick(shared: &Arc<Shared>) -> Option<SystemTime> {
         .collect();
     for id in due {
         let _ = shared.mutate(&mut st, id, |job| {
-            job.apply(Event::RetryDue, now).map_err(crate::ipc::invalid)?;
+            job.apply(Event::RetryDue, now)
+                .map_err(crate::ipc::invalid)?;
             Ok(())
         });
     }

@@ -164,7 +164,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .await
         .is_err()
     {
-        tracing::warn!("some transfers did not stop in time; they resume from their last checkpoint");
+        tracing::warn!(
+            "some transfers did not stop in time; they resume from their last checkpoint"
+        );
     }
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(paths.pid_file());

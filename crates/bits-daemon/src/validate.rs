@@ -37,7 +37,8 @@ fn remote(spec: &str, job_type: JobType) -> Result<String, ApiError> {
     }
     let lower = spec.to_ascii_lowercase();
     if lower.starts_with("http://") || lower.starts_with("https://") {
-        let url = url::Url::parse(spec).map_err(|e| bad(format!("source '{spec}' is not a valid URL: {e}")))?;
+        let url = url::Url::parse(spec)
+            .map_err(|e| bad(format!("source '{spec}' is not a valid URL: {e}")))?;
         // '?' starts a query string in a URL; '*' and '[' can only be
         // wildcards, which BITS accepts for local sources alone.
         if url.path().contains(['*', '[']) {
@@ -53,7 +54,8 @@ fn remote(spec: &str, job_type: JobType) -> Result<String, ApiError> {
         return Ok(spec.to_string());
     }
     let path = if lower.starts_with("file://") {
-        let url = url::Url::parse(spec).map_err(|e| bad(format!("source '{spec}' is not a valid file URL: {e}")))?;
+        let url = url::Url::parse(spec)
+            .map_err(|e| bad(format!("source '{spec}' is not a valid file URL: {e}")))?;
         url.to_file_path()
             .map_err(|_| bad(format!("source '{spec}' is not a local file URL")))?
     } else if spec.starts_with('/') {
@@ -63,7 +65,9 @@ fn remote(spec: &str, job_type: JobType) -> Result<String, ApiError> {
             "source '{spec}': the scheme '{scheme}' is not supported; use http, https, file or a local path"
         )));
     } else {
-        return Err(bad(format!("source '{spec}' must be an absolute path or a URL")));
+        return Err(bad(format!(
+            "source '{spec}' must be an absolute path or a URL"
+        )));
     };
     if has_wildcard(&path.to_string_lossy()) {
         return Err(bad(format!(
@@ -72,8 +76,14 @@ fn remote(spec: &str, job_type: JobType) -> Result<String, ApiError> {
     }
     match std::fs::metadata(&path) {
         Ok(m) if m.is_file() => Ok(spec.to_string()),
-        Ok(_) => Err(bad(format!("source '{}' is not a regular file", path.display()))),
-        Err(e) => Err(bad(format!("source '{}' cannot be read: {e}", path.display()))),
+        Ok(_) => Err(bad(format!(
+            "source '{}' is not a regular file",
+            path.display()
+        ))),
+        Err(e) => Err(bad(format!(
+            "source '{}' cannot be read: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -81,10 +91,14 @@ fn remote(spec: &str, job_type: JobType) -> Result<String, ApiError> {
 fn local(spec: &str) -> Result<PathBuf, ApiError> {
     let path = Path::new(spec);
     if !path.is_absolute() {
-        return Err(bad(format!("destination '{spec}' must be an absolute path")));
+        return Err(bad(format!(
+            "destination '{spec}' must be an absolute path"
+        )));
     }
     if has_wildcard(spec) {
-        return Err(bad(format!("destination '{spec}' contains a wildcard; destinations cannot")));
+        return Err(bad(format!(
+            "destination '{spec}' contains a wildcard; destinations cannot"
+        )));
     }
     if path.is_dir() {
         return Err(bad(format!(
@@ -137,21 +151,31 @@ pub fn files(
 }
 
 /// Applies requested property changes to `props`.
-pub fn properties(props: &mut JobProps, p: &JobProperties, job_type: JobType) -> Result<(), ApiError> {
+pub fn properties(
+    props: &mut JobProps,
+    p: &JobProperties,
+    job_type: JobType,
+) -> Result<(), ApiError> {
     if let Some(name) = &p.display_name {
         if name.chars().count() > MAX_DISPLAY_NAME {
-            return Err(bad(format!("--name is longer than {MAX_DISPLAY_NAME} characters")));
+            return Err(bad(format!(
+                "--name is longer than {MAX_DISPLAY_NAME} characters"
+            )));
         }
         props.display_name = name.clone();
     }
     if let Some(d) = &p.description {
         if d.chars().count() > MAX_DESCRIPTION {
-            return Err(bad(format!("--description is longer than {MAX_DESCRIPTION} characters")));
+            return Err(bad(format!(
+                "--description is longer than {MAX_DESCRIPTION} characters"
+            )));
         }
         props.description = d.clone();
     }
     if let Some(pr) = &p.priority {
-        props.priority = pr.parse::<Priority>().map_err(|e| bad(format!("--priority: {e}")))?;
+        props.priority = pr
+            .parse::<Priority>()
+            .map_err(|e| bad(format!("--priority: {e}")))?;
     }
     if let Some(s) = p.retry_interval {
         if s == 0 {

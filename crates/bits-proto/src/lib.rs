@@ -14,8 +14,8 @@
 
 pub mod client;
 pub mod codec;
-mod paths;
 mod messages;
+mod paths;
 
 pub use client::Client;
 pub use codec::ProtoError;

@@ -135,6 +135,9 @@ pub enum ErrorKind {
     Version,
     /// Something failed inside the daemon (exit 1).
     Internal,
+    /// The daemon is stopping; a repeatable request may be sent again to the
+    /// next daemon (exit 3 if none comes).
+    Stopping,
 }
 
 /// A refused or failed request.

@@ -15,7 +15,11 @@ pub struct Paths {
 impl Paths {
     /// Reads `BITS_HOME`, `BITS_RUNTIME_DIR`, `XDG_STATE_HOME` and `HOME`.
     pub fn from_env() -> Paths {
-        Self::from_lookup(|k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from))
+        Self::from_lookup(|k| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
     }
 
     /// As [`Paths::from_env`], with the environment given as a function.

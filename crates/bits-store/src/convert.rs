@@ -45,7 +45,10 @@ pub(crate) fn insert_job_row(conn: &Connection, job: &Job) -> Result<(), StoreEr
             job.props.min_retry_delay.as_secs() as i64,
             job.props.no_progress_timeout.as_secs() as i64,
             job.props.max_download_time.as_secs() as i64,
-            job.props.reply_file.as_ref().map(|p| p.to_string_lossy().into_owned()),
+            job.props
+                .reply_file
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
             err.map(|e| e.context.as_str()),
             err.map(|e| e.code as i64),
             err.map(|e| e.description.clone()),
@@ -81,7 +84,10 @@ pub(crate) fn update_job_row(conn: &Connection, job: &Job) -> Result<usize, Stor
             job.props.min_retry_delay.as_secs() as i64,
             job.props.no_progress_timeout.as_secs() as i64,
             job.props.max_download_time.as_secs() as i64,
-            job.props.reply_file.as_ref().map(|p| p.to_string_lossy().into_owned()),
+            job.props
+                .reply_file
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
             err.map(|e| e.context.as_str()),
             err.map(|e| e.code as i64),
             err.map(|e| e.description.clone()),
@@ -205,7 +211,8 @@ fn job_from_row(row: &Row<'_>) -> Result<Job, StoreError> {
     };
     let error = match (text(12)?, int(13)?) {
         (Some(ctx), Some(code)) => Some(JobError {
-            context: ErrorContext::parse(&ctx).ok_or_else(|| corrupt(&id_s, "error_context", &ctx))?,
+            context: ErrorContext::parse(&ctx)
+                .ok_or_else(|| corrupt(&id_s, "error_context", &ctx))?,
             code: code as u32,
             description: text(14)?.unwrap_or_default(),
             file_index: int(15)?.map(|i| i as usize),
@@ -235,7 +242,9 @@ pub(crate) fn load_all(conn: &Connection) -> Result<Vec<Job>, StoreError> {
     let mut index = HashMap::new();
     {
         let mut st = conn
-            .prepare(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_ms, id"))
+            .prepare(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_ms, id"
+            ))
             .map_err(StoreError::sql("read jobs"))?;
         let mut rows = st.query([]).map_err(StoreError::sql("read jobs"))?;
         while let Some(row) = rows.next().map_err(StoreError::sql("read jobs"))? {

@@ -64,8 +64,11 @@ fn appended_files_keep_order_and_delete_cascades() {
     let now = SystemTime::now();
     let mut job = sample(now);
     store.insert_job(&job).unwrap();
-    job.files
-        .push(JobFile::new("file:///etc/hosts".into(), "/tmp/c".into(), job.id));
+    job.files.push(JobFile::new(
+        "file:///etc/hosts".into(),
+        "/tmp/c".into(),
+        job.id,
+    ));
     store.append_files(&job, 2).unwrap();
     let loaded = store.load_all().unwrap();
     assert_eq!(loaded[0].files.len(), 3);

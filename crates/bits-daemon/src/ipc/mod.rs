@@ -45,7 +45,10 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
     }
 }
 
-async fn connection(mut stream: UnixStream, shared: Arc<Shared>) -> Result<(), bits_proto::ProtoError> {
+async fn connection(
+    mut stream: UnixStream,
+    shared: Arc<Shared>,
+) -> Result<(), bits_proto::ProtoError> {
     // Only the daemon's own user (and root) may talk to it: the socket's
     // directory is 0700 already, this is the second lock on the door.
     let uid = stream.peer_cred()?.uid();
@@ -84,7 +87,9 @@ async fn connection(mut stream: UnixStream, shared: Arc<Shared>) -> Result<(), b
             }),
             req => {
                 tracing::debug!(?req, uid, "request");
-                dispatch(&shared, req, uid).await.unwrap_or_else(Response::Error)
+                dispatch(&shared, req, uid)
+                    .await
+                    .unwrap_or_else(Response::Error)
             }
         };
         write_frame(&mut stream, &response).await?;

@@ -39,7 +39,10 @@ pub fn resolve(state: &State, arg: &str) -> Result<JobId, ApiError> {
                 hits.sort();
                 return Err(not_found(format!(
                     "'{arg}' is the start of {n} job ids ({}); give more characters",
-                    hits.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(", ")
+                    hits.iter()
+                        .map(|h| h.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
         }
@@ -51,7 +54,9 @@ pub fn resolve(state: &State, arg: &str) -> Result<JobId, ApiError> {
         .collect();
     match named.len() {
         1 => Ok(named[0].job.id),
-        0 => Err(not_found(format!("no job is named or identified by '{arg}'"))),
+        0 => Err(not_found(format!(
+            "no job is named or identified by '{arg}'"
+        ))),
         n => {
             named.sort_by_key(|e| e.job.created);
             Err(not_found(format!(

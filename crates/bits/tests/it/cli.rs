@@ -49,7 +49,10 @@ fn autostart_creates_a_private_home_and_a_pid_file() {
     let h = Home::new();
     h.ok(&["list"]);
     assert!(h.daemon_pid().is_some());
-    let mode = std::fs::metadata(h.home.path()).unwrap().permissions().mode();
+    let mode = std::fs::metadata(h.home.path())
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o700);
 }
 
@@ -61,10 +64,30 @@ fn bad_sources_and_destinations_are_refused_and_create_nothing() {
     let h = Home::new();
     let dest = h.path("out.bin");
     let d = dest.to_str().unwrap();
-    assert_code(&h.bits(&["start", "http://127.0.0.1:9/a*.bin", d]), 2, "a*.bin");
-    assert_code(&h.bits(&["start", "/etc/hostname", &h.path("o*.bin").to_string_lossy()]), 2, "o*.bin");
-    assert_code(&h.bits(&["start", &h.path("nope.bin").to_string_lossy(), d]), 2, "nope.bin");
-    assert_code(&h.bits(&["start", "/etc/hostname", "/no/such/dir/x"]), 2, "/no/such/dir");
+    assert_code(
+        &h.bits(&["start", "http://127.0.0.1:9/a*.bin", d]),
+        2,
+        "a*.bin",
+    );
+    assert_code(
+        &h.bits(&[
+            "start",
+            "/etc/hostname",
+            &h.path("o*.bin").to_string_lossy(),
+        ]),
+        2,
+        "o*.bin",
+    );
+    assert_code(
+        &h.bits(&["start", &h.path("nope.bin").to_string_lossy(), d]),
+        2,
+        "nope.bin",
+    );
+    assert_code(
+        &h.bits(&["start", "/etc/hostname", "/no/such/dir/x"]),
+        2,
+        "/no/such/dir",
+    );
     assert_code(&h.bits(&["start", "ftp://127.0.0.1/x", d]), 2, "ftp");
     let list = h.ok(&["list", "--json"]).json();
     assert_eq!(list.as_array().unwrap().len(), 0, "nothing created: {list}");
@@ -85,7 +108,10 @@ fn malformed_csv_names_the_line() {
     .unwrap();
     let r = h.bits(&["start", "--from-csv", "bad.csv"]);
     assert_code(&r, 2, "3");
-    assert_eq!(h.ok(&["list", "--json"]).json().as_array().unwrap().len(), 0);
+    assert_eq!(
+        h.ok(&["list", "--json"]).json().as_array().unwrap().len(),
+        0
+    );
 }
 
 /// An action the state does not allow is exit 4; `wait` exits 1 for Error,
@@ -94,15 +120,26 @@ fn malformed_csv_names_the_line() {
 fn invalid_state_is_4_wait_error_is_1_wait_timeout_is_5() {
     let server = TestServer::start();
     server.put_file("/slow.bin", content(2_000_000, 1));
-    server.set_default_fault("/slow.bin", Some(Fault::Slow { bytes_per_sec: 100_000 }));
+    server.set_default_fault(
+        "/slow.bin",
+        Some(Fault::Slow {
+            bytes_per_sec: 100_000,
+        }),
+    );
     let h = Home::new();
-    let slow = h.start_async(&[&server.url("slow.bin"), h.path("slow.bin").to_str().unwrap()]);
+    let slow = h.start_async(&[
+        &server.url("slow.bin"),
+        h.path("slow.bin").to_str().unwrap(),
+    ]);
     let r = h.bits(&["wait", &slow, "--timeout", "1"]);
     assert_eq!(r.code, 5, "{r:?}");
     h.ok(&["remove", &slow]);
     assert_eq!(h.bits(&["complete", &slow]).code, 4);
 
-    let missing = h.start_async(&[&server.url("missing.bin"), h.path("m.bin").to_str().unwrap()]);
+    let missing = h.start_async(&[
+        &server.url("missing.bin"),
+        h.path("m.bin").to_str().unwrap(),
+    ]);
     let r = h.bits(&["wait", &missing, "--timeout", "20"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("0x80190194"), "{r:?}");
@@ -114,14 +151,37 @@ fn invalid_state_is_4_wait_error_is_1_wait_timeout_is_5() {
 fn json_job_object_has_the_contract_keys() {
     let h = Home::new();
     let j = h
-        .ok(&["start", "--suspended", "--json", "/etc/hostname", h.path("h").to_str().unwrap()])
+        .ok(&[
+            "start",
+            "--suspended",
+            "--json",
+            "/etc/hostname",
+            h.path("h").to_str().unwrap(),
+        ])
         .json();
     for key in [
-        "JobId", "DisplayName", "Description", "TransferType", "JobState", "Priority",
-        "OwnerAccount", "BytesTotal", "BytesTransferred", "FilesTotal", "FilesTransferred",
-        "CreationTime", "ModificationTime", "TransferCompletionTime", "TransientErrorCount",
-        "MinimumRetryDelay", "NoProgressTimeout", "MaxDownloadTime", "ErrorContext",
-        "ErrorCode", "ErrorDescription", "FileList",
+        "JobId",
+        "DisplayName",
+        "Description",
+        "TransferType",
+        "JobState",
+        "Priority",
+        "OwnerAccount",
+        "BytesTotal",
+        "BytesTransferred",
+        "FilesTotal",
+        "FilesTransferred",
+        "CreationTime",
+        "ModificationTime",
+        "TransferCompletionTime",
+        "TransientErrorCount",
+        "MinimumRetryDelay",
+        "NoProgressTimeout",
+        "MaxDownloadTime",
+        "ErrorContext",
+        "ErrorCode",
+        "ErrorDescription",
+        "FileList",
     ] {
         assert!(j.get(key).is_some(), "missing {key}: {j:#}");
     }

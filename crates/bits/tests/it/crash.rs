@@ -15,7 +15,12 @@ fn kill_9_mid_transfer_resumes_from_the_checkpoint() {
     let body = content(3_000_000, 11);
     server.put_file("/k.bin", body.clone());
     // 400 kB/s: the transfer lasts long enough for a few 1 s checkpoints.
-    server.set_default_fault("/k.bin", Some(Fault::Slow { bytes_per_sec: 400_000 }));
+    server.set_default_fault(
+        "/k.bin",
+        Some(Fault::Slow {
+            bytes_per_sec: 400_000,
+        }),
+    );
     let h = Home::new();
     let dest = h.path("k.bin");
     let id = h.start_async(&[&server.url("k.bin"), dest.to_str().unwrap()]);
@@ -37,7 +42,10 @@ fn kill_9_mid_transfer_resumes_from_the_checkpoint() {
         .collect();
     let resumed_at = gets.last().unwrap().range_start().unwrap_or(0);
     assert!(resumed_at > 0, "the resumed request starts past zero");
-    assert!(resumed_at <= reported, "resumed at {resumed_at}, reported {reported}");
+    assert!(
+        resumed_at <= reported,
+        "resumed at {resumed_at}, reported {reported}"
+    );
     // At most one checkpoint interval (1 s at 400 kB/s, plus slack for the
     // polling above) is downloaded again.
     assert!(
@@ -56,7 +64,12 @@ fn sigterm_checkpoints_and_the_job_carries_on_after_restart() {
     let server = TestServer::start();
     let body = content(2_000_000, 12);
     server.put_file("/t.bin", body.clone());
-    server.set_default_fault("/t.bin", Some(Fault::Slow { bytes_per_sec: 500_000 }));
+    server.set_default_fault(
+        "/t.bin",
+        Some(Fault::Slow {
+            bytes_per_sec: 500_000,
+        }),
+    );
     let h = Home::new();
     let dest = h.path("t.bin");
     let id = h.start_async(&[&server.url("t.bin"), dest.to_str().unwrap()]);
@@ -88,7 +101,12 @@ fn suspended_jobs_stay_suspended_across_restarts() {
     server.put_file("/p.bin", content(1000, 13));
     let h = Home::new();
     let dest = h.path("p.bin");
-    let r = h.ok(&["start", "--suspended", &server.url("p.bin"), dest.to_str().unwrap()]);
+    let r = h.ok(&[
+        "start",
+        "--suspended",
+        &server.url("p.bin"),
+        dest.to_str().unwrap(),
+    ]);
     let id = r.stdout.trim().to_string();
     assert_eq!(h.info(&id)["JobState"], "Suspended");
     h.signal_daemon(Signal::SIGKILL);

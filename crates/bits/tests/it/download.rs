@@ -15,11 +15,18 @@ fn plain_download_completes_and_file_appears() {
     let h = Home::new();
     let dest = h.path("a.bin");
     let r = h.ok(&["start", &server.url("a.bin"), dest.to_str().unwrap()]);
-    assert!(r.stdout.is_empty(), "synchronous start prints nothing: {r:?}");
+    assert!(
+        r.stdout.is_empty(),
+        "synchronous start prints nothing: {r:?}"
+    );
     assert_eq!(read(&dest), body);
     assert!(temp_files(h.work.path()).is_empty());
     let list = h.ok(&["list", "--json"]).json();
-    assert_eq!(list.as_array().unwrap().len(), 0, "completed jobs are not listed");
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        0,
+        "completed jobs are not listed"
+    );
 }
 
 /// The file's modification time is the server's Last-Modified.
@@ -51,7 +58,9 @@ fn many_connection_drops_mid_body_resume_and_stay_exact() {
     let gets: Vec<_> = reqs.iter().filter(|r| r.method == "GET").collect();
     assert!(gets.len() >= 11, "expected 11+ GETs, saw {}", gets.len());
     assert!(
-        gets.iter().skip(1).all(|r| r.range_start().unwrap_or(0) > 0),
+        gets.iter()
+            .skip(1)
+            .all(|r| r.range_start().unwrap_or(0) > 0),
         "every retry resumes past zero: {:?}",
         gets.iter().map(|r| r.range.clone()).collect::<Vec<_>>()
     );
@@ -75,7 +84,12 @@ fn service_unavailable_with_retry_after_is_honoured() {
     );
     let h = Home::new();
     let dest = h.path("s.bin");
-    let id = h.start_async(&["--retry-interval", "1", &server.url("s.bin"), dest.to_str().unwrap()]);
+    let id = h.start_async(&[
+        "--retry-interval",
+        "1",
+        &server.url("s.bin"),
+        dest.to_str().unwrap(),
+    ]);
     let info = h.wait_state(&id, "TransientError", Duration::from_secs(10));
     assert_eq!(info["ErrorCode"], "0x801901F7");
     let info = h.wait_state(&id, "Transferred", Duration::from_secs(15));
@@ -86,7 +100,10 @@ fn service_unavailable_with_retry_after_is_honoured() {
         .filter(|r| r.method == "GET")
         .collect();
     let waited = gets[1].at - gets[0].at;
-    assert!(waited >= Duration::from_millis(1900), "retried after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "retried after {waited:?}"
+    );
     h.ok(&["complete", &id]);
     assert_eq!(read(&dest), body);
 }
@@ -132,11 +149,19 @@ fn mismatched_content_range_is_not_written() {
     server.put_file("/w.bin", body.clone());
     server.push_faults(
         "/w.bin",
-        [Fault::DropAfter(200_000), Fault::WrongContentRange { delta: 1000 }],
+        [
+            Fault::DropAfter(200_000),
+            Fault::WrongContentRange { delta: 1000 },
+        ],
     );
     let h = Home::new();
     let dest = h.path("w.bin");
-    let id = h.start_async(&["--retry-interval", "1", &server.url("w.bin"), dest.to_str().unwrap()]);
+    let id = h.start_async(&[
+        "--retry-interval",
+        "1",
+        &server.url("w.bin"),
+        dest.to_str().unwrap(),
+    ]);
     let info = h.wait_state(&id, "Transferred", Duration::from_secs(20));
     assert!(info["TransientErrorCount"].as_u64().unwrap() >= 1);
     h.ok(&["complete", &id]);
@@ -202,7 +227,11 @@ fn local_wildcard_sources_into_a_directory() {
     }
     let out = h.path("out");
     std::fs::create_dir(&out).unwrap();
-    h.ok(&["start", src.join("*.log").to_str().unwrap(), out.to_str().unwrap()]);
+    h.ok(&[
+        "start",
+        src.join("*.log").to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(read(&out.join("a.log")), content(10_000, 0));
     assert_eq!(read(&out.join("b.log")), content(10_001, 1));
     assert!(!out.join("c.txt").exists());

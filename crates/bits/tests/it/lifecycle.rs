@@ -35,11 +35,20 @@ fn cancel_deletes_temporary_and_transferred_files() {
     let server = TestServer::start();
     server.put_file("/y1.bin", content(30_000, 22));
     server.put_file("/y2.bin", content(3_000_000, 23));
-    server.set_default_fault("/y2.bin", Some(Fault::Slow { bytes_per_sec: 200_000 }));
+    server.set_default_fault(
+        "/y2.bin",
+        Some(Fault::Slow {
+            bytes_per_sec: 200_000,
+        }),
+    );
     let h = Home::new();
     let out = h.path("out");
     std::fs::create_dir(&out).unwrap();
-    let id = h.start_async(&[&server.url("y1.bin"), &server.url("y2.bin"), out.to_str().unwrap()]);
+    let id = h.start_async(&[
+        &server.url("y1.bin"),
+        &server.url("y2.bin"),
+        out.to_str().unwrap(),
+    ]);
     h.wait_for(&id, Duration::from_secs(10), |j| {
         j["FilesTransferred"] == 1 && j["FileList"][1]["BytesTransferred"].as_u64().unwrap() > 0
     });
@@ -58,10 +67,20 @@ fn suspend_keeps_progress_and_resume_continues() {
     let server = TestServer::start();
     let body = content(1_500_000, 24);
     server.put_file("/z.bin", body.clone());
-    server.set_default_fault("/z.bin", Some(Fault::Slow { bytes_per_sec: 500_000 }));
+    server.set_default_fault(
+        "/z.bin",
+        Some(Fault::Slow {
+            bytes_per_sec: 500_000,
+        }),
+    );
     let h = Home::new();
     let dest = h.path("z.bin");
-    let id = h.start_async(&["--name", "nightly", &server.url("z.bin"), dest.to_str().unwrap()]);
+    let id = h.start_async(&[
+        "--name",
+        "nightly",
+        &server.url("z.bin"),
+        dest.to_str().unwrap(),
+    ]);
     h.wait_for(&id, Duration::from_secs(10), |j| {
         j["BytesTransferred"].as_u64().unwrap() > 200_000
     });
@@ -73,7 +92,11 @@ fn suspend_keeps_progress_and_resume_continues() {
     assert!(kept > 0);
     let n = server.requests_for("/z.bin").len();
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(server.requests_for("/z.bin").len(), n, "nothing moves while suspended");
+    assert_eq!(
+        server.requests_for("/z.bin").len(),
+        n,
+        "nothing moves while suspended"
+    );
     server.set_default_fault("/z.bin", None);
     h.ok(&["resume", &id]);
     assert_eq!(read(&dest), body);
@@ -108,9 +131,23 @@ fn set_changes_properties() {
     let server = TestServer::start();
     server.put_file("/s.bin", content(100, 1));
     let h = Home::new();
-    let id = h.start_async(&["--suspended", &server.url("s.bin"), h.path("s.bin").to_str().unwrap()]);
+    let id = h.start_async(&[
+        "--suspended",
+        &server.url("s.bin"),
+        h.path("s.bin").to_str().unwrap(),
+    ]);
     let j = h
-        .ok(&["set", &id, "--priority", "low", "--name", "later", "--retry-interval", "30", "--json"])
+        .ok(&[
+            "set",
+            &id,
+            "--priority",
+            "low",
+            "--name",
+            "later",
+            "--retry-interval",
+            "30",
+            "--json",
+        ])
         .json();
     assert_eq!(j["Priority"], "Low");
     assert_eq!(j["DisplayName"], "later");

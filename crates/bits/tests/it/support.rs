@@ -69,7 +69,12 @@ impl Home {
     /// Runs `bits ARGS`, which must succeed.
     pub fn ok(&self, args: &[&str]) -> Run {
         let r = self.bits(args);
-        assert_eq!(r.code, 0, "bits {args:?} failed: {r:?}\nlog:\n{}", self.log());
+        assert_eq!(
+            r.code,
+            0,
+            "bits {args:?} failed: {r:?}\nlog:\n{}",
+            self.log()
+        );
         r
     }
 
@@ -137,7 +142,10 @@ impl Home {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).unwrap();
         let deadline = Instant::now() + Duration::from_secs(15);
         while alive(pid) {
-            assert!(Instant::now() < deadline, "bitsd {pid} did not stop after {sig}");
+            assert!(
+                Instant::now() < deadline,
+                "bitsd {pid} did not stop after {sig}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }

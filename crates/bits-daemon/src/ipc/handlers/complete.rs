@@ -16,13 +16,19 @@ pub async fn handle(shared: &Arc<Shared>, job: &str) -> Result<Response, ApiErro
         let mut st = shared.lock();
         let id = resolve(&st, job)?;
         let e = &st.jobs[&id];
-        next_state(e.job.state(), &Event::Complete, e.job.job_type, &e.job.files)
-            .map_err(invalid)?;
+        next_state(
+            e.job.state(),
+            &Event::Complete,
+            e.job.job_type,
+            &e.job.files,
+        )
+        .map_err(invalid)?;
         // A running job is suspended first, so that its runner stops (after a
         // checkpoint) before its files are moved.
         let task = if e.runner.is_some() {
             shared.mutate(&mut st, id, |job| {
-                job.apply(Event::Suspend, SystemTime::now()).map_err(invalid)
+                job.apply(Event::Suspend, SystemTime::now())
+                    .map_err(invalid)
             })?;
             st.jobs.get_mut(&id).and_then(|e| {
                 let r = e.runner.as_mut()?;
@@ -38,14 +44,19 @@ pub async fn handle(shared: &Arc<Shared>, job: &str) -> Result<Response, ApiErro
         let _ = task.await;
     }
     let mut st = shared.lock();
-    let files = st.jobs.get(&id).map(|e| e.job.files.clone()).unwrap_or_default();
+    let files = st
+        .jobs
+        .get(&id)
+        .map(|e| e.job.files.clone())
+        .unwrap_or_default();
     fsops::commit(&files).map_err(|message| ApiError {
         kind: ErrorKind::Internal,
         message: format!("{message}; the job is kept, fix the cause and complete it again"),
         code: None,
     })?;
     shared.mutate(&mut st, id, |job| {
-        job.apply(Event::Complete, SystemTime::now()).map_err(invalid)
+        job.apply(Event::Complete, SystemTime::now())
+            .map_err(invalid)
     })?;
     tracing::info!(job = %id, "job completed");
     Ok(job_response(&st, id))

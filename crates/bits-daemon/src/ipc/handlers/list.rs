@@ -31,7 +31,11 @@ pub fn handle(
         .map(|e| &e.job)
         .filter(|j| !j.state().is_final())
         .filter(|j| all_users || j.owner_uid == uid || uid == 0)
-        .filter(|j| pattern.as_ref().is_none_or(|p| p.matches(&j.props.display_name)))
+        .filter(|j| {
+            pattern
+                .as_ref()
+                .is_none_or(|p| p.matches(&j.props.display_name))
+        })
         .collect();
     jobs.sort_by_key(|j| (j.created, j.id));
     Ok(Response::Jobs {

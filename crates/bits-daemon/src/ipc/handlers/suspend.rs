@@ -12,7 +12,8 @@ pub fn handle(shared: &Arc<Shared>, job: &str) -> Result<Response, ApiError> {
     let mut st = shared.lock();
     let id = resolve(&st, job)?;
     shared.mutate(&mut st, id, |job| {
-        job.apply(Event::Suspend, SystemTime::now()).map_err(invalid)
+        job.apply(Event::Suspend, SystemTime::now())
+            .map_err(invalid)
     })?;
     if let Some(r) = st.jobs.get(&id).and_then(|e| e.runner.as_ref()) {
         r.cancel.cancel();

@@ -5,7 +5,7 @@
 use crate::convert::job_object;
 use crate::ipc::resolve;
 use crate::shared::Shared;
-use bits_proto::{ApiError, Response};
+use bits_proto::{ApiError, ErrorKind, Response};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,9 +26,9 @@ pub async fn handle(
         {
             let st = shared.lock();
             let Some(e) = st.jobs.get(&id) else {
-                return Err(resolve(&st, job).err().unwrap_or_else(|| {
-                    crate::validate::bad(format!("job {id} disappeared"))
-                }));
+                return Err(resolve(&st, job)
+                    .err()
+                    .unwrap_or_else(|| crate::validate::bad(format!("job {id} disappeared"))));
             };
             if e.revision > after || tokio::time::Instant::now() >= deadline {
                 return Ok(Response::Watch {
@@ -38,9 +38,17 @@ pub async fn handle(
             }
         }
         tokio::select! {
-            r = changes.changed() => if r.is_err() { return Err(crate::validate::bad("bitsd is stopping")) },
+            r = changes.changed() => if r.is_err() { return Err(stopping()) },
             _ = tokio::time::sleep_until(deadline) => {}
-            _ = shared.shutdown.cancelled() => return Err(crate::validate::bad("bitsd is stopping")),
+            _ = shared.shutdown.cancelled() => return Err(stopping()),
         }
+    }
+}
+
+fn stopping() -> ApiError {
+    ApiError {
+        kind: ErrorKind::Stopping,
+        message: "bitsd is stopping".into(),
+        code: None,
     }
 }
