@@ -357,9 +357,13 @@ impl Job {
                 }
             }
             Event::Suspend | Event::Cancel | Event::Complete => {
+                // The error belongs to the Error and TransientError states;
+                // leaving them clears it.
+                self.error = None;
                 self.retry_at = None;
             }
             Event::Start | Event::Connected | Event::RetryDue | Event::Interrupted => {
+                self.error = None;
                 self.retry_at = None;
             }
             Event::AllFilesTransferred => {

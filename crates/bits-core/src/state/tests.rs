@@ -192,3 +192,63 @@ fn state_names_round_trip() {
         assert_eq!(s.as_str().parse::<JobState>().unwrap(), s);
     }
 }
+
+mod model {
+    //! Random event sequences applied to a real `Job`: the invariants hold
+    //! after every step, whatever the order.
+    use super::*;
+    use crate::job::{Job, JobProps};
+    use proptest::prelude::*;
+
+    fn event() -> impl Strategy<Value = Event> {
+        let err = JobError::new(ErrorContext::GeneralTransport, 0x8007_2EFD, "refused");
+        prop_oneof![
+            Just(Event::Resume),
+            Just(Event::Suspend),
+            Just(Event::Cancel),
+            Just(Event::Complete),
+            Just(Event::Start),
+            Just(Event::Connected),
+            Just(Event::AllFilesTransferred),
+            Just(Event::TransientFailure {
+                error: err.clone(),
+                retry_at: SystemTime::UNIX_EPOCH + Duration::from_secs(99),
+            }),
+            Just(Event::FatalFailure { error: err }),
+            Just(Event::RetryDue),
+            Just(Event::Interrupted),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn invariants_hold_after_every_event(events in proptest::collection::vec(event(), 1..60)) {
+            let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1);
+            let id = JobId::new_random();
+            let mut job = Job::new(id, JobType::Download, JobProps::default(), "u".into(), 1, now);
+            job.files = one_file();
+            for ev in events {
+                let before = job.state();
+                let result = job.apply(ev.clone(), now);
+                let expect = next_state(before, &ev, JobType::Download, &job.files);
+                prop_assert_eq!(result.clone(), expect);
+                if result.is_err() {
+                    prop_assert_eq!(job.state(), before, "a refused event changes nothing");
+                }
+                if before.is_final() {
+                    prop_assert_eq!(job.state(), before, "final states are absorbing");
+                }
+                let s = job.state();
+                prop_assert_eq!(
+                    job.error.is_some(),
+                    matches!(s, JobState::Error | JobState::TransientError),
+                    "error present exactly in Error and TransientError (state {})", s
+                );
+                prop_assert_eq!(job.retry_at.is_some(), s == JobState::TransientError);
+                if s == JobState::Transferred {
+                    prop_assert!(job.transfer_completed.is_some());
+                }
+            }
+        }
+    }
+}
