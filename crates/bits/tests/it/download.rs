@@ -264,10 +264,20 @@ fn csv_file_list_downloads_every_row() {
 fn max_download_time_puts_the_job_in_error() {
     let server = TestServer::start();
     server.put_file("/long.bin", content(2_000_000, 9));
-    server.set_default_fault("/long.bin", Some(Fault::Slow { bytes_per_sec: 200_000 }));
+    server.set_default_fault(
+        "/long.bin",
+        Some(Fault::Slow {
+            bytes_per_sec: 200_000,
+        }),
+    );
     let h = Home::new();
     let dest = h.path("long.bin");
-    let id = h.start_async(&["--max-download-time", "1", &server.url("long.bin"), dest.to_str().unwrap()]);
+    let id = h.start_async(&[
+        "--max-download-time",
+        "1",
+        &server.url("long.bin"),
+        dest.to_str().unwrap(),
+    ]);
     let info = h.wait_state(&id, "Error", Duration::from_secs(10));
     assert_eq!(info["ErrorCode"], "0x80200054");
     assert!(info["BytesTransferred"].as_u64().unwrap() > 0);
