@@ -282,3 +282,62 @@ fn max_download_time_puts_the_job_in_error() {
     assert_eq!(info["ErrorCode"], "0x80200054");
     assert!(info["BytesTransferred"].as_u64().unwrap() > 0);
 }
+
+/// A full disk is a TransientError that names the cause, and the job
+/// resumes by itself once there is space again. Needs root to mount a small
+/// tmpfs; elsewhere it says so and passes.
+#[test]
+fn full_disk_is_transient_and_resumes_when_space_returns() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    struct Mount(std::path::PathBuf);
+    impl Drop for Mount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let h = Home::new();
+    let small = h.path("small-disk");
+    std::fs::create_dir(&small).unwrap();
+    let mount = |opts: &str| {
+        std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+            .arg(&small)
+            .status()
+            .unwrap()
+    };
+    assert!(mount("size=1m").success(), "mount tmpfs");
+    let _mounted = Mount(small.clone());
+
+    let server = TestServer::start();
+    let body = content(3_000_000, 10);
+    server.put_file("/big.bin", body.clone());
+    let dest = small.join("big.bin");
+    let id = h.start_async(&[
+        "--retry-interval",
+        "1",
+        &server.url("big.bin"),
+        dest.to_str().unwrap(),
+    ]);
+    let info = h.wait_state(&id, "TransientError", Duration::from_secs(15));
+    assert_eq!(info["ErrorCode"], "0x80070070", "{info:#}");
+    assert_eq!(info["ErrorContext"], "LocalFile");
+    assert!(
+        info["ErrorDescription"].as_str().unwrap().contains("space"),
+        "{info:#}"
+    );
+    let remount = std::process::Command::new("mount")
+        .args(["-o", "remount,size=16m"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(remount.success());
+    h.wait_state(&id, "Transferred", Duration::from_secs(20));
+    h.ok(&["complete", &id]);
+    assert_eq!(read(&dest), body);
+}

@@ -155,3 +155,46 @@ fn set_changes_properties() {
     let listed = h.ok(&["list", "--name", "lat*", "--json"]).json();
     assert_eq!(listed.as_array().unwrap().len(), 1);
 }
+
+/// Ctrl-C during a synchronous start stops waiting, leaves the job in the
+/// queue, says how to resume or remove it, and exits 130.
+#[test]
+fn ctrl_c_during_synchronous_start_leaves_the_job() {
+    let server = TestServer::start();
+    server.put_file("/i.bin", content(2_000_000, 41));
+    server.set_default_fault(
+        "/i.bin",
+        Some(Fault::Slow {
+            bytes_per_sec: 200_000,
+        }),
+    );
+    let h = Home::new();
+    let dest = h.path("i.bin");
+    let child = h
+        .command()
+        .args(["start", &server.url("i.bin"), dest.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.body_bytes_sent("/i.bin") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "transfer never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("bits resume") && stderr.contains("bits remove"),
+        "{stderr}"
+    );
+    let jobs = h.ok(&["list", "--json"]).json();
+    assert_eq!(jobs.as_array().unwrap().len(), 1, "the job stays queued");
+    assert!(!dest.exists());
+}
