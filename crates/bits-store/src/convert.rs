@@ -5,7 +5,8 @@ use bits_core::{
     ErrorContext, FileValidator, Job, JobError, JobFile, JobId, JobProps, JobState, JobType,
     Priority,
 };
-use rusqlite::{params, Connection, Row};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, Row};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,82 +26,77 @@ const JOB_COLUMNS: &str = "id, job_type, state, display_name, description, prior
     error_context, error_code, error_description, error_file, created_ms, modified_ms, \
     transfer_completed_ms, transient_error_count, retry_at_ms, no_progress_since_ms, active_time_ms";
 
-pub(crate) fn insert_job_row(conn: &Connection, job: &Job) -> Result<(), StoreError> {
-    let sql = format!(
-        "INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-         ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
-    );
+/// The job row's values, in `JOB_COLUMNS` order: the insert and the update
+/// bind the same list, so the two can never disagree about a column.
+fn job_values(job: &Job) -> Vec<Value> {
     let err = job.error.as_ref();
-    conn.execute(
-        &sql,
-        params![
-            job.id.to_string(),
-            job.job_type.as_str(),
-            job.state().as_str(),
-            job.props.display_name,
-            job.props.description,
-            job.props.priority.as_str(),
-            job.owner,
-            job.owner_uid,
-            job.props.min_retry_delay.as_secs() as i64,
-            job.props.no_progress_timeout.as_secs() as i64,
-            job.props.max_download_time.as_secs() as i64,
+    let int = |n: i64| Value::Integer(n);
+    let opt_int = |n: Option<i64>| n.map_or(Value::Null, Value::Integer);
+    let text = |s: &str| Value::Text(s.to_string());
+    let opt_text = |s: Option<String>| s.map_or(Value::Null, Value::Text);
+    vec![
+        text(&job.id.to_string()),
+        text(job.job_type.as_str()),
+        text(job.state().as_str()),
+        text(&job.props.display_name),
+        text(&job.props.description),
+        text(job.props.priority.as_str()),
+        text(&job.owner),
+        int(i64::from(job.owner_uid)),
+        int(job.props.min_retry_delay.as_secs() as i64),
+        int(job.props.no_progress_timeout.as_secs() as i64),
+        int(job.props.max_download_time.as_secs() as i64),
+        opt_text(
             job.props
                 .reply_file
                 .as_ref()
                 .map(|p| p.to_string_lossy().into_owned()),
-            err.map(|e| e.context.as_str()),
-            err.map(|e| e.code as i64),
-            err.map(|e| e.description.clone()),
-            err.and_then(|e| e.file_index).map(|i| i as i64),
-            ms(job.created),
-            ms(job.modified),
-            job.transfer_completed.map(ms),
-            job.transient_error_count,
-            job.retry_at.map(ms),
-            job.no_progress_since.map(ms),
-            job.active_time.as_millis() as i64,
-        ],
-    )
-    .map_err(StoreError::sql("insert job"))?;
+        ),
+        opt_text(err.map(|e| e.context.as_str().to_string())),
+        opt_int(err.map(|e| i64::from(e.code))),
+        opt_text(err.map(|e| e.description.clone())),
+        opt_int(err.and_then(|e| e.file_index).map(|i| i as i64)),
+        int(ms(job.created)),
+        int(ms(job.modified)),
+        opt_int(job.transfer_completed.map(ms)),
+        int(i64::from(job.transient_error_count)),
+        opt_int(job.retry_at.map(ms)),
+        opt_int(job.no_progress_since.map(ms)),
+        int(job.active_time.as_millis() as i64),
+    ]
+}
+
+fn placeholders() -> String {
+    (1..=JOB_COLUMNS.split(',').count())
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(crate) fn insert_job_row(conn: &Connection, job: &Job) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({})",
+        placeholders()
+    );
+    conn.execute(&sql, params_from_iter(job_values(job)))
+        .map_err(StoreError::sql("insert job"))?;
     Ok(())
 }
 
+/// Rewrites every column of an existing job row; returns the rows changed
+/// (0: no such job).
 pub(crate) fn update_job_row(conn: &Connection, job: &Job) -> Result<usize, StoreError> {
-    let err = job.error.as_ref();
-    conn.execute(
-        "UPDATE jobs SET state = ?2, display_name = ?3, description = ?4, priority = ?5, \
-         min_retry_delay_s = ?6, no_progress_timeout_s = ?7, max_download_time_s = ?8, \
-         reply_file = ?9, error_context = ?10, error_code = ?11, error_description = ?12, \
-         error_file = ?13, modified_ms = ?14, transfer_completed_ms = ?15, \
-         transient_error_count = ?16, retry_at_ms = ?17, no_progress_since_ms = ?18, \
-         active_time_ms = ?19 WHERE id = ?1",
-        params![
-            job.id.to_string(),
-            job.state().as_str(),
-            job.props.display_name,
-            job.props.description,
-            job.props.priority.as_str(),
-            job.props.min_retry_delay.as_secs() as i64,
-            job.props.no_progress_timeout.as_secs() as i64,
-            job.props.max_download_time.as_secs() as i64,
-            job.props
-                .reply_file
-                .as_ref()
-                .map(|p| p.to_string_lossy().into_owned()),
-            err.map(|e| e.context.as_str()),
-            err.map(|e| e.code as i64),
-            err.map(|e| e.description.clone()),
-            err.and_then(|e| e.file_index).map(|i| i as i64),
-            ms(job.modified),
-            job.transfer_completed.map(ms),
-            job.transient_error_count,
-            job.retry_at.map(ms),
-            job.no_progress_since.map(ms),
-            job.active_time.as_millis() as i64,
-        ],
-    )
-    .map_err(StoreError::sql("update job"))
+    let sets = JOB_COLUMNS
+        .split(',')
+        .map(str::trim)
+        .enumerate()
+        .skip(1)
+        .map(|(i, c)| format!("{c} = ?{}", i + 1))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!("UPDATE jobs SET {sets} WHERE id = ?1");
+    conn.execute(&sql, params_from_iter(job_values(job)))
+        .map_err(StoreError::sql("update job"))
 }
 
 pub(crate) fn insert_file_row(
