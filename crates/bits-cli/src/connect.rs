@@ -189,15 +189,18 @@ async fn connect(paths: &Paths) -> anyhow::Result<Client> {
         }
         if let Ok(Some(status)) = child.try_wait() {
             // Another bits may have started a daemon at the same moment, and
-            // ours stepped aside: one more look before giving up.
-            if let Ok(client) = Client::connect(&socket).await {
-                return check_hello(client, &socket);
+            // ours stepped aside because that one holds the pid-file lock:
+            // wait for that one instead of failing.
+            if !other_daemon_alive(paths) {
+                if let Ok(client) = Client::connect(&socket).await {
+                    return check_hello(client, &socket);
+                }
+                return Err(unreachable(format!(
+                    "bitsd ({}) exited at once with {status}; see its log {}",
+                    program.display(),
+                    paths.log_file().display()
+                )));
             }
-            return Err(unreachable(format!(
-                "bitsd ({}) exited at once with {status}; see its log {}",
-                program.display(),
-                paths.log_file().display()
-            )));
         }
         if Instant::now() >= deadline {
             return Err(unreachable(format!(
@@ -208,6 +211,20 @@ async fn connect(paths: &Paths) -> anyhow::Result<Client> {
             )));
         }
         tokio::time::sleep(RETRY_EVERY).await;
+    }
+}
+
+/// Whether a daemon holds the pid file's lock (bitsd takes it before
+/// anything else, so this is true from the first moment of a daemon that is
+/// starting).
+fn other_daemon_alive(paths: &Paths) -> bool {
+    use nix::fcntl::{Flock, FlockArg};
+    let Ok(file) = std::fs::File::open(paths.pid_file()) else {
+        return false;
+    };
+    match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        Ok(_unlocked_on_drop) => false,
+        Err((_, errno)) => errno == nix::errno::Errno::EWOULDBLOCK,
     }
 }
 

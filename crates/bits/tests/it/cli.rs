@@ -196,3 +196,62 @@ fn json_job_object_has_the_contract_keys() {
     // A unique prefix of the JobId names the job.
     assert_eq!(h.info(&id[..8])["JobId"], id);
 }
+
+/// Regression: several commands autostarting at once on a fresh BITS_HOME
+/// all succeed against the one daemon that wins the pid-file lock (the
+/// others' daemons step aside).
+#[test]
+fn concurrent_autostart_all_clients_succeed() {
+    let h = Home::new();
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            h.command()
+                .args(["list", "--json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(h.daemon_pid().is_some());
+}
+
+/// BITS_RUNTIME_DIR holds the socket and the pid file; the state stays in
+/// BITS_HOME.
+#[test]
+fn runtime_dir_holds_the_socket_and_pid_file() {
+    let h = Home::new();
+    let run = tempfile::tempdir().unwrap();
+    let r = h
+        .command()
+        .args(["list"])
+        .env("BITS_RUNTIME_DIR", run.path())
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(0), "{r:?}");
+    assert!(run.path().join("bits.sock").exists());
+    let pid: i32 = std::fs::read_to_string(run.path().join("bitsd.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(h.home.path().join("jobs.sqlite3").exists());
+    assert!(!h.home.path().join("bits.sock").exists());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    while crate::support::alive(pid) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
