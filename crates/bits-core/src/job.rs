@@ -198,6 +198,22 @@ impl FileValidator {
     }
 }
 
+/// Where an upload stands on the server: the BITS Upload Protocol session
+/// the bytes went to. Kept so that an upload resumes in the same session
+/// after a crash or a restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadSession {
+    /// BITS-Session-Id, once Create-Session succeeded.
+    pub id: Option<String>,
+    /// BITS-Host-Id: the server the session lives on (web-farm affinity).
+    pub host_id: Option<String>,
+    /// When to give up on `host_id` and go back to the job's URL
+    /// (from BITS-Host-Id-Fallback-Timeout); `None`: never.
+    pub host_fallback_at: Option<std::time::SystemTime>,
+    /// Upload-reply: BITS-Reply-URL, once the server sent it.
+    pub reply_url: Option<String>,
+}
+
 /// One file of a job: where it comes from, where it goes, how far it got.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobFile {
@@ -214,8 +230,11 @@ pub struct JobFile {
     pub bytes_transferred: u64,
     /// Whether every byte is on disk and fsynced.
     pub complete: bool,
-    /// The version of the remote file the bytes belong to.
+    /// The version of the remote file the bytes belong to (for uploads: of
+    /// the local file being sent).
     pub validator: FileValidator,
+    /// Uploads: the server session. Always default for downloads.
+    pub upload: UploadSession,
 }
 
 impl JobFile {
@@ -236,6 +255,7 @@ impl JobFile {
             bytes_transferred: 0,
             complete: false,
             validator: FileValidator::default(),
+            upload: UploadSession::default(),
         }
     }
 }

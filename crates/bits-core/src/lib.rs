@@ -20,5 +20,7 @@ pub mod policy;
 pub mod state;
 
 pub use error::{ErrorContext, JobError};
-pub use job::{FileValidator, Job, JobFile, JobId, JobProps, JobType, ParseEnumError, Priority};
+pub use job::{
+    FileValidator, Job, JobFile, JobId, JobProps, JobType, ParseEnumError, Priority, UploadSession,
+};
 pub use state::{Event, InvalidTransition, JobState};

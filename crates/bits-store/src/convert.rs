@@ -3,7 +3,7 @@
 use crate::error::StoreError;
 use bits_core::{
     ErrorContext, FileValidator, Job, JobError, JobFile, JobId, JobProps, JobState, JobType,
-    Priority,
+    Priority, UploadSession,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, Row};
@@ -107,7 +107,9 @@ pub(crate) fn insert_file_row(
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO files (job_id, idx, remote, local, temp, bytes_total, bytes_transferred, \
-         complete, etag, last_modified, size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         complete, etag, last_modified, size, upload_session_id, upload_host_id, \
+         upload_host_fallback_ms, upload_reply_url) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -122,6 +124,10 @@ pub(crate) fn insert_file_row(
             f.validator.etag,
             f.validator.last_modified,
             f.validator.size.map(|b| b as i64),
+            f.upload.id,
+            f.upload.host_id,
+            f.upload.host_fallback_at.map(ms),
+            f.upload.reply_url,
         ])
     })
     .map_err(StoreError::sql("insert file"))?;
@@ -136,7 +142,8 @@ pub(crate) fn update_file_row(
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE files SET bytes_total = ?3, bytes_transferred = ?4, complete = ?5, etag = ?6, \
-         last_modified = ?7, size = ?8 WHERE job_id = ?1 AND idx = ?2",
+         last_modified = ?7, size = ?8, upload_session_id = ?9, upload_host_id = ?10, \
+         upload_host_fallback_ms = ?11, upload_reply_url = ?12 WHERE job_id = ?1 AND idx = ?2",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -148,6 +155,10 @@ pub(crate) fn update_file_row(
             f.validator.etag,
             f.validator.last_modified,
             f.validator.size.map(|b| b as i64),
+            f.upload.id,
+            f.upload.host_id,
+            f.upload.host_fallback_at.map(ms),
+            f.upload.reply_url,
         ])
     })
     .map_err(StoreError::sql("save file progress"))?;
@@ -252,7 +263,8 @@ pub(crate) fn load_all(conn: &Connection) -> Result<Vec<Job>, StoreError> {
     let mut st = conn
         .prepare(
             "SELECT job_id, idx, remote, local, temp, bytes_total, bytes_transferred, complete, \
-             etag, last_modified, size FROM files ORDER BY job_id, idx",
+             etag, last_modified, size, upload_session_id, upload_host_id, \
+             upload_host_fallback_ms, upload_reply_url FROM files ORDER BY job_id, idx",
         )
         .map_err(StoreError::sql("read files"))?;
     let mut rows = st.query([]).map_err(StoreError::sql("read files"))?;
@@ -273,6 +285,12 @@ pub(crate) fn load_all(conn: &Connection) -> Result<Vec<Job>, StoreError> {
                 etag: row.get(8).map_err(r)?,
                 last_modified: row.get(9).map_err(r)?,
                 size: row.get::<_, Option<i64>>(10).map_err(r)?.map(|b| b as u64),
+            },
+            upload: UploadSession {
+                id: row.get(11).map_err(r)?,
+                host_id: row.get(12).map_err(r)?,
+                host_fallback_at: row.get::<_, Option<i64>>(13).map_err(r)?.map(time),
+                reply_url: row.get(14).map_err(r)?,
             },
         };
         jobs[ji].files.push(file);

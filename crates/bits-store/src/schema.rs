@@ -8,10 +8,10 @@ use crate::error::StoreError;
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations; entry `i` moves version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 0 -> 1: jobs and their files.
     "CREATE TABLE jobs (
         id TEXT PRIMARY KEY NOT NULL,
@@ -52,6 +52,11 @@ const MIGRATIONS: &[&str] = &[
         size INTEGER,
         PRIMARY KEY (job_id, idx)
     );",
+    // 1 -> 2: uploads keep their BITS Upload Protocol session.
+    "ALTER TABLE files ADD COLUMN upload_session_id TEXT;
+    ALTER TABLE files ADD COLUMN upload_host_id TEXT;
+    ALTER TABLE files ADD COLUMN upload_host_fallback_ms INTEGER;
+    ALTER TABLE files ADD COLUMN upload_reply_url TEXT;",
 ];
 
 /// Brings the schema to [`SCHEMA_VERSION`].

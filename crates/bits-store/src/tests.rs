@@ -49,6 +49,11 @@ fn jobs_survive_reopening_identically() {
         job.files[0].bytes_transferred = 4096;
         job.files[0].bytes_total = Some(10_000);
         job.files[0].validator.etag = Some("\"v1\"".into());
+        job.files[1].upload.id = Some("{0f1e2d3c-0000-4000-8000-000000000001}".into());
+        job.files[1].upload.host_id = Some("node7.example".into());
+        job.files[1].upload.host_fallback_at = Some(now + Duration::from_secs(86_400));
+        job.files[1].upload.reply_url = Some("/replies/1".into());
+        store.save_file(job.id, 1, &job.files[1]).unwrap();
         store.save_file(job.id, 0, &job.files[0]).unwrap();
     }
     let store = Store::open(&path).unwrap();
@@ -89,4 +94,31 @@ fn newer_schema_is_refused() {
     drop(conn);
     let err = Store::open(&path).unwrap_err();
     assert!(matches!(err, StoreError::UnsupportedSchema { .. }), "{err}");
+}
+
+/// A database written by schema version 1 (before uploads) opens, is
+/// migrated, and its jobs load with empty upload sessions.
+#[test]
+fn version_1_database_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.sqlite3");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO jobs VALUES ('5f0c1b2a-0000-4000-8000-000000000001', 'Download', \
+             'Suspended', 'old', '', 'Normal', 'alice', 1000, 600, 1209600, 7776000, NULL, \
+             NULL, NULL, NULL, NULL, 1700000000000, 1700000000000, NULL, 0, NULL, NULL, 0);
+             INSERT INTO files VALUES ('5f0c1b2a-0000-4000-8000-000000000001', 0, \
+             'http://127.0.0.1:1/a', '/tmp/a', '/tmp/.a.tmp', 10, 4, 0, '\"e\"', NULL, 10);",
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let jobs = store.load_all().unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].props.display_name, "old");
+    assert_eq!(jobs[0].files[0].bytes_transferred, 4);
+    assert_eq!(jobs[0].files[0].upload, bits_core::UploadSession::default());
 }
