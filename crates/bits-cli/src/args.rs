@@ -340,6 +340,64 @@ pub struct ServeArgs {
     /// Address and port to listen on (port 0 picks a free one).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
     pub listen: String,
+
+    /// Accept uploads (the BITS Upload Protocol, BITS_POST) into DIR.
+    #[arg(long)]
+    pub upload: bool,
+
+    /// Largest upload accepted, in bytes (BITSMaximumUploadSize).
+    #[arg(long, value_name = "BYTES", requires = "upload")]
+    pub max_upload_size: Option<u64>,
+
+    /// Let uploads replace existing files (BITSAllowOverwrites); otherwise
+    /// an upload to an existing name is refused with 409.
+    #[arg(long, requires = "upload")]
+    pub allow_overwrite: bool,
+
+    /// Delete upload sessions idle for this many seconds
+    /// (BITSSessionTimeout; default 14 days).
+    #[arg(long, value_name = "SECONDS", requires = "upload")]
+    pub session_timeout: Option<u64>,
+
+    /// Most upload sessions open at once (BITSNumberOfSessionsLimit; default 50).
+    #[arg(long, value_name = "N", requires = "upload", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_sessions: Option<u64>,
+
+    /// Web-farm affinity: clients send every packet of a session to this
+    /// host (BITSHostId).
+    #[arg(long, value_name = "HOST[:PORT]", requires = "upload")]
+    pub host_id: Option<String>,
+
+    /// Seconds after which clients that cannot reach --host-id go back to
+    /// the original host (BITSHostIdFallbackTimeout).
+    #[arg(long, value_name = "SECONDS", requires = "host_id")]
+    pub host_id_fallback_timeout: Option<u64>,
+
+    /// Upload-reply: hand each completed upload to this server application
+    /// (an http:// URL; BITSServerNotificationURL) and return its answer to
+    /// the client as the reply.
+    #[arg(long, value_name = "URL", requires = "upload")]
+    pub notify_url: Option<String>,
+
+    /// How uploads reach --notify-url: `file` posts the file in the body
+    /// (type 2), `location` posts its path (type 1).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "HOW",
+        default_value = "file",
+        requires = "notify_url"
+    )]
+    pub notify_type: NotifyType,
+}
+
+/// How `bits serve` hands a completed upload to the server application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NotifyType {
+    /// The file in the request body (BITSServerNotificationType 2).
+    File,
+    /// The file's path in the request headers (BITSServerNotificationType 1).
+    Location,
 }
 
 /// Parses a positive number of seconds, fractions allowed (`0.5`).

@@ -123,6 +123,7 @@ pub fn format_list(job: &JobObject) -> String {
         ("ErrorContext", &job.error_context),
         ("ErrorCode", &job.error_code),
         ("ErrorDescription", &job.error_description),
+        ("ReplyFileName", &job.reply_file_name),
     ] {
         if let Some(value) = value {
             props.push((key, value.clone()));

@@ -24,4 +24,22 @@ pub enum ServeError {
         /// The path as it was given.
         root: PathBuf,
     },
+    /// Uploads are on but their session directory (`DIR/.bits-sessions`)
+    /// cannot be created, is not a private directory, or cannot be read.
+    #[error("cannot use the upload session directory {}: {source}", path.display())]
+    SessionStore {
+        /// The session directory.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An upload setting has a value the server cannot work with.
+    #[error("invalid upload setting {setting}: {reason}")]
+    InvalidUploadConfig {
+        /// The setting, named as in [`crate::UploadConfig`].
+        setting: &'static str,
+        /// What is wrong with its value.
+        reason: &'static str,
+    },
 }

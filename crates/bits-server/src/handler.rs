@@ -1,10 +1,9 @@
 //! Per-request entry point: dispatch on the method, log the outcome.
 //!
 //! This is the one place that knows which methods the server speaks. Static
-//! files answer `GET` and `HEAD`; the planned BITS upload protocol
-//! (`BITS_POST`, enabled by `bits serve --upload`) will be one more arm of
-//! the `match` in [`handle`], with its own module and its settings in
-//! [`State`].
+//! files answer `GET` and `HEAD`; with uploads enabled (`bits serve
+//! --upload`) the BITS Upload Protocol's `BITS_POST` and plain `PUT` go to
+//! module `upload`. Without uploads those get `405` like any unknown method.
 
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -12,43 +11,60 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use crate::body::ResponseBody;
 use crate::server::State;
-use crate::static_files;
+use crate::{static_files, upload};
 
 /// Methods advertised in the `Allow` header of `405` responses.
 const ALLOWED_METHODS: &str = "GET, HEAD";
 
+/// The same with uploads enabled.
+const ALLOWED_METHODS_WITH_UPLOADS: &str = "GET, HEAD, PUT, BITS_POST";
+
 /// Answers one request. Never fails: every problem becomes an HTTP status.
 pub(crate) async fn handle(req: Request<Incoming>, state: &State) -> Response<ResponseBody> {
-    let response = match *req.method() {
-        Method::GET | Method::HEAD => {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let range = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let uploads = state.uploads.as_deref();
+    let response = match (&method, uploads) {
+        (&Method::GET | &Method::HEAD, _) => {
             static_files::respond(req.method(), req.uri(), req.headers(), state).await
         }
-        _ => method_not_allowed(req.method()),
+        (m, Some(up)) if m.as_str() == bits_upload_proto::METHOD => {
+            upload::bits_post(req, up, state).await
+        }
+        (&Method::PUT, Some(up)) => upload::put(req, up).await,
+        _ => method_not_allowed(&method, uploads.is_some()),
     };
     tracing::debug!(
-        method = %req.method(),
-        path = req.uri().path(),
+        %method,
+        path,
         status = response.status().as_u16(),
-        range = req
-            .headers()
-            .get(header::RANGE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-"),
+        range,
         "request"
     );
     response
 }
 
 /// `405 Method Not Allowed` with the mandatory `Allow` header.
-fn method_not_allowed(method: &Method) -> Response<ResponseBody> {
+fn method_not_allowed(method: &Method, uploads: bool) -> Response<ResponseBody> {
     let mut response = text_response(
         StatusCode::METHOD_NOT_ALLOWED,
         "method not allowed\n",
         method,
     );
+    let allowed = if uploads {
+        ALLOWED_METHODS_WITH_UPLOADS
+    } else {
+        ALLOWED_METHODS
+    };
     response
         .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
+        .insert(header::ALLOW, HeaderValue::from_static(allowed));
     response
 }
 

@@ -33,6 +33,13 @@ pub(crate) struct Entry {
     size: Option<u64>,
 }
 
+impl Entry {
+    /// The raw file name.
+    pub(crate) fn name(&self) -> &[u8] {
+        &self.name
+    }
+}
+
 /// Reads the entries of `dir`, sorted by name. Entries whose metadata cannot
 /// be read (e.g. dangling symlinks) are listed without size.
 pub(crate) fn read_entries(dir: &Path) -> io::Result<Vec<Entry>> {

@@ -8,7 +8,8 @@
 //!    is no legitimate use, and refusing them is simpler to reason about);
 //! 2. physically — the joined path is canonicalized (resolving every symlink)
 //!    and must still lie below the canonical root, so symlinks leading out of
-//!    the root are refused too.
+//!    the root are refused too; so are paths into the upload session store
+//!    (`.bits-sessions`), which look as if they did not exist.
 //!
 //! The file is then opened by its canonical path with `O_NOFOLLOW` (so the
 //! last component cannot be swapped for a symlink after the check) and
@@ -111,6 +112,11 @@ pub(crate) fn open(root: &Path, path: &RequestPath) -> Result<Target, Refusal> {
     if !canonical.starts_with(root) {
         tracing::debug!(path = %joined.display(), "refusing a path that leads out of the root");
         return Err(Refusal::Forbidden);
+    }
+    // The upload session store is private (other clients' partial uploads),
+    // also when reached through a symlink.
+    if canonical.starts_with(root.join(crate::upload::SESSIONS_DIR)) {
+        return Err(Refusal::NotFound);
     }
     // Check the type before opening: opening some special files (devices)
     // can have side effects.

@@ -1,11 +1,18 @@
-//! Accept loop, per-connection tasks and graceful shutdown.
+//! Accept loop, per-connection tasks, the upload session sweeper and
+//! graceful shutdown.
 //!
 //! Every accepted TCP connection gets its own task running hyper's HTTP/1.1
 //! connection driver (keep-alive on, so download clients can reuse
-//! connections). When the shutdown token is cancelled the listener is closed
-//! at once, every connection is asked to finish its current response and
-//! close, and after [`SHUTDOWN_GRACE`] whatever is still running is aborted:
-//! a multi-GiB transfer must not keep `bits serve` alive forever after Ctrl-C.
+//! connections). Response header names are written in title case
+//! (`Bits-Packet-Type`, `Content-Length`) rather than hyper's lower case:
+//! both are correct HTTP, but some BITS peers look headers up
+//! case-sensitively, and the conventional spelling is the one they expect.
+//!
+//! When the shutdown token is cancelled the listener is closed at once,
+//! every connection is asked to finish its current response and close, and
+//! after [`SHUTDOWN_GRACE`] whatever is still running is aborted: a
+//! multi-GiB transfer must not keep `bits serve` alive forever after Ctrl-C.
+//! The upload session sweeper stops with it.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -22,6 +29,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::body::BufferPool;
+use crate::upload::{self, Uploads};
 use crate::{handler, ServeConfig, ServeError};
 
 /// How long in-flight requests may run on after shutdown was requested.
@@ -43,21 +51,43 @@ pub(crate) struct State {
     pub(crate) root: std::path::PathBuf,
     /// Read buffers recycled across responses.
     pub(crate) pool: Arc<BufferPool>,
+    /// The upload side; `None` when uploads are off.
+    pub(crate) uploads: Option<Arc<Uploads>>,
 }
 
 /// Serves `config.root` on `listener` until `shutdown` is cancelled; then stops accepting, lets in-flight requests finish (bounded, e.g. 5 s) and returns.
 ///
 /// The root is checked (and canonicalized) once up front, so a typo in the
-/// directory is reported immediately rather than as a stream of 404s.
+/// directory is reported immediately rather than as a stream of 404s. With
+/// uploads on, the upload settings are checked and the session store
+/// (`DIR/.bits-sessions`) is opened and its sessions resumed before the
+/// first connection is accepted.
 pub async fn serve(
     listener: TcpListener,
     config: ServeConfig,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let root = canonical_root(&config.root).await?;
+    let uploads = match config.upload {
+        None => None,
+        Some(upload_config) => {
+            let root = root.clone();
+            let opened = tokio::task::spawn_blocking(move || Uploads::open(&root, upload_config))
+                .await
+                .map_err(|e| ServeError::SessionStore {
+                    path: config.root.join(upload::SESSIONS_DIR),
+                    source: std::io::Error::other(e),
+                })??;
+            Some(Arc::new(opened))
+        }
+    };
+    let sweeper = uploads
+        .as_ref()
+        .map(|up| tokio::spawn(upload::sweep(Arc::clone(up), shutdown.child_token())));
     let state = Arc::new(State {
         root,
         pool: Arc::new(BufferPool::default()),
+        uploads,
     });
     match listener.local_addr() {
         Ok(addr) => tracing::info!(root = %state.root.display(), %addr, "serving"),
@@ -115,6 +145,10 @@ pub async fn serve(
         );
         connections.shutdown().await;
     }
+    if let Some(sweeper) = sweeper {
+        // Its token is a child of `shutdown`, so it is already stopping.
+        let _ = sweeper.await;
+    }
     Ok(())
 }
 
@@ -163,6 +197,7 @@ async fn serve_connection(
     let mut builder = http1::Builder::new();
     builder
         .keep_alive(true)
+        .title_case_headers(true)
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), service));

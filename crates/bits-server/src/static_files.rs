@@ -8,6 +8,10 @@
 //!
 //! `Range` is only honoured for `GET`: RFC 9110 §14.2 defines range handling
 //! for `GET` alone, so `HEAD` with `Range` describes the whole file.
+//!
+//! The upload session store, `.bits-sessions` in the root, does not exist as
+//! far as `GET` is concerned (404, left out of the listing), except for the
+//! replies of upload-reply sessions, which module `upload` serves.
 
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
@@ -22,6 +26,7 @@ use crate::handler::text_response;
 use crate::range::{self, RangeRequest};
 use crate::resolve::{self, Target};
 use crate::server::State;
+use crate::upload::{self, SESSIONS_DIR};
 
 /// Answers a `GET` or `HEAD` request.
 pub(crate) async fn respond(
@@ -34,6 +39,9 @@ pub(crate) async fn respond(
         Ok(path) => path,
         Err(refusal) => return refusal_response(refusal, method),
     };
+    if let Ok(rest) = path.relative.strip_prefix(SESSIONS_DIR) {
+        return upload::reply(state.uploads.as_deref(), rest, method, headers, state).await;
+    }
     // One trip to the blocking pool for all of canonicalize, stat and open.
     let root = state.root.clone();
     let lookup = {
@@ -58,6 +66,10 @@ pub(crate) async fn respond(
                 // Relative links in the listing need the URL to end in `/`.
                 return redirect_to_directory(&path.relative, method);
             }
+            let mut entries = entries;
+            if path.relative.as_os_str().is_empty() {
+                entries.retain(|e| e.name() != SESSIONS_DIR.as_bytes());
+            }
             let html = crate::listing::render(uri.path(), &entries);
             let mut response = html_response(html, method);
             // Listings change whenever the directory does; don't cache them.
@@ -69,8 +81,9 @@ pub(crate) async fn respond(
     }
 }
 
-/// Builds the response for a regular file.
-fn file_response(
+/// Builds the response for a regular file (also used for upload-reply
+/// replies).
+pub(crate) fn file_response(
     method: &Method,
     headers: &HeaderMap,
     file: std::fs::File,

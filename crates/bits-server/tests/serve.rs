@@ -58,7 +58,7 @@ impl TestServer {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(serve(
             listener,
-            ServeConfig { root: root.clone() },
+            ServeConfig::new(root.clone()),
             shutdown.clone(),
         ));
         Self {
@@ -651,7 +651,7 @@ async fn bad_root_is_reported() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let err = serve(
             listener,
-            ServeConfig { root: root.clone() },
+            ServeConfig::new(root.clone()),
             CancellationToken::new(),
         )
         .await
@@ -659,6 +659,7 @@ async fn bad_root_is_reported() {
         match err {
             ServeError::RootUnavailable { .. } => assert!(expect_missing),
             ServeError::RootNotADirectory { .. } => assert!(!expect_missing),
+            other => panic!("unexpected error {other}"),
         }
         assert!(err.to_string().contains(&root.display().to_string()));
     }

@@ -51,10 +51,47 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     // With `--listen 127.0.0.1:0` this line tells the caller the real port.
     eprintln!("Serving {} on http://{addr}/", args.dir.display());
-    let config = bits_server::ServeConfig { root };
+    let mut config = bits_server::ServeConfig::new(root);
+    config.upload = upload_config(&args)?;
     bits_server::serve(listener, config, shutdown)
         .await
         .with_context(|| format!("serving {} failed", args.dir.display()))
+}
+
+/// The upload side of the server, from the `--upload` options.
+fn upload_config(args: &ServeArgs) -> anyhow::Result<Option<bits_server::UploadConfig>> {
+    if !args.upload {
+        return Ok(None);
+    }
+    let mut up = bits_server::UploadConfig {
+        max_upload_size: args.max_upload_size,
+        allow_overwrite: args.allow_overwrite,
+        host_id: args.host_id.clone(),
+        host_id_fallback_timeout: args.host_id_fallback_timeout,
+        ..Default::default()
+    };
+    if let Some(s) = args.session_timeout {
+        up.session_timeout = std::time::Duration::from_secs(s);
+    }
+    if let Some(n) = args.max_sessions {
+        up.max_sessions = n as usize;
+    }
+    if let Some(url) = &args.notify_url {
+        if !url.to_ascii_lowercase().starts_with("http://") {
+            return Err(Failure::Usage(format!(
+                "--notify-url {url}: the server application must be an http:// URL"
+            ))
+            .into());
+        }
+        up.notify = Some(bits_server::Notify {
+            url: url.clone(),
+            kind: match args.notify_type {
+                crate::args::NotifyType::File => bits_server::NotifyKind::File,
+                crate::args::NotifyType::Location => bits_server::NotifyKind::Location,
+            },
+        });
+    }
+    Ok(Some(up))
 }
 
 /// The directory to serve, absolute and with symlinks resolved, or a usage

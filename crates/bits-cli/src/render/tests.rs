@@ -31,6 +31,7 @@ fn job() -> JobObject {
             is_transfer_complete: false,
             temporary_name: "/home/alice/.a.tmp".into(),
         }],
+        reply_file_name: None,
     }
 }
 

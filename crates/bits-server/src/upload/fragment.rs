@@ -1,0 +1,346 @@
+//! Fragment: appending a range of the file, and finishing the upload when
+//! its last byte arrives.
+//!
+//! The server keeps one number per session, `received`: bytes
+//! `0..received` are durably in the session's `data` file. A fragment
+//! `first..=last` is then
+//!
+//! * a **gap** if `first > received`: 416, nothing read;
+//! * **old** if `last < received`: nothing written (a retry whose Ack was
+//!   lost), Ack with `received`;
+//! * otherwise the bytes from `received` on are **new**: the body's first
+//!   `received - first` bytes are skipped (an overlap never overwrites, the
+//!   Fragment page's rule), the rest written at `received..=last`.
+//!
+//! The data file is cut back to `received` before writing, so bytes of an
+//! earlier fragment that broke off half-way are never kept. After the body,
+//! the data is `fdatasync`ed and only then is the record's `received`
+//! raised (atomically, on disk): an Ack never promises bytes a crash could
+//! lose.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use bits_upload_proto::{Ack, FragmentRange};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::http::request::Parts;
+use hyper::{Response, StatusCode};
+
+use super::ack::{ack_response, Failure};
+use super::notify::Notification;
+use super::packets::{blocking, lookup, target_failure};
+use super::sessions::Session;
+use super::store::{self, Record, DATA_FILE, REPLY_FILE};
+use super::{drain, target, Uploads, BODY_IDLE_TIMEOUT, DRAIN_LIMIT, SESSIONS_DIR};
+use crate::body::ResponseBody;
+use crate::server::State;
+
+/// Received bytes are collected into writes of this size: large enough that
+/// a blocking-pool round trip per write costs nothing, small enough to keep
+/// memory per upload modest.
+const WRITE_CHUNK: usize = 1024 * 1024;
+
+/// Answers a Fragment.
+pub(crate) async fn fragment(
+    up: &Uploads,
+    state: &State,
+    parts: &Parts,
+    body: Incoming,
+    session_id: String,
+    range: FragmentRange,
+    content_name: Option<String>,
+) -> Response<ResponseBody> {
+    let Some(id) = store::parse_wire_id(&session_id) else {
+        drain(body, DRAIN_LIMIT).await;
+        return Failure::session_not_found().into_response(Some(session_id));
+    };
+    let Some((session, mut guard)) = lookup(up, id).await else {
+        drain(body, DRAIN_LIMIT).await;
+        return Failure::session_not_found().into_response(Some(session_id));
+    };
+    let mut record = guard.record.clone();
+    let result = receive(
+        up,
+        state,
+        parts,
+        &session,
+        &mut record,
+        body,
+        range,
+        content_name,
+    )
+    .await;
+    // Whatever was persisted is now the truth, success or not (`receive`
+    // only changes `record` after writing it to disk).
+    guard.record = record;
+    match result {
+        Ok(()) => {
+            let record = &guard.record;
+            let ack = Ack {
+                session_id: Some(session_id),
+                received_content_range: Some(record.received),
+                // Only on the Ack of the last fragment, and only for
+                // upload-reply (never for a simple upload, [MC-BUP] 2.2.7.2).
+                reply_url: if up.notifier.is_some() && record.all_received() {
+                    record.reply_url.clone()
+                } else {
+                    None
+                },
+                ..Ack::default()
+            };
+            ack_response(StatusCode::OK, &ack)
+        }
+        Err(failure) => failure.into_response(Some(session_id)),
+    }
+}
+
+/// Checks a fragment against the session, takes its new bytes, and
+/// finishes the upload when complete. `record` is updated as the disk is.
+#[allow(clippy::too_many_arguments)] // one call site, all of them needed
+async fn receive(
+    up: &Uploads,
+    state: &State,
+    parts: &Parts,
+    session: &Session,
+    record: &mut Record,
+    body: Incoming,
+    range: FragmentRange,
+    content_name: Option<String>,
+) -> Result<(), Failure> {
+    if record.total.is_some_and(|total| total != range.total) {
+        tracing::debug!(session = %session.id, ?record.total, range.total, "upload size changed");
+        drain(body, DRAIN_LIMIT).await;
+        return Err(Failure::invalid());
+    }
+    if up
+        .config
+        .max_upload_size
+        .is_some_and(|max| range.total > max)
+    {
+        tracing::info!(session = %session.id, size = range.total, "upload too large");
+        drain(body, DRAIN_LIMIT).await;
+        return Err(Failure::too_large());
+    }
+    let received = record.received;
+    if range.first > received {
+        drain(body, DRAIN_LIMIT).await;
+        return Err(Failure::gap(received));
+    }
+    let mut next = record.clone();
+    if range.last >= received {
+        let data = session.dir.join(DATA_FILE);
+        write_body(&data, body, range, received).await?;
+        next.received = range.last + 1;
+    } else {
+        drain(body, DRAIN_LIMIT).await;
+    }
+    next.total = Some(range.total);
+    if next.content_name.is_none() {
+        next.content_name = content_name;
+    }
+    next.modified_ms = store::now_ms();
+    persist(session, &next).await?;
+    *record = next;
+    if record.all_received() {
+        finish(up, state, parts, session, record).await?;
+    }
+    Ok(())
+}
+
+/// Writes the bytes of a fragment body that lie at or after `received`
+/// into `data` at their offsets, then fsyncs. Fails if the body is not
+/// exactly the range's length.
+async fn write_body(
+    data: &Path,
+    mut body: Incoming,
+    range: FragmentRange,
+    received: u64,
+) -> Result<(), Failure> {
+    let writing = |e: &std::io::Error| Failure::io("writing an upload fragment", e);
+    let path = data.to_path_buf();
+    let file = blocking(move || {
+        let file = OpenOptions::new().write(true).open(&path)?;
+        // Drop whatever an interrupted earlier fragment left past the
+        // acknowledged bytes.
+        file.set_len(received)?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .and_then(|r| r)
+    .map_err(|e| writing(&e))?;
+    let file = Arc::new(file);
+
+    // `pos`: offset of the next body byte; `at`: offset where `buf` goes.
+    let end = range.last + 1;
+    let mut pos = range.first;
+    let mut at = received;
+    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
+    loop {
+        let frame = match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame()).await {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                // The client went away mid-body; it will send the fragment
+                // again (and nothing of this one is acknowledged).
+                tracing::debug!(error = %e, "fragment body broke off");
+                return Err(Failure::invalid());
+            }
+            Err(_) => {
+                tracing::debug!("fragment body stalled");
+                return Err(Failure::server(
+                    StatusCode::REQUEST_TIMEOUT,
+                    bits_upload_proto::codes::E_FAIL,
+                ));
+            }
+        };
+        let Ok(chunk) = frame.into_data() else {
+            continue; // trailers
+        };
+        let len = chunk.len() as u64;
+        if pos + len > end {
+            return Err(Failure::invalid());
+        }
+        let skip = usize::try_from(received.saturating_sub(pos).min(len)).unwrap_or(chunk.len());
+        buf.extend_from_slice(&chunk[skip..]);
+        pos += len;
+        if buf.len() >= WRITE_CHUNK {
+            (buf, at) = write_at(&file, buf, at).await.map_err(|e| writing(&e))?;
+        }
+    }
+    if pos != end {
+        tracing::debug!(
+            got = pos - range.first,
+            want = range.len(),
+            "fragment body too short"
+        );
+        return Err(Failure::invalid());
+    }
+    if !buf.is_empty() {
+        write_at(&file, buf, at).await.map_err(|e| writing(&e))?;
+    }
+    blocking(move || file.sync_data())
+        .await
+        .and_then(|r| r)
+        .map_err(|e| writing(&e))
+}
+
+/// Writes `buf` at `at`; returns the emptied buffer and the next offset.
+async fn write_at(file: &Arc<File>, buf: Vec<u8>, at: u64) -> std::io::Result<(Vec<u8>, u64)> {
+    let file = Arc::clone(file);
+    blocking(move || {
+        file.write_all_at(&buf, at)?;
+        let next = at + buf.len() as u64;
+        let mut buf = buf;
+        buf.clear();
+        Ok((buf, next))
+    })
+    .await?
+}
+
+/// Writes a session's record.
+async fn persist(session: &Session, record: &Record) -> Result<(), Failure> {
+    let dir = session.dir.clone();
+    let record = record.clone();
+    blocking(move || store::write_record(&dir, &record))
+        .await
+        .and_then(|r| r)
+        .map_err(|e| Failure::io("saving an upload session", &e))
+}
+
+/// Finishes a complete upload, as far as it has not been finished: tells the
+/// server application (upload-reply), then renames the file into place
+/// (unless the application kept it). Each step is recorded when done, so a
+/// repeated last fragment, a Close-Session, or a restart continues where a
+/// failure stopped and never repeats a step that succeeded.
+pub(super) async fn finish(
+    up: &Uploads,
+    state: &State,
+    parts: &Parts,
+    session: &Session,
+    record: &mut Record,
+) -> Result<(), Failure> {
+    if let Some(notifier) = &up.notifier {
+        if !record.notified {
+            let host = request_host(parts);
+            let original_url = format!(
+                "http://{}{}",
+                host.unwrap_or("localhost"),
+                parts.uri.path_and_query().map_or("/", |pq| pq.as_str())
+            );
+            let outcome = notifier
+                .notify(Notification {
+                    original_url: &original_url,
+                    upload_query: parts.uri.query(),
+                    data: &session.dir.join(DATA_FILE),
+                    reply: &session.dir.join(REPLY_FILE),
+                    pool: &state.pool,
+                })
+                .await?;
+            let mut next = record.clone();
+            next.notified = true;
+            next.copy_wanted = outcome.copy;
+            next.reply_url = Some(
+                outcome
+                    .static_url
+                    .unwrap_or_else(|| reply_url(host, session.id)),
+            );
+            persist(session, &next).await?;
+            *record = next;
+            tracing::info!(session = %session.id, copy = record.copy_wanted, "server application notified");
+        }
+    } else if !record.copy_wanted {
+        // Created while a notification was configured, finished without:
+        // store the file rather than drop it.
+        record.copy_wanted = true;
+    }
+    if record.copy_wanted && !record.committed {
+        let root = up.root.clone();
+        let data = session.dir.join(DATA_FILE);
+        let relative = record.target.clone();
+        let allow_overwrite = up.config.allow_overwrite;
+        blocking(move || target::commit(&root, &data, &relative, allow_overwrite))
+            .await
+            .map_err(|e| Failure::io("storing an upload", &e))?
+            .map_err(target_failure)?;
+        let mut next = record.clone();
+        next.committed = true;
+        persist(session, &next).await?;
+        *record = next;
+        tracing::info!(
+            session = %session.id,
+            target = %target::display(&record.target),
+            bytes = record.received,
+            "upload complete"
+        );
+    }
+    Ok(())
+}
+
+/// The request's `Host`, if it is a plain host name or address (with
+/// port), so it can go into a URL unescaped.
+fn request_host(parts: &Parts) -> Option<&str> {
+    let host = parts
+        .headers
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))?;
+    (!host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b)))
+    .then_some(host)
+}
+
+/// Where we serve a session's reply: an absolute URL on the host the client
+/// talks to (so no client needs to resolve a relative one), or just the
+/// path when the request named no usable host.
+fn reply_url(host: Option<&str>, id: uuid::Uuid) -> String {
+    let path = format!("/{SESSIONS_DIR}/{}/{REPLY_FILE}", store::dir_name(id));
+    match host {
+        Some(host) => format!("http://{host}{path}"),
+        None => path,
+    }
+}
