@@ -48,5 +48,9 @@ pub fn job_object(job: &Job) -> JobObject {
                 temporary_name: f.temp.to_string_lossy().into_owned(),
             })
             .collect(),
+        reply_file_name: (job.job_type == bits_core::JobType::UploadReply)
+            .then_some(job.props.reply_file.as_ref())
+            .flatten()
+            .map(|p| p.to_string_lossy().into_owned()),
     }
 }

@@ -5,15 +5,39 @@
 //! owner's rights; keep every touch of a user's path here (the transfer
 //! engine's writes to the temporary file are the other one).
 
-use bits_core::JobFile;
+use bits_core::{Job, JobFile, JobType};
 use std::io;
 use std::path::Path;
+
+/// Completes a job's files: a download's files appear under their names; an
+/// upload-reply job's reply appears at its reply file; an upload has nothing
+/// local to commit.
+pub fn commit_job(job: &Job) -> Result<(), String> {
+    match job.job_type {
+        JobType::Download => commit(&job.files),
+        JobType::Upload => Ok(()),
+        JobType::UploadReply => match (&job.props.reply_file, job.files.first()) {
+            (Some(reply), Some(f)) if f.complete => {
+                let staged = JobFile {
+                    local: reply.clone(),
+                    ..f.clone()
+                };
+                commit(std::slice::from_ref(&staged))
+            }
+            (_, Some(f)) => {
+                remove(&f.temp);
+                Ok(())
+            }
+            _ => Ok(()),
+        },
+    }
+}
 
 /// Makes the complete files appear under their final names and deletes the
 /// partial ones (Complete-BitsTransfer). A file already moved by an earlier,
 /// interrupted attempt counts as done. Stops at the first failure, naming the
 /// file, so the user can fix the cause and complete again.
-pub fn commit(files: &[JobFile]) -> Result<(), String> {
+fn commit(files: &[JobFile]) -> Result<(), String> {
     for f in files {
         if f.complete {
             match std::fs::rename(&f.temp, &f.local) {

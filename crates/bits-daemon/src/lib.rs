@@ -62,6 +62,7 @@ impl Config {
                 },
                 read_timeout: Duration::from_secs(60),
                 connect_timeout: Duration::from_secs(30),
+                upload_fragment: bits_transfer::DEFAULT_UPLOAD_FRAGMENT,
             },
         }
     }

@@ -8,8 +8,10 @@
 use crate::shared::{error_chain, Runner, Shared, State};
 use bits_core::error::codes;
 use bits_core::policy::retry::{decide, RetryDecision, RetryInput};
-use bits_core::{ErrorContext, Event, FileValidator, JobError, JobFile, JobId};
-use bits_transfer::{Class, FileTransfer, Progress};
+use bits_core::{
+    ErrorContext, Event, FileValidator, JobError, JobFile, JobId, JobType, UploadSession,
+};
+use bits_transfer::{Class, FileTransfer, Progress, UploadProgress, UploadTransfer};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
@@ -41,10 +43,72 @@ struct NextFile {
     index: usize,
     file: JobFile,
     remaining: Duration,
+    job_type: JobType,
+    reply_wanted: bool,
+}
+
+/// A file that has been moved.
+struct Done {
+    bytes: u64,
+    /// The version downloaded; uploads report theirs through the sink.
+    validator: Option<FileValidator>,
+}
+
+/// Moves one file: a download, or an upload (with its reply).
+async fn move_file(
+    shared: &Arc<Shared>,
+    id: JobId,
+    next: &NextFile,
+    cancel: &CancellationToken,
+) -> Result<Done, bits_transfer::TransferError> {
+    let mut sink = Sink {
+        shared: shared.clone(),
+        id,
+        index: next.index,
+        last_publish: Instant::now(),
+    };
+    if next.job_type == JobType::Download {
+        let outcome = shared
+            .engine
+            .download(
+                FileTransfer {
+                    remote: &next.file.remote,
+                    temp: &next.file.temp,
+                    offset: next.file.bytes_transferred,
+                    validator: &next.file.validator,
+                },
+                &mut sink,
+                cancel,
+            )
+            .await?;
+        return Ok(Done {
+            bytes: outcome.bytes,
+            validator: Some(outcome.validator),
+        });
+    }
+    let outcome = shared
+        .engine
+        .upload(
+            UploadTransfer {
+                local: &next.file.local,
+                url: &next.file.remote,
+                validator: &next.file.validator,
+                session: &next.file.upload,
+                acknowledged: next.file.bytes_transferred,
+                reply_to: next.reply_wanted.then_some(next.file.temp.as_path()),
+            },
+            &mut sink,
+            cancel,
+        )
+        .await?;
+    Ok(Done {
+        bytes: outcome.bytes,
+        validator: None,
+    })
 }
 
 enum Step {
-    File(NextFile),
+    File(Box<NextFile>),
     AllDone,
     Stop,
 }
@@ -69,15 +133,21 @@ fn next_step(shared: &Shared, id: JobId) -> Step {
     }
     match e.job.next_file() {
         None => Step::AllDone,
-        Some(index) => Step::File(NextFile {
+        Some(index) => Step::File(Box::new(NextFile {
             index,
-            file: resume_point(&e.job.files[index]),
+            job_type: e.job.job_type,
+            reply_wanted: e.job.job_type == JobType::UploadReply,
+            file: if e.job.job_type == JobType::Download {
+                resume_point(&e.job.files[index])
+            } else {
+                e.job.files[index].clone()
+            },
             remaining: e
                 .job
                 .props
                 .max_download_time
                 .saturating_sub(e.job.active_time),
-        }),
+        })),
     }
 }
 
@@ -103,33 +173,18 @@ async fn run(shared: Arc<Shared>, id: JobId, cancel: CancellationToken, run_id: 
             fail(&shared, id, max_download_time_error(&shared, id));
             break;
         }
-        let mut sink = Sink {
-            shared: shared.clone(),
-            id,
-            index: next.index,
-            last_publish: Instant::now(),
-        };
         let file_cancel = cancel.child_token();
         let started = Instant::now();
-        let download = shared.engine.download(
-            FileTransfer {
-                remote: &next.file.remote,
-                temp: &next.file.temp,
-                offset: next.file.bytes_transferred,
-                validator: &next.file.validator,
-            },
-            &mut sink,
-            &file_cancel,
-        );
-        tokio::pin!(download);
+        let transfer = move_file(&shared, id, &next, &file_cancel);
+        tokio::pin!(transfer);
         let mut timed_out = false;
         let result = tokio::select! {
-            r = &mut download => r,
+            r = &mut transfer => r,
             _ = tokio::time::sleep(next.remaining) => {
                 // Let the engine checkpoint before giving up on the job.
                 timed_out = true;
                 file_cancel.cancel();
-                download.await
+                transfer.await
             }
         };
         add_active_time(&shared, id, started.elapsed());
@@ -142,7 +197,9 @@ async fn run(shared: Arc<Shared>, id: JobId, cancel: CancellationToken, run_id: 
                     if let Some(f) = e.job.files.get_mut(next.index) {
                         f.bytes_transferred = outcome.bytes;
                         f.bytes_total = Some(outcome.bytes);
-                        f.validator = outcome.validator;
+                        if let Some(v) = outcome.validator {
+                            f.validator = v;
+                        }
                         f.complete = true;
                         let f = f.clone();
                         if let Err(err) = shared.store().save_file(id, next.index, &f) {
@@ -313,6 +370,21 @@ impl Progress for Sink {
             // version.
             Some(f.clone())
         });
+        self.mark_connected();
+    }
+
+    fn progress(&mut self, bytes: u64) {
+        self.on_progress(bytes);
+    }
+
+    fn checkpoint(&mut self, bytes: u64) {
+        self.on_checkpoint(bytes);
+    }
+}
+
+impl Sink {
+    /// Connecting -> Transferring once the server answered.
+    fn mark_connected(&mut self) {
         let mut st = self.shared.lock();
         let connecting = st
             .jobs
@@ -329,7 +401,7 @@ impl Progress for Sink {
         }
     }
 
-    fn progress(&mut self, bytes: u64) {
+    fn on_progress(&mut self, bytes: u64) {
         let publish = self.last_publish.elapsed() >= PUBLISH_INTERVAL;
         let mut st = self.shared.lock();
         if let Some(e) = st.jobs.get_mut(&self.id) {
@@ -341,7 +413,7 @@ impl Progress for Sink {
         }
     }
 
-    fn checkpoint(&mut self, bytes: u64) {
+    fn on_checkpoint(&mut self, bytes: u64) {
         self.with_file(|_, f| {
             let mut saved = f.clone();
             saved.bytes_transferred = bytes;
@@ -351,6 +423,35 @@ impl Progress for Sink {
             Some(saved)
         });
         let mut st = self.shared.lock();
+        self.shared.bump(&mut st, self.id);
+    }
+}
+
+impl UploadProgress for Sink {
+    fn session(&mut self, session: &UploadSession, validator: &FileValidator, total: u64) {
+        self.with_file(|_, f| {
+            f.upload = session.clone();
+            f.validator = validator.clone();
+            f.bytes_total = Some(total);
+            // Saved before any fragment goes out: a restart continues this
+            // session, and notices a local file that changed meanwhile.
+            Some(f.clone())
+        });
+        self.mark_connected();
+    }
+
+    fn acknowledged(&mut self, bytes: u64) {
+        let now = SystemTime::now();
+        self.with_file(|_, f| {
+            f.bytes_transferred = bytes;
+            Some(f.clone())
+        });
+        let mut st = self.shared.lock();
+        if let Some(e) = st.jobs.get_mut(&self.id) {
+            // Progress resets the NoProgressTimeout clock.
+            e.job.no_progress_since = None;
+            e.job.modified = now;
+        }
         self.shared.bump(&mut st, self.id);
     }
 }

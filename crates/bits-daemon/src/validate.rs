@@ -28,7 +28,7 @@ fn has_wildcard(s: &str) -> bool {
 }
 
 /// Checks a remote name and returns it normalised.
-fn remote(spec: &str, job_type: JobType) -> Result<String, ApiError> {
+fn remote(spec: &str) -> Result<String, ApiError> {
     if spec.len() > MAX_URL {
         return Err(bad(format!(
             "source is longer than {MAX_URL} characters: {}…",
@@ -44,11 +44,6 @@ fn remote(spec: &str, job_type: JobType) -> Result<String, ApiError> {
         if url.path().contains(['*', '[']) {
             return Err(bad(format!(
                 "source '{spec}' contains a wildcard; wildcards work only for local sources"
-            )));
-        }
-        if job_type != JobType::Download {
-            return Err(bad(format!(
-                "source '{spec}' is a URL, but an upload job sends a local file"
             )));
         }
         return Ok(spec.to_string());
@@ -122,7 +117,7 @@ fn local(spec: &str) -> Result<PathBuf, ApiError> {
 }
 
 /// Turns file specs into new job files, checking each and refusing a
-/// destination used twice in the job.
+/// destination used twice in the job. Upload jobs hold exactly one file.
 pub fn files(
     id: JobId,
     job_type: JobType,
@@ -130,14 +125,12 @@ pub fn files(
     existing: &[JobFile],
 ) -> Result<Vec<JobFile>, ApiError> {
     if job_type != JobType::Download {
-        return Err(bad(
-            "upload and upload-reply jobs are not supported by this bitsd yet; only downloads are",
-        ));
+        return upload_files(id, job_type, specs, existing);
     }
     let mut seen: HashSet<PathBuf> = existing.iter().map(|f| f.local.clone()).collect();
     let mut out = Vec::with_capacity(specs.len());
     for spec in specs {
-        let remote = remote(&spec.remote, job_type)?;
+        let remote = remote(&spec.remote)?;
         let local = local(&spec.local)?;
         if !seen.insert(local.clone()) {
             return Err(bad(format!(
@@ -148,6 +141,93 @@ pub fn files(
         out.push(JobFile::new(remote, local, id));
     }
     Ok(out)
+}
+
+/// An upload job's one file: an http(s) URL to send to, and an existing
+/// local file to send.
+fn upload_files(
+    id: JobId,
+    job_type: JobType,
+    specs: &[FileSpec],
+    existing: &[JobFile],
+) -> Result<Vec<JobFile>, ApiError> {
+    if existing.len() + specs.len() > 1 {
+        return Err(ApiError {
+            kind: ErrorKind::BadRequest,
+            message: format!(
+                "an {} job holds exactly one file; create one job per file",
+                job_type.as_str().to_ascii_lowercase()
+            ),
+            code: Some(format!(
+                "0x{:08X}",
+                bits_core::error::codes::BG_E_TOO_MANY_FILES
+            )),
+        });
+    }
+    let mut out = Vec::new();
+    for spec in specs {
+        let lower = spec.remote.to_ascii_lowercase();
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+            return Err(bad(format!(
+                "upload destination '{}' must be an http or https URL",
+                spec.remote
+            )));
+        }
+        let url = url::Url::parse(&spec.remote).map_err(|e| {
+            bad(format!(
+                "upload destination '{}' is not a valid URL: {e}",
+                spec.remote
+            ))
+        })?;
+        if url.path().contains(['*', '[']) {
+            return Err(bad(format!(
+                "upload destination '{}' contains a wildcard",
+                spec.remote
+            )));
+        }
+        let path = Path::new(&spec.local);
+        if !path.is_absolute() {
+            return Err(bad(format!(
+                "upload source '{}' must be an absolute path",
+                spec.local
+            )));
+        }
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => {
+                return Err(bad(format!(
+                    "upload source '{}' is not a regular file",
+                    spec.local
+                )))
+            }
+            Err(e) => {
+                return Err(bad(format!(
+                    "upload source '{}' cannot be read: {e}",
+                    spec.local
+                )))
+            }
+        }
+        let mut file = JobFile::new(spec.remote.clone(), path.to_path_buf(), id);
+        // The temporary file of an upload holds the server's reply
+        // (upload-reply jobs); it sits beside the file that was sent.
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        file.temp = path.with_file_name(format!(".{name}.reply.bits-{id}.tmp"));
+        out.push(file);
+    }
+    Ok(out)
+}
+
+/// Where an upload-reply job's reply goes when the user did not say: beside
+/// the file that was sent, named after it.
+pub fn default_reply_file(local: &Path) -> PathBuf {
+    let name = local
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    local.with_file_name(format!("{name}.reply"))
 }
 
 /// Applies requested property changes to `props`.

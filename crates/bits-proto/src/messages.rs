@@ -251,4 +251,8 @@ pub struct JobObject {
     pub error_description: Option<String>,
     /// The files.
     pub file_list: Vec<FileObject>,
+    /// Upload-reply jobs: where the server's reply is saved (it appears
+    /// there on Complete). Absent for other jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_file_name: Option<String>,
 }

@@ -78,15 +78,21 @@ pub struct EngineConfig {
     pub read_timeout: Duration,
     /// Give up connecting after this long.
     pub connect_timeout: Duration,
+    /// Bytes per BITS upload Fragment packet; see
+    /// [`DEFAULT_UPLOAD_FRAGMENT`](crate::DEFAULT_UPLOAD_FRAGMENT) for the
+    /// trade-off. Values below 1 are treated as 1.
+    pub upload_fragment: u64,
 }
 
 impl Default for EngineConfig {
-    /// Default checkpoints, a 60 s read timeout and a 30 s connect timeout.
+    /// Default checkpoints, a 60 s read timeout, a 30 s connect timeout and
+    /// 4 MiB upload fragments.
     fn default() -> Self {
         EngineConfig {
             checkpoint: CheckpointPolicy::default(),
             read_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(30),
+            upload_fragment: crate::upload::DEFAULT_UPLOAD_FRAGMENT,
         }
     }
 }
@@ -126,12 +132,12 @@ pub struct Outcome {
     pub validator: FileValidator,
 }
 
-/// The download engine. One per daemon; cheap to share (clones share the
-/// HTTP connection pool).
+/// The transfer engine (downloads here, BITS uploads in module `upload`).
+/// One per daemon; cheap to share (clones share the HTTP connection pool).
 #[derive(Debug, Clone)]
 pub struct Engine {
-    client: reqwest::Client,
-    config: EngineConfig,
+    pub(crate) client: reqwest::Client,
+    pub(crate) config: EngineConfig,
 }
 
 /// Where the bytes come from.
@@ -672,7 +678,7 @@ fn same_version(got: &FileValidator, stored: &FileValidator) -> bool {
     }
 }
 
-fn content_length(h: &HeaderMap) -> Option<u64> {
+pub(crate) fn content_length(h: &HeaderMap) -> Option<u64> {
     h.get(header::CONTENT_LENGTH)?
         .to_str()
         .ok()?
@@ -739,7 +745,7 @@ fn accept_content_range(
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date, relative to now.
-fn retry_after(h: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(h: &HeaderMap) -> Option<Duration> {
     let v = h.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -759,7 +765,7 @@ fn mtime_of(v: &FileValidator) -> Option<FileTime> {
 }
 
 /// Classifies a failure to get response headers.
-fn request_error(shown: &str, e: reqwest::Error) -> TransferError {
+pub(crate) fn request_error(shown: &str, e: reqwest::Error) -> TransferError {
     let source = e.without_url();
     let url = shown.to_string();
     if source.is_redirect() {
@@ -882,7 +888,7 @@ async fn copy_body(
 
 /// A blocking-pool task ended without a result: re-raise its panic, or (the
 /// runtime is shutting down) report an I/O error.
-fn join_error(e: tokio::task::JoinError) -> io::Error {
+pub(crate) fn join_error(e: tokio::task::JoinError) -> io::Error {
     if e.is_panic() {
         std::panic::resume_unwind(e.into_panic());
     }

@@ -22,6 +22,8 @@ use std::time::Duration;
 const E_ABORT: u32 = 0x8000_4004;
 /// E_INVALIDARG: the remote name is not something we can download from.
 const E_INVALIDARG: u32 = 0x8007_0057;
+/// E_PENDING: the data is not yet available (an upload's reply).
+const E_PENDING: u32 = 0x8000_000A;
 /// HRESULT_FROM_WIN32(ERROR_WINHTTP_REDIRECT_FAILED).
 const E_REDIRECT_FAILED: u32 = 0x8007_2F7C;
 
@@ -293,6 +295,96 @@ pub enum TransferError {
     /// The cancellation token fired; what was received is checkpointed.
     #[error("the transfer was cancelled")]
     Cancelled,
+    /// Upload: the job's URL is not an http or https URL.
+    #[error("'{url}' is not an http or https URL")]
+    InvalidUploadUrl {
+        /// The URL (credentials removed).
+        url: String,
+    },
+    /// Upload: the local file could not be opened, examined or read.
+    #[error("could not read the file to upload {}", path.display())]
+    UploadRead {
+        /// The local file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Upload: the local file is empty, and the BITS Upload Protocol cannot
+    /// send zero bytes (a Fragment's range holds at least one).
+    #[error("{} is empty", path.display())]
+    EmptyUpload {
+        /// The local file.
+        path: PathBuf,
+    },
+    /// Upload: the local file's size or modification time is no longer
+    /// what it was when the upload began (BITS' BG_E_FILE_CHANGED).
+    #[error("{} changed after its upload began", path.display())]
+    LocalFileChanged {
+        /// The local file.
+        path: PathBuf,
+    },
+    /// Upload: the server does not speak the BITS Upload Protocol (it
+    /// refused `BITS_POST`, or answered it without an Ack).
+    #[error("the server at {url} does not accept BITS uploads ({detail})")]
+    NotBitsServer {
+        /// The URL (credentials removed).
+        url: String,
+        /// The HTTP status of the answer.
+        status: u16,
+        /// What the server did, e.g. `HTTP 405 Method Not Allowed`.
+        detail: String,
+    },
+    /// Upload: the server answered a packet with an Ack carrying
+    /// `BITS-Error-Code`.
+    #[error("the server refused the upload to {url} (HTTP {status}, BITS error {code:#010X})")]
+    UploadRefused {
+        /// The URL (credentials removed).
+        url: String,
+        /// The HTTP status of the Ack.
+        status: u16,
+        /// BITS-Error-Code (an HRESULT).
+        code: u32,
+        /// BITS-Error-Context (5: the server, 7: the server application).
+        context: u32,
+        /// `Retry-After`, if the server sent one.
+        retry_after: Option<Duration>,
+    },
+    /// Upload: a BITS server answered something the protocol does not allow
+    /// (an Ack for bytes never sent, another protocol, no session id…).
+    #[error("invalid BITS upload answer from {url}: {detail}")]
+    UploadProtocol {
+        /// The URL (credentials removed).
+        url: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// Upload: the server neither took the packet's bytes nor answered it
+    /// within the read timeout.
+    #[error("{url} did not take or answer an upload packet for {secs} s")]
+    UploadStalled {
+        /// The URL (credentials removed).
+        url: String,
+        /// The timeout, in seconds.
+        secs: u64,
+    },
+    /// Upload-reply: every byte is on the server but its application has not
+    /// produced the reply yet (BITS allows the reply to be delayed).
+    #[error("the server at {url} has not replied to the upload yet")]
+    ReplyPending {
+        /// The URL (credentials removed).
+        url: String,
+    },
+    /// Any failure of an upload after the server acknowledged bytes in this
+    /// attempt. Classified and described as `inner`; only
+    /// [`TransferError::made_progress`] differs.
+    #[error("{inner}")]
+    AfterProgress {
+        /// Bytes the server acknowledged in this attempt.
+        acknowledged: u64,
+        /// The failure.
+        inner: Box<TransferError>,
+    },
 }
 
 impl TransferError {
@@ -332,6 +424,33 @@ impl TransferError {
                 }
             }
             Cancelled => Class::Cancelled,
+            InvalidUploadUrl { .. }
+            | EmptyUpload { .. }
+            | LocalFileChanged { .. }
+            | NotBitsServer { .. }
+            | UploadProtocol { .. } => Class::Fatal,
+            UploadRead { source, .. } => {
+                if is_transient_io(source) {
+                    transient
+                } else {
+                    Class::Fatal
+                }
+            }
+            UploadRefused {
+                status,
+                retry_after,
+                ..
+            } => {
+                if is_transient_status(*status) {
+                    Class::Transient {
+                        retry_after: *retry_after,
+                    }
+                } else {
+                    Class::Fatal
+                }
+            }
+            UploadStalled { .. } | ReplyPending { .. } => transient,
+            AfterProgress { inner, .. } => inner.class(),
         }
     }
 
@@ -351,6 +470,7 @@ impl TransferError {
             | Stalled { written, .. }
             | LocalFile { written, .. }
             | SourceRead { written, .. } => *written,
+            AfterProgress { acknowledged, .. } => *acknowledged,
             _ => 0,
         }
     }
@@ -419,18 +539,14 @@ impl TransferError {
                     root_cause(source)
                 ),
             ),
-            HttpStatus { url, status, .. } => {
-                let reason = reqwest::StatusCode::from_u16(*status)
-                    .ok()
-                    .and_then(|s| s.canonical_reason())
-                    .map(|r| format!(" {r}"))
-                    .unwrap_or_default();
-                (
-                    ErrorContext::RemoteFile,
-                    codes::http_status(*status),
-                    format!("The server returned HTTP {status}{reason} for {url}."),
-                )
-            }
+            HttpStatus { url, status, .. } => (
+                ErrorContext::RemoteFile,
+                codes::http_status(*status),
+                format!(
+                    "The server returned HTTP {status}{} for {url}.",
+                    status_reason(*status)
+                ),
+            ),
             InvalidContentRange { url, got, expected } => (
                 ErrorContext::RemoteFile,
                 codes::BG_E_INVALID_SERVER_RESPONSE,
@@ -523,14 +639,142 @@ impl TransferError {
                 E_ABORT,
                 "The transfer was cancelled.".to_string(),
             ),
+            InvalidUploadUrl { url } => (
+                ErrorContext::RemoteFile,
+                E_INVALIDARG,
+                format!("'{url}' is not an http or https URL, so nothing can be uploaded to it."),
+            ),
+            UploadRead { path, source } => {
+                let path = path.display();
+                let description = if source.kind() == io::ErrorKind::NotFound {
+                    format!("The file to upload, {path}, does not exist.")
+                } else {
+                    format!("Could not read the file to upload, {path}: {source}.")
+                };
+                let code = source
+                    .raw_os_error()
+                    .map_or(codes::E_FAIL, codes::from_errno);
+                (ErrorContext::LocalFile, code, description)
+            }
+            EmptyUpload { path } => (
+                ErrorContext::LocalFile,
+                E_INVALIDARG,
+                format!(
+                    "The file to upload, {}, is empty; the BITS Upload Protocol cannot \
+                     upload an empty file.",
+                    path.display()
+                ),
+            ),
+            LocalFileChanged { path } => (
+                ErrorContext::LocalFile,
+                codes::BG_E_LOCAL_FILE_CHANGED,
+                format!(
+                    "{} changed (size or modification time) after its upload began; \
+                     the upload cannot continue.",
+                    path.display()
+                ),
+            ),
+            NotBitsServer {
+                url,
+                status,
+                detail,
+            } => (
+                ErrorContext::RemoteFile,
+                if *status >= 400 {
+                    codes::http_status(*status)
+                } else {
+                    codes::BG_E_INVALID_SERVER_RESPONSE
+                },
+                format!("The server at {url} does not accept BITS uploads ({detail})."),
+            ),
+            UploadRefused {
+                url,
+                status,
+                code,
+                context,
+                ..
+            } => {
+                let context = if *context == bits_upload_proto::CONTEXT_REMOTE_APPLICATION {
+                    ErrorContext::RemoteApplication
+                } else {
+                    ErrorContext::RemoteFile
+                };
+                let who = if context == ErrorContext::RemoteApplication {
+                    "The server application"
+                } else {
+                    "The server"
+                };
+                let name = upload_code_name(*code)
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default();
+                (
+                    context,
+                    *code,
+                    format!(
+                        "{who} refused the upload to {url}: HTTP {status}{}, \
+                         BITS error {code:#010X}{name}.",
+                        status_reason(*status)
+                    ),
+                )
+            }
+            UploadProtocol { url, detail } => (
+                ErrorContext::RemoteFile,
+                codes::BG_E_INVALID_SERVER_RESPONSE,
+                format!("The server at {url} broke the BITS Upload Protocol: {detail}."),
+            ),
+            UploadStalled { url, secs } => (
+                ErrorContext::GeneralTransport,
+                codes::E_TIMEOUT,
+                format!(
+                    "The server at {url} neither took nor answered upload data for {secs} seconds."
+                ),
+            ),
+            ReplyPending { url } => (
+                ErrorContext::RemoteApplication,
+                E_PENDING,
+                format!(
+                    "Every byte of the upload to {url} arrived, but the server application has \
+                     not replied yet; the reply will be fetched later."
+                ),
+            ),
+            AfterProgress { inner, .. } => return inner.job_error(),
         };
         JobError::new(context, code, description)
     }
 }
 
+/// " Not Found" for 404: the status' reason phrase with a leading space, or
+/// nothing for an unknown status.
+pub(crate) fn status_reason(status: u16) -> String {
+    reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .map(|r| format!(" {r}"))
+        .unwrap_or_default()
+}
+
+/// The bitsmsg.h name of a BITS-Error-Code an upload server may send, so the
+/// description says more than a number.
+fn upload_code_name(code: u32) -> Option<&'static str> {
+    use bits_upload_proto::codes as up;
+    Some(match code {
+        up::BG_E_TOO_LARGE => "the file is larger than the server accepts",
+        up::BG_E_SESSION_NOT_FOUND => "the server does not know the upload session",
+        up::ERROR_FILE_EXISTS => "the remote file exists and may not be overwritten",
+        up::ERROR_PATH_NOT_FOUND => "the remote directory does not exist",
+        up::ERROR_DISK_FULL => "the server is out of disk space",
+        up::E_ACCESSDENIED => "access denied",
+        up::E_INVALIDARG => "the server found the request invalid",
+        up::BG_E_CLIENT_SERVER_PROTOCOL_MISMATCH => "no common upload protocol",
+        up::ERROR_WINHTTP_TIMEOUT => "the server application did not answer in time",
+        up::ERROR_WINHTTP_CANNOT_CONNECT => "the server application could not be reached",
+        _ => return None,
+    })
+}
+
 /// 5xx, 408 Request Timeout and 429 Too Many Requests are worth retrying;
 /// other statuses name a problem with the request or the file.
-fn is_transient_status(status: u16) -> bool {
+pub(crate) fn is_transient_status(status: u16) -> bool {
     status >= 500 || status == 408 || status == 429
 }
 
@@ -632,5 +876,63 @@ mod tests {
         assert_eq!(denied.class(), Class::Fatal);
         assert_eq!(denied.job_error().code, codes::E_ACCESSDENIED);
         assert!(denied.job_error().description.contains("Permission denied"));
+    }
+
+    #[test]
+    fn upload_errors_classify_and_describe() {
+        let refused = |status, context| TransferError::UploadRefused {
+            url: "http://h/up".into(),
+            status,
+            code: 0x8020_0020,
+            context,
+            retry_after: None,
+        };
+        let j = refused(413, 5).job_error();
+        assert_eq!(j.code, 0x8020_0020);
+        assert_eq!(j.context, ErrorContext::RemoteFile);
+        assert_eq!(
+            j.description,
+            "The server refused the upload to http://h/up: HTTP 413 Payload Too Large, \
+             BITS error 0x80200020 (the file is larger than the server accepts)."
+        );
+        assert_eq!(refused(413, 5).class(), Class::Fatal);
+        assert_eq!(
+            refused(500, 7).job_error().context,
+            ErrorContext::RemoteApplication
+        );
+        assert_eq!(
+            refused(503, 5).class(),
+            Class::Transient { retry_after: None }
+        );
+
+        let not_bits = |status| TransferError::NotBitsServer {
+            url: "http://h/up".into(),
+            status,
+            detail: "x".into(),
+        };
+        assert_eq!(not_bits(405).job_error().code, 0x8019_0195);
+        assert_eq!(
+            not_bits(200).job_error().code,
+            codes::BG_E_INVALID_SERVER_RESPONSE
+        );
+        assert_eq!(not_bits(200).class(), Class::Fatal);
+
+        // Progress changes only made_progress.
+        let inner = TransferError::UploadStalled {
+            url: "http://h/up".into(),
+            secs: 60,
+        };
+        let wrapped = TransferError::AfterProgress {
+            acknowledged: 10,
+            inner: Box::new(TransferError::UploadStalled {
+                url: "http://h/up".into(),
+                secs: 60,
+            }),
+        };
+        assert!(!inner.made_progress());
+        assert!(wrapped.made_progress());
+        assert_eq!(wrapped.class(), inner.class());
+        assert_eq!(wrapped.job_error(), inner.job_error());
+        assert_eq!(wrapped.to_string(), inner.to_string());
     }
 }

@@ -59,6 +59,7 @@ fn engine_with(read_timeout: Duration) -> Engine {
         },
         read_timeout,
         connect_timeout: Duration::from_secs(5),
+        ..EngineConfig::default()
     })
     .unwrap()
 }

@@ -8,3 +8,4 @@ mod cli;
 mod crash;
 mod download;
 mod lifecycle;
+mod upload;

@@ -208,3 +208,54 @@ pub fn temp_files(dir: &Path) -> Vec<String> {
         .filter(|n| n.contains(".bits-") && n.ends_with(".tmp"))
         .collect()
 }
+
+/// `bits serve DIR --upload …` as a child process on an ephemeral port,
+/// killed on drop.
+pub struct Serve {
+    child: std::process::Child,
+    pub addr: String,
+}
+
+impl Serve {
+    /// Serves `root` with the extra arguments (e.g. `--upload`).
+    pub fn start(root: &Path, extra: &[&str]) -> Serve {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bits"))
+            .arg("serve")
+            .arg(root)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(stderr)
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|s| s.trim().strip_suffix('/'))
+            .unwrap_or_else(|| panic!("unexpected serve banner: {line:?}"))
+            .to_string();
+        Serve { child, addr }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/{}", self.addr, path.trim_start_matches('/'))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

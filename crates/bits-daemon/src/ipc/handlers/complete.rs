@@ -24,15 +24,22 @@ pub async fn handle(shared: &Arc<Shared>, job: &str) -> Result<Response, ApiErro
         )
         .map_err(invalid)?;
         // A running job is suspended first, so that its runner stops (after a
-        // checkpoint) before its files are moved.
+        // checkpoint) before its files are moved. A runner whose job has just
+        // become Transferred is only finishing: wait for it, and leave the
+        // state alone (an upload can only be completed from Transferred).
+        let running = e.job.state().is_running() || e.job.state() == bits_core::JobState::Queued;
         let task = if e.runner.is_some() {
-            shared.mutate(&mut st, id, |job| {
-                job.apply(Event::Suspend, SystemTime::now())
-                    .map_err(invalid)
-            })?;
+            if running {
+                shared.mutate(&mut st, id, |job| {
+                    job.apply(Event::Suspend, SystemTime::now())
+                        .map_err(invalid)
+                })?;
+            }
             st.jobs.get_mut(&id).and_then(|e| {
                 let r = e.runner.as_mut()?;
-                r.cancel.cancel();
+                if running {
+                    r.cancel.cancel();
+                }
                 r.task.take()
             })
         } else {
@@ -44,12 +51,16 @@ pub async fn handle(shared: &Arc<Shared>, job: &str) -> Result<Response, ApiErro
         let _ = task.await;
     }
     let mut st = shared.lock();
-    let files = st
+    let job = st
         .jobs
         .get(&id)
-        .map(|e| e.job.files.clone())
-        .unwrap_or_default();
-    fsops::commit(&files).map_err(|message| ApiError {
+        .map(|e| e.job.clone())
+        .ok_or_else(|| ApiError {
+            kind: ErrorKind::NotFound,
+            message: format!("job {id} disappeared"),
+            code: None,
+        })?;
+    fsops::commit_job(&job).map_err(|message| ApiError {
         kind: ErrorKind::Internal,
         message: format!("{message}; the job is kept, fix the cause and complete it again"),
         code: None,

@@ -27,6 +27,12 @@ pub fn handle(shared: &Arc<Shared>, req: CreateJob) -> Result<Response, ApiError
         now,
     );
     job.files = validate::files(id, job_type, &req.files, &[])?;
+    if job_type == JobType::UploadReply && job.props.reply_file.is_none() {
+        job.props.reply_file = job
+            .files
+            .first()
+            .map(|f| validate::default_reply_file(&f.local));
+    }
     if req.resume {
         // Refused before anything is stored: a job is created whole or not
         // at all.
