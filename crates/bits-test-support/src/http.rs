@@ -117,7 +117,12 @@ pub(crate) fn parse_head(raw: &[u8], received_at: Instant) -> Result<RequestHead
     else {
         return Err("malformed request line");
     };
-    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-') {
+    // RFC 9110 token characters: BITS_POST has an underscore.
+    if method.is_empty()
+        || !method
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    {
         return Err("malformed method");
     }
     let minor_version = match version {

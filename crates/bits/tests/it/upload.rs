@@ -148,6 +148,7 @@ fn upload_to_a_server_without_bits_is_an_error() {
     assert_eq!(r.code, 1, "{r:?}");
     let job = &h.ok(&["list", "--json"]).json()[0];
     assert_eq!(job["JobState"], "Error");
+    assert_eq!(job["ErrorCode"], "0x80190195", "HTTP 405: {job:#}");
     assert!(
         job["ErrorDescription"]
             .as_str()
@@ -281,5 +282,33 @@ fn complete_right_after_transfer_does_not_suspend_the_job() {
             &server.url(&name),
         ]);
         assert_eq!(read(&served.join(&name)), content(1000 + i, i as u8));
+    }
+}
+
+/// A CSV file list with --type upload makes one job per row, and the
+/// synchronous form waits for all of them.
+#[test]
+fn csv_upload_makes_one_job_per_row() {
+    let h = Home::new();
+    let served = h.path("served");
+    std::fs::create_dir(&served).unwrap();
+    let server = Serve::start(&served, &["--upload"]);
+    let mut csv = String::from("Source, Destination\n");
+    for i in 0..3 {
+        let local = h.path(&format!("row{i}.bin"));
+        std::fs::write(&local, content(20_000 + i, i as u8)).unwrap();
+        csv.push_str(&format!(
+            "{}, {}\n",
+            local.display(),
+            server.url(&format!("row{i}.bin"))
+        ));
+    }
+    std::fs::write(h.path("up.csv"), csv).unwrap();
+    h.ok(&["start", "--type", "upload", "--from-csv", "up.csv"]);
+    for i in 0..3 {
+        assert_eq!(
+            read(&served.join(format!("row{i}.bin"))),
+            content(20_000 + i, i as u8)
+        );
     }
 }
