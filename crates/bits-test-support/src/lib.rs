@@ -19,6 +19,10 @@
 //! Everything the server sees is recorded ([`TestServer::requests`]) so tests can assert on what
 //! the client actually sent (for example the start offset of a resumed request).
 //!
+//! [`TestServer::start_tls`] serves the same behaviour, faults included, over TLS (HTTPS) with a
+//! certificate for `localhost` and `127.0.0.1` signed by a CA generated for that server alone;
+//! [`TestServer::ca_pem`] / [`TestServer::write_ca_pem`] hand the CA to the client under test.
+//!
 //! ```
 //! use bits_test_support::{Fault, TestServer};
 //!
@@ -35,9 +39,11 @@ mod http;
 mod server;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -54,14 +60,19 @@ static NEXT_VERSION: AtomicU64 = AtomicU64::new(1);
 /// distinct at HTTP-date's one-second resolution.
 const LAST_MODIFIED_BASE_SECS: u64 = 1_609_459_200;
 
-/// A misbehaving HTTP server on 127.0.0.1:<ephemeral>. Runs on its own thread with its own
+/// A misbehaving HTTP server on `127.0.0.1:<ephemeral>`. Runs on its own thread with its own
 /// tokio runtime, so it works from both sync and async tests. Stops when dropped.
+///
+/// [`TestServer::start`] serves plain HTTP, [`TestServer::start_tls`] HTTPS; everything else
+/// (files, faults, recorded requests, counters) is the same in both modes.
 ///
 /// All methods take `&self` and the type is `Send + Sync`, so it can be shared (e.g. in an
 /// `Arc`) between the test body and the code under test.
 pub struct TestServer {
     addr: SocketAddr,
     state: Shared,
+    /// The CA certificate (PEM) of a TLS server; `None` for plain HTTP.
+    ca_pem: Option<String>,
     /// Sending (or dropping) this stops the accept loop; see [`Drop`].
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -256,6 +267,44 @@ impl TestServer {
     /// If the socket cannot be bound or the thread/runtime cannot be created: this is a test
     /// fixture, and a panic is the most useful failure.
     pub fn start() -> TestServer {
+        TestServer::spawn(None)
+    }
+
+    /// Like [`TestServer::start`], but every connection is TLS: HTTPS on 127.0.0.1 with a
+    /// certificate for the DNS name `localhost` and the IP address `127.0.0.1` (an IP SAN),
+    /// signed by a test CA generated for this server alone. [`TestServer::url`] gives
+    /// `https://` URLs; a client must trust [`TestServer::ca_pem`] (for instance through a file
+    /// from [`TestServer::write_ca_pem`]) to verify the server.
+    ///
+    /// Faults behave as over plain HTTP, measured in plaintext body bytes. Where a plain
+    /// connection is ended with a FIN, a TLS one is ended with a `close_notify` alert and then
+    /// the FIN, so a [`Fault::DropAfter`] body is short but cleanly closed at the TLS level.
+    /// The TLS handshake runs in the connection's own task; a client that rejects the
+    /// certificate just ends that connection, and nothing is recorded in
+    /// [`TestServer::requests`] for it (no request was received).
+    ///
+    /// ```
+    /// use bits_test_support::TestServer;
+    ///
+    /// let server = TestServer::start_tls();
+    /// assert!(server.url("a.bin").starts_with("https://127.0.0.1:"));
+    /// assert!(server.ca_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+    /// ```
+    ///
+    /// # Panics
+    /// As [`TestServer::start`], and if the certificates cannot be generated.
+    pub fn start_tls() -> TestServer {
+        TestServer::spawn(Some(tls::TlsIdentity::generate()))
+    }
+
+    fn spawn(tls: Option<tls::TlsIdentity>) -> TestServer {
+        let (ca_pem, acceptor) = match tls {
+            Some(identity) => (
+                Some(identity.ca_pem),
+                Some(tokio_rustls::TlsAcceptor::from(identity.config)),
+            ),
+            None => (None, None),
+        };
         let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .expect("bits-test-support: bind 127.0.0.1:0");
         // tokio requires a non-blocking std listener in `TcpListener::from_std`.
@@ -277,7 +326,7 @@ impl TestServer {
                     .enable_all()
                     .build()
                     .expect("bits-test-support: build tokio runtime");
-                runtime.block_on(server::run(listener, thread_state, shutdown_rx));
+                runtime.block_on(server::run(listener, acceptor, thread_state, shutdown_rx));
                 // Dropping the runtime here cancels every connection task, which closes their
                 // sockets: a stopped server leaves no half-served connection behind.
                 drop(runtime);
@@ -286,6 +335,7 @@ impl TestServer {
         TestServer {
             addr,
             state,
+            ca_pem,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
         }
@@ -296,9 +346,41 @@ impl TestServer {
         self.addr
     }
 
-    /// `"http://127.0.0.1:PORT/<path without leading slash>"`.
+    /// Whether this server speaks TLS (started with [`TestServer::start_tls`]).
+    pub fn is_tls(&self) -> bool {
+        self.ca_pem.is_some()
+    }
+
+    /// `"http://127.0.0.1:PORT/<path without leading slash>"`, or `"https://…"` for a server
+    /// started with [`TestServer::start_tls`].
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}/{}", self.addr, path.trim_start_matches('/'))
+        let scheme = if self.is_tls() { "https" } else { "http" };
+        format!("{scheme}://{}/{}", self.addr, path.trim_start_matches('/'))
+    }
+
+    /// The PEM certificate of the CA that signed this TLS server's certificate (one
+    /// `-----BEGIN CERTIFICATE-----` block): what a client must trust to verify the server.
+    ///
+    /// # Panics
+    /// If the server was started with [`TestServer::start`] (plain HTTP has no CA).
+    pub fn ca_pem(&self) -> String {
+        self.ca_pem
+            .clone()
+            .expect("bits-test-support: ca_pem() on a plain HTTP server (use start_tls)")
+    }
+
+    /// Writes [`TestServer::ca_pem`] to `dir/test-ca-<PORT>.pem` (the port keeps the files of
+    /// several servers apart) and returns that path, e.g. for `SSL_CERT_FILE`.
+    ///
+    /// # Panics
+    /// If the server is not a TLS server, or the file cannot be written.
+    pub fn write_ca_pem(&self, dir: impl AsRef<Path>) -> PathBuf {
+        let path = dir
+            .as_ref()
+            .join(format!("test-ca-{}.pem", self.addr.port()));
+        std::fs::write(&path, self.ca_pem())
+            .unwrap_or_else(|e| panic!("bits-test-support: write {}: {e}", path.display()));
+        path
     }
 
     /// Sets (or replaces) the content served at `path` (`"/a.bin"`). Each call makes a new
@@ -384,8 +466,9 @@ impl TestServer {
     /// Only content bytes of 200/206 responses are counted (including partial bodies cut short
     /// by a fault or by the client going away); the short bodies of error responses are not, so
     /// a client that resumes perfectly has been sent exactly the file size. "Sent" means handed
-    /// to the kernel: bytes are counted before the client can possibly read them, so the value
-    /// is already up to date when a client finishes reading.
+    /// to the kernel (over TLS: to the TLS layer, as plaintext): bytes are counted before the
+    /// client can possibly read them, so the value is already up to date when a client finishes
+    /// reading.
     pub fn body_bytes_sent(&self, path: &str) -> u64 {
         lock(&self.state)
             .body_bytes
@@ -413,6 +496,7 @@ impl std::fmt::Debug for TestServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestServer")
             .field("addr", &self.addr)
+            .field("tls", &self.is_tls())
             .finish_non_exhaustive()
     }
 }

@@ -3,14 +3,18 @@
 //! Each connection is its own tokio task, so a throttled or stalled response never delays
 //! another connection. Decisions (which fault applies, what to answer) are taken under the state
 //! lock in one short critical section; all I/O happens after it is released.
+//!
+//! The request handling is generic over the connection ([`Conn`]): a plain `TcpStream` or a
+//! server-side TLS stream over one, so every fault behaves the same over HTTP and HTTPS.
 
 use std::io;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio_rustls::TlsAcceptor;
 
 use crate::http::{self, RangeOutcome, RequestHead};
 use crate::{lock, Fault, FileEntry, RecordedRequest, Shared};
@@ -19,9 +23,16 @@ use crate::{lock, Fault, FileEntry, RecordedRequest, Shared};
 /// can run ahead of the bytes actually accepted (see `write_counted`).
 const WRITE_CHUNK: usize = 64 * 1024;
 
-/// Accepts connections until `shutdown` fires (or its sender is dropped).
+/// A connection the server can talk HTTP over: plain TCP or TLS over TCP.
+trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
+
+/// Accepts connections until `shutdown` fires (or its sender is dropped). With an `acceptor`
+/// every connection is TLS.
 pub(crate) async fn run(
     listener: std::net::TcpListener,
+    acceptor: Option<TlsAcceptor>,
     state: Shared,
     mut shutdown: oneshot::Receiver<()>,
 ) {
@@ -31,7 +42,26 @@ pub(crate) async fn run(
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    tokio::spawn(handle_connection(stream, state.clone()));
+                    // Small writes (headers, a DropAfter prefix) should leave immediately, not
+                    // wait for Nagle.
+                    let _ = stream.set_nodelay(true);
+                    let state = state.clone();
+                    match &acceptor {
+                        None => {
+                            tokio::spawn(handle_connection(stream, state));
+                        }
+                        Some(acceptor) => {
+                            // The handshake runs in the connection's task, so a slow or failing
+                            // client never holds up the accept loop. A failed handshake (e.g. the
+                            // client does not trust our CA) just ends the connection.
+                            let handshake = acceptor.accept(stream);
+                            tokio::spawn(async move {
+                                if let Ok(stream) = handshake.await {
+                                    handle_connection(stream, state).await;
+                                }
+                            });
+                        }
+                    }
                 }
                 // Transient accept errors (e.g. EMFILE while a test opens many sockets) must not
                 // kill the server; back off briefly instead of spinning.
@@ -49,9 +79,7 @@ enum ReadError {
     Malformed(&'static str),
 }
 
-async fn handle_connection(mut stream: TcpStream, state: Shared) {
-    // Small writes (headers, a DropAfter prefix) should leave immediately, not wait for Nagle.
-    let _ = stream.set_nodelay(true);
+async fn handle_connection(mut stream: impl Conn, state: Shared) {
     let mut buf = BytesMut::with_capacity(8 * 1024);
     loop {
         let head = match read_head(&mut stream, &mut buf).await {
@@ -81,7 +109,8 @@ async fn handle_connection(mut stream: TcpStream, state: Shared) {
             Err(_) => return,
         };
         if !keep_alive {
-            // FIN after everything written so far; see `Fault::DropAfter` for why not RST.
+            // FIN after everything written so far; see `Fault::DropAfter` for why not RST. Over
+            // TLS, `shutdown` first flushes buffered records and sends close_notify.
             let _ = stream.shutdown().await;
             return;
         }
@@ -91,7 +120,7 @@ async fn handle_connection(mut stream: TcpStream, state: Shared) {
 /// Reads the next request head. `Ok(None)` means the client closed the connection cleanly
 /// between requests.
 async fn read_head(
-    stream: &mut TcpStream,
+    stream: &mut impl Conn,
     buf: &mut BytesMut,
 ) -> Result<Option<RequestHead>, ReadError> {
     loop {
@@ -116,7 +145,7 @@ async fn read_head(
 }
 
 /// Reads and drops `remaining` request-body bytes, starting with what is already buffered.
-async fn discard(stream: &mut TcpStream, buf: &mut BytesMut, mut remaining: u64) -> io::Result<()> {
+async fn discard(stream: &mut impl Conn, buf: &mut BytesMut, mut remaining: u64) -> io::Result<()> {
     while remaining > 0 {
         if buf.is_empty() && stream.read_buf(buf).await? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
@@ -167,7 +196,7 @@ impl Plan {
 }
 
 /// Handles one request; returns whether the connection may be reused.
-async fn serve(stream: &mut TcpStream, state: &Shared, head: &RequestHead) -> io::Result<bool> {
+async fn serve(stream: &mut impl Conn, state: &Shared, head: &RequestHead) -> io::Result<bool> {
     let is_head = head.method == "HEAD";
     let plan = {
         let mut state = lock(state);
@@ -207,26 +236,30 @@ async fn serve(stream: &mut TcpStream, state: &Shared, head: &RequestHead) -> io
 
     let body: &[u8] = if is_head { &[] } else { &plan.body };
     let counter = plan.counts.then_some((state, head.path.as_str()));
-    match plan.delivery {
+    let keep_alive = match plan.delivery {
         Delivery::Full => {
             send(stream, body, counter).await?;
-            Ok(!close_requested)
+            !close_requested
         }
         Delivery::Slow { bytes_per_sec } => {
             send_slowly(stream, body, bytes_per_sec.max(1), counter).await?;
-            Ok(!close_requested)
+            !close_requested
         }
         Delivery::DropAfter(n) => {
             send(stream, prefix(body, n), counter).await?;
-            Ok(false)
+            false
         }
         Delivery::Stall { after, stall } => {
             send(stream, prefix(body, after), counter).await?;
             stream.flush().await?;
             tokio::time::sleep(stall).await;
-            Ok(false)
+            false
         }
-    }
+    };
+    // A TLS stream may still hold the end of the response in its record buffer (a plain socket
+    // holds nothing; this is a no-op there). It must leave before we wait for the next request.
+    stream.flush().await?;
+    Ok(keep_alive)
 }
 
 /// Decides status, headers and body for a GET/HEAD under the given fault.
@@ -320,7 +353,7 @@ fn prefix(body: &[u8], n: u64) -> &[u8] {
     &body[..body.len().min(usize::try_from(n).unwrap_or(usize::MAX))]
 }
 
-async fn write_head(stream: &mut TcpStream, plan: &Plan, close: bool) -> io::Result<()> {
+async fn write_head(stream: &mut impl Conn, plan: &Plan, close: bool) -> io::Result<()> {
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nDate: {}\r\nServer: bits-test-support\r\n",
         plan.status,
@@ -342,7 +375,7 @@ async fn write_head(stream: &mut TcpStream, plan: &Plan, close: bool) -> io::Res
 }
 
 /// A complete response outside the normal flow (malformed requests); always closes.
-async fn write_simple(stream: &mut TcpStream, status: u16, text: &str) -> io::Result<()> {
+async fn write_simple(stream: &mut impl Conn, status: u16, text: &str) -> io::Result<()> {
     let plan = Plan::text(status, format!("{text}\n"));
     write_head(stream, &plan, true).await?;
     stream.write_all(&plan.body).await
@@ -364,7 +397,7 @@ fn count(counter: Option<(&Shared, &str)>, delta: i64) {
 /// the write raced with fast test clients). The price is that, while a write is blocked on a
 /// full socket buffer, the counter may be ahead by at most that one pending write.
 async fn write_counted(
-    stream: &mut TcpStream,
+    stream: &mut impl Conn,
     mut bytes: &[u8],
     counter: Option<(&Shared, &str)>,
 ) -> io::Result<()> {
@@ -390,7 +423,7 @@ async fn write_counted(
 }
 
 async fn send(
-    stream: &mut TcpStream,
+    stream: &mut impl Conn,
     body: &[u8],
     counter: Option<(&Shared, &str)>,
 ) -> io::Result<()> {
@@ -404,7 +437,7 @@ async fn send(
 /// each chunk's scheduled time (instead of a fixed sleep per chunk) keeps the average rate
 /// right even when writes themselves take time.
 async fn send_slowly(
-    stream: &mut TcpStream,
+    stream: &mut impl Conn,
     body: &[u8],
     bytes_per_sec: u64,
     counter: Option<(&Shared, &str)>,
@@ -416,6 +449,8 @@ async fn send_slowly(
     let mut sent: u64 = 0;
     for chunk in body.chunks(chunk_len) {
         write_counted(stream, chunk, counter).await?;
+        // Over TLS the chunk could otherwise wait in the record buffer, bunching the output.
+        stream.flush().await?;
         sent += chunk.len() as u64;
         if sent < body.len() as u64 {
             let due = Duration::from_secs_f64(sent as f64 / bytes_per_sec as f64);

@@ -1,9 +1,15 @@
 //! Self-tests: a raw `std::net::TcpStream` client talks to the server, so the checks do not
-//! depend on any HTTP client library's own tolerance or strictness.
+//! depend on any HTTP client library's own tolerance or strictness. For a TLS server the same
+//! client runs over a blocking rustls stream.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use crate::{Fault, TestServer, LAST_MODIFIED_BASE_SECS};
 
@@ -27,17 +33,60 @@ impl Response {
     }
 }
 
+/// What the client talks over: a `TcpStream` or a rustls stream over one.
+trait Transport: Read + Write + Send {}
+
+impl<T: Read + Write + Send> Transport for T {}
+
 /// A minimal HTTP/1.1 client over one connection.
 struct Client {
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Box<dyn Transport>>,
+}
+
+fn tcp_connect(server: &TestServer) -> TcpStream {
+    let stream = TcpStream::connect(server.addr()).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream
+}
+
+/// Root store holding the CAs in `pem`.
+fn roots(pem: &str) -> RootCertStore {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    roots
+}
+
+/// Connects over TLS, verifying the server as `name` against `roots`, and completes the
+/// handshake (so a verification failure is this function's error).
+fn tls_connect(server: &TestServer, roots: RootCertStore, name: &str) -> io::Result<Client> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(name.to_owned()).unwrap();
+    let mut connection = ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut tcp = tcp_connect(server);
+    while connection.is_handshaking() {
+        connection.complete_io(&mut tcp)?;
+    }
+    Ok(Client {
+        reader: BufReader::new(Box::new(StreamOwned::new(connection, tcp))),
+    })
 }
 
 impl Client {
+    /// Plain TCP, or TLS trusting the server's CA for a TLS server.
     fn connect(server: &TestServer) -> Client {
-        let stream = TcpStream::connect(server.addr()).unwrap();
-        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-        Client {
-            reader: BufReader::new(stream),
+        if server.is_tls() {
+            tls_connect(server, roots(&server.ca_pem()), "127.0.0.1").unwrap()
+        } else {
+            Client {
+                reader: BufReader::new(Box::new(tcp_connect(server))),
+            }
         }
     }
 
@@ -561,4 +610,138 @@ async fn works_from_async_tests() {
     let text = String::from_utf8(response).unwrap();
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
     assert!(text.ends_with("\r\n\r\nhello"), "{text}");
+}
+
+/// The TLS mode: https URLs, a certificate valid for both `127.0.0.1` (IP SAN) and `localhost`
+/// under the server's own CA, and the same HTTP behaviour (ranges, HEAD, keep-alive) as plain.
+#[test]
+fn tls_serves_the_same_http_to_a_client_trusting_its_ca() {
+    let server = TestServer::start_tls();
+    assert!(server.is_tls());
+    assert_eq!(
+        server.url("/a.bin"),
+        format!("https://127.0.0.1:{}/a.bin", server.addr().port())
+    );
+    let pem = server.ca_pem();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    assert_eq!(CertificateDer::pem_slice_iter(pem.as_bytes()).count(), 1);
+
+    let data = content(200_000);
+    server.put_file("/a.bin", data.clone());
+    for name in ["127.0.0.1", "localhost"] {
+        let mut client = tls_connect(&server, roots(&pem), name).unwrap();
+        // Several requests on one connection: every response is flushed out of the TLS buffer
+        // before the server waits for the next request.
+        let response = client.request("GET", "/a.bin", &[]);
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, data);
+        let response = client.request("GET", "/a.bin", &[("Range", "bytes=150000-")]);
+        assert_eq!(response.status, 206);
+        assert_eq!(response.body, data[150_000..]);
+        let response = client.request("HEAD", "/a.bin", &[]);
+        assert_eq!(response.header("content-length"), Some("200000"));
+        assert!(response.header("etag").is_some());
+    }
+    // The name must still match: the certificate is not for other names.
+    let error = tls_connect(&server, roots(&pem), "example.com")
+        .err()
+        .expect("a certificate for another name must be rejected");
+    assert!(error.to_string().contains("not valid for name"), "{error}");
+    assert_eq!(server.body_bytes_sent("/a.bin"), 2 * (200_000 + 50_000));
+}
+
+/// Faults apply over TLS exactly as over plain HTTP, counted in plaintext body bytes.
+#[test]
+fn tls_faults_drop_after_stall_and_slow() {
+    let server = TestServer::start_tls();
+    let data = content(100_000);
+    server.put_file("/a.bin", data.clone());
+    let stall = Duration::from_millis(300);
+    server.push_faults(
+        "/a.bin",
+        [
+            Fault::DropAfter(40_000),
+            Fault::Stall { after: 5, stall },
+            Fault::Slow {
+                bytes_per_sec: 200_000,
+            },
+        ],
+    );
+
+    let mut client = Client::connect(&server);
+    client.send("GET", "/a.bin", &[("Range", "bytes=1000-")]);
+    let head = client.read_head();
+    assert_eq!(head.status, 206);
+    assert_eq!(head.header("content-length"), Some("99000"));
+    // Cut short after exactly 40 000 bytes (then close_notify and FIN: a clean TLS end).
+    assert_eq!(client.read_to_end(), data[1000..41_000]);
+    assert_eq!(server.body_bytes_sent("/a.bin"), 40_000);
+
+    let mut client = Client::connect(&server);
+    let started = Instant::now();
+    client.send("GET", "/a.bin", &[]);
+    assert_eq!(client.read_head().header("content-length"), Some("100000"));
+    assert_eq!(client.read_to_end(), data[..5]);
+    assert!(started.elapsed() >= stall - Duration::from_millis(20));
+
+    // 100 kB at 200 kB/s: about half a second, not one burst.
+    let started = Instant::now();
+    assert_eq!(get(&server, "/a.bin", &[]).body, data);
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(400), "{elapsed:?}");
+    assert_eq!(server.body_bytes_sent("/a.bin"), 40_000 + 5 + 100_000);
+}
+
+/// A client that does not trust the server's CA fails the handshake with an unknown-issuer
+/// error, whether it trusts nothing or another server's CA; the server records no request and
+/// keeps serving trusting clients.
+#[test]
+fn tls_client_without_the_ca_fails_the_handshake() {
+    let server = TestServer::start_tls();
+    let other = TestServer::start_tls();
+    assert_ne!(
+        server.ca_pem(),
+        other.ca_pem(),
+        "each server has its own CA"
+    );
+    server.put_file("/a.bin", content(10));
+    for untrusted in [RootCertStore::empty(), roots(&other.ca_pem())] {
+        let error = tls_connect(&server, untrusted, "127.0.0.1")
+            .err()
+            .expect("an unknown CA must be rejected");
+        assert!(error.to_string().contains("UnknownIssuer"), "{error}");
+    }
+    assert!(server.requests().is_empty());
+    assert_eq!(get(&server, "/a.bin", &[]).status, 200);
+    // A plain-HTTP client gets nothing HTTP from a TLS server.
+    let mut plain = tcp_connect(&server);
+    plain
+        .write_all(b"GET /a.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(!answer.starts_with(b"HTTP/"), "{answer:?}");
+}
+
+#[test]
+fn write_ca_pem_writes_the_ca_for_ssl_cert_file() {
+    let server = TestServer::start_tls();
+    let dir = std::env::temp_dir().join(format!(
+        "bits-test-support-ca-{}-{}",
+        std::process::id(),
+        server.addr().port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = server.write_ca_pem(&dir);
+    assert_eq!(path.parent(), Some(dir.as_path()));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), server.ca_pem());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+#[should_panic(expected = "plain HTTP server")]
+fn ca_pem_of_a_plain_server_panics() {
+    let server = TestServer::start();
+    assert!(!server.is_tls());
+    let _ = server.ca_pem();
 }

@@ -7,5 +7,6 @@ mod support;
 mod cli;
 mod crash;
 mod download;
+mod https;
 mod lifecycle;
 mod upload;
