@@ -67,7 +67,8 @@ pub enum Command {
     Wait(WaitArgs),
     /// Live view of the jobs (bitsadmin /monitor); Ctrl-C to quit.
     Monitor(MonitorArgs),
-    /// Serve a directory over HTTP with HEAD, Range, ETag and Last-Modified.
+    /// Serve a directory over HTTP with HEAD, Range, ETag and Last-Modified;
+    /// with --upload, also accept BITS Upload Protocol uploads into it.
     Serve(ServeArgs),
 }
 
