@@ -312,3 +312,39 @@ fn csv_upload_makes_one_job_per_row() {
         );
     }
 }
+
+/// The server's limits reach the job as BITS errors: an upload over
+/// --max-upload-size is Error BG_E_TOO_LARGE; one onto an existing file
+/// without --allow-overwrite is Error with the code the server sent
+/// (ERROR_FILE_EXISTS).
+#[test]
+fn server_limits_become_job_errors() {
+    let h = Home::new();
+    let served = h.path("served");
+    std::fs::create_dir(&served).unwrap();
+    std::fs::write(served.join("taken.bin"), b"old").unwrap();
+    let server = Serve::start(&served, &["--upload", "--max-upload-size", "1000"]);
+    let big = h.path("big.bin");
+    std::fs::write(&big, content(5000, 1)).unwrap();
+    let r = h.bits(&[
+        "start",
+        "--type",
+        "upload",
+        big.to_str().unwrap(),
+        &server.url("big.bin"),
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("0x80200020"), "{r:?}");
+    let small = h.path("small.bin");
+    std::fs::write(&small, content(10, 2)).unwrap();
+    let r = h.bits(&[
+        "start",
+        "--type",
+        "upload",
+        small.to_str().unwrap(),
+        &server.url("taken.bin"),
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("0x80070050"), "{r:?}");
+    assert_eq!(std::fs::read(served.join("taken.bin")).unwrap(), b"old");
+}
