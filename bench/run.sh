@@ -101,6 +101,9 @@ if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
 fi
 bin=${BENCH_BIN_DIR:-${CARGO_TARGET_DIR:-$root/target}/release}
 bits=$bin/bits
+# the revision the binaries were built from (read now: the tree may move during the run)
+git_rev=$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git_dirty=$(cd "$root" && { git diff --quiet HEAD -- 2>/dev/null && echo "" || echo " (+ uncommitted changes)"; })
 [ -x "$bits" ] || die "$bits not found (build with: cargo build --release -p bits)"
 [ -x "$bin/bitsd" ] || die "$bin/bitsd not found beside bits (the CLI autostarts it from there)"
 
@@ -411,8 +414,6 @@ has_case scale && [ -n "${jobs_list// /}" ] && [ "$jobs_list" != 0 ] && bench_sc
 
 # ---------------------------------------------------------------- report
 cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-git_rev=$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
-git_dirty=$(cd "$root" && { git diff --quiet HEAD -- 2>/dev/null && echo "" || echo " (+ uncommitted changes)"; })
 export B_STARTED="$started" B_NPROC="$(nproc)" B_KERNEL="$(uname -sr)" B_CPU="$cpu_model" \
     B_RUNS="$runs" B_SMALL_N="$small_n" B_SMALL_KIB="$small_kib" B_BIG="$big_mib" B_MID="$mid_mib" \
     B_REV="$git_rev$git_dirty" B_SETTLE="$settle" B_DIR="$base" \
