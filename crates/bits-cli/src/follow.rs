@@ -63,6 +63,9 @@ pub async fn follow(
             // A restarted daemon counts revisions afresh: start over.
             after_revision: if fresh { 0 } else { revision },
             timeout_ms: WATCH_TIMEOUT_MS,
+            // Totals are enough to follow; the full object is fetched once
+            // at the end.
+            summary: true,
         };
         let timeout = async {
             match deadline {
@@ -112,8 +115,12 @@ pub async fn follow(
                 return Ok(done);
             }
             "Transferred" | "Acknowledged" => {
-                progress.finish(&job);
-                return Ok(job);
+                let full = conn
+                    .job(&Request::Info { job: id.clone() })
+                    .await
+                    .inspect_err(|_| progress.abandon())?;
+                progress.finish(&full);
+                return Ok(full);
             }
             "Error" => {
                 progress.abandon();

@@ -11,8 +11,17 @@ pub fn rfc3339(t: SystemTime) -> String {
     DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// The JSON object for `job` without its `FileList` (totals only).
+pub fn job_summary(job: &Job) -> JobObject {
+    object(job, false)
+}
+
 /// The JSON object for `job`.
 pub fn job_object(job: &Job) -> JobObject {
+    object(job, true)
+}
+
+fn object(job: &Job, with_files: bool) -> JobObject {
     let err = job.error.as_ref();
     JobObject {
         job_id: job.id.to_string(),
@@ -39,6 +48,7 @@ pub fn job_object(job: &Job) -> JobObject {
         file_list: job
             .files
             .iter()
+            .take(if with_files { usize::MAX } else { 0 })
             .map(|f| FileObject {
                 remote_name: f.remote.clone(),
                 local_name: f.local.to_string_lossy().into_owned(),

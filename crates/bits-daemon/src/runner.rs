@@ -13,12 +13,8 @@ use bits_core::{
 };
 use bits_transfer::{Class, FileTransfer, Progress, UploadProgress, UploadTransfer};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
-
-/// How often progress wakes watchers. Progress arrives per network chunk;
-/// a person watching a progress bar needs a few updates a second.
-const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Starts a runner for job `id`, which the caller has just moved to
 /// Connecting.
@@ -42,7 +38,6 @@ pub fn spawn(shared: &Arc<Shared>, state: &mut State, id: JobId) {
 struct NextFile {
     index: usize,
     file: JobFile,
-    remaining: Duration,
     job_type: JobType,
     reply_wanted: bool,
 }
@@ -65,7 +60,6 @@ async fn move_file(
         shared: shared.clone(),
         id,
         index: next.index,
-        last_publish: Instant::now(),
     };
     if next.job_type == JobType::Download {
         let outcome = shared
@@ -76,6 +70,8 @@ async fn move_file(
                     temp: &next.file.temp,
                     offset: next.file.bytes_transferred,
                     validator: &next.file.validator,
+                    // Made durable in batches by `make_durable`.
+                    sync_on_finish: false,
                 },
                 &mut sink,
                 cancel,
@@ -107,10 +103,276 @@ async fn move_file(
     })
 }
 
-enum Step {
-    File(Box<NextFile>),
+#[tracing::instrument(skip(shared, cancel), fields(job = %id))]
+async fn run(shared: Arc<Shared>, id: JobId, cancel: CancellationToken, run_id: u64) {
+    let mut immediate_retries = 0u32;
+    loop {
+        match attempt(&shared, id, &cancel).await {
+            Attempt::Stop => break,
+            Attempt::AllDone => {
+                let mut st = shared.lock();
+                let _ = shared.mutate(&mut st, id, |job| {
+                    job.apply(Event::AllFilesTransferred, SystemTime::now())
+                        .map_err(crate::ipc::invalid)?;
+                    Ok(())
+                });
+                tracing::info!("all files transferred");
+                break;
+            }
+            Attempt::TimedOut => {
+                fail(&shared, id, max_download_time_error(&shared, id));
+                break;
+            }
+            Attempt::Failed {
+                error: job_error,
+                class,
+                made_progress,
+            } => match class {
+                Class::Cancelled => {
+                    // A user action (suspend, cancel, complete) has already
+                    // moved the job; if it is still running, the daemon is
+                    // stopping and the job waits for the next start.
+                    let mut st = shared.lock();
+                    let running = st.jobs.get(&id).is_some_and(|e| e.job.state().is_running());
+                    if running {
+                        let _ = shared.mutate(&mut st, id, |job| {
+                            job.apply(Event::Interrupted, SystemTime::now())
+                                .map_err(crate::ipc::invalid)?;
+                            Ok(())
+                        });
+                    }
+                    break;
+                }
+                Class::Fatal => {
+                    tracing::warn!(error = %job_error, "transfer failed");
+                    fail(&shared, id, job_error);
+                    break;
+                }
+                Class::Transient { retry_after } => {
+                    let now = SystemTime::now();
+                    let input = {
+                        let st = shared.lock();
+                        let Some(e) = st.jobs.get(&id) else { break };
+                        RetryInput {
+                            made_progress,
+                            immediate_retries,
+                            no_progress_since: e.job.no_progress_since,
+                            min_retry_delay: e.job.props.min_retry_delay,
+                            no_progress_timeout: e.job.props.no_progress_timeout,
+                            retry_after,
+                        }
+                    };
+                    match decide(input, now) {
+                        RetryDecision::Immediately => {
+                            immediate_retries += 1;
+                            tracing::info!(error = %job_error, "transfer interrupted after progress; resuming");
+                            continue;
+                        }
+                        RetryDecision::At(retry_at) => {
+                            tracing::info!(error = %job_error, "transient error; retrying later");
+                            let mut st = shared.lock();
+                            let _ = shared.mutate(&mut st, id, |job| {
+                                job.apply(
+                                    Event::TransientFailure {
+                                        error: job_error,
+                                        retry_at,
+                                    },
+                                    now,
+                                )
+                                .map_err(crate::ipc::invalid)?;
+                                Ok(())
+                            });
+                            break;
+                        }
+                        RetryDecision::GiveUp => {
+                            tracing::warn!(error = %job_error, "no progress within the retry period; giving up");
+                            fail(&shared, id, job_error);
+                            break;
+                        }
+                    }
+                }
+            },
+        }
+    }
+    let mut st = shared.lock();
+    if let Some(e) = st.jobs.get_mut(&id) {
+        if e.runner.as_ref().is_some_and(|r| r.run_id == run_id) {
+            e.runner = None;
+        }
+    }
+    drop(st);
+    shared.wake.notify_one();
+}
+
+/// How one attempt at a job's files ended.
+enum Attempt {
+    /// Every file is on disk, durable.
     AllDone,
+    /// The job is no longer running (a user action moved it).
     Stop,
+    /// MaxDownloadTime ran out.
+    TimedOut,
+    /// A file failed; the other transfers of the attempt were stopped.
+    Failed {
+        error: JobError,
+        class: Class,
+        made_progress: bool,
+    },
+}
+
+/// Files a download job moves at the same time. BITS transfers a job's
+/// files one after another and reports them in order; for small files the
+/// time goes to round trips and file creation, so a few run at once under
+/// the hood. The job's state rules are unchanged: one failure stops the
+/// others and holds the job.
+const PARALLEL_FILES: usize = 8;
+
+/// Finished files wait at most this long to be made durable together...
+const DURABLE_BATCH_DELAY: Duration = Duration::from_millis(200);
+/// ... or until this many have finished: one `syncfs` and one store commit
+/// for the batch, instead of an fsync and a commit per file.
+const DURABLE_BATCH_FILES: usize = 256;
+
+/// Finished files whose bytes are written but not yet durable.
+#[derive(Default)]
+struct Batch {
+    files: Vec<(usize, Done, Option<std::path::PathBuf>)>,
+    since: Option<tokio::time::Instant>,
+}
+
+/// Moves the job's remaining files, several at once for downloads, until all
+/// are done, one fails, the job stops running, or MaxDownloadTime runs out.
+async fn attempt(shared: &Arc<Shared>, id: JobId, cancel: &CancellationToken) -> Attempt {
+    let (job_type, remaining) = {
+        let st = shared.lock();
+        let Some(e) = st.jobs.get(&id) else {
+            return Attempt::Stop;
+        };
+        if !e.job.state().is_running() {
+            return Attempt::Stop;
+        }
+        (
+            e.job.job_type,
+            e.job
+                .props
+                .max_download_time
+                .saturating_sub(e.job.active_time),
+        )
+    };
+    if remaining.is_zero() {
+        return Attempt::TimedOut;
+    }
+    let width = if job_type == JobType::Download {
+        PARALLEL_FILES
+    } else {
+        1
+    };
+    let started = tokio::time::Instant::now();
+    let deadline = started + remaining;
+    let files_cancel = cancel.child_token();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut in_flight = std::collections::HashSet::new();
+    let mut batch = Batch::default();
+    let mut failure: Option<(usize, bits_transfer::TransferError)> = None;
+    let mut timed_out = false;
+    let mut made_progress = false;
+
+    loop {
+        while failure.is_none() && !files_cancel.is_cancelled() && tasks.len() < width {
+            let Some(next) = next_file(shared, id, &in_flight, &batch) else {
+                break;
+            };
+            in_flight.insert(next.index);
+            let shared = shared.clone();
+            let token = files_cancel.clone();
+            tasks.spawn(async move {
+                let index = next.index;
+                // Only a download leaves bytes of its own to make durable
+                // (an upload's reply is synced by the engine).
+                let temp = (next.job_type == JobType::Download).then(|| next.file.temp.clone());
+                (index, temp, move_file(&shared, id, &next, &token).await)
+            });
+        }
+        if tasks.is_empty() {
+            break;
+        }
+        let batch_due = batch.since.map(|t| t + DURABLE_BATCH_DELAY);
+        tokio::select! {
+            joined = tasks.join_next() => {
+                let Some(joined) = joined else { continue };
+                let (index, temp, result) = match joined {
+                    Ok(r) => r,
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                };
+                in_flight.remove(&index);
+                match result {
+                    Ok(done) => {
+                        batch.since.get_or_insert_with(tokio::time::Instant::now);
+                        batch.files.push((index, done, temp));
+                        if batch.files.len() >= DURABLE_BATCH_FILES {
+                            if let Err(e) = make_durable(shared, id, &mut batch).await {
+                                failure.get_or_insert((index, e));
+                                files_cancel.cancel();
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        made_progress |= e.made_progress();
+                        // The first failure decides; the transfers stopped
+                        // because of it come back Cancelled.
+                        if failure.is_none() {
+                            failure = Some((index, e));
+                            files_cancel.cancel();
+                        }
+                    }
+                }
+            }
+            _ = sleep_until_opt(batch_due) => {
+                if let Err(e) = make_durable(shared, id, &mut batch).await {
+                    failure.get_or_insert((usize::MAX, e));
+                    files_cancel.cancel();
+                }
+            }
+            _ = tokio::time::sleep_until(deadline), if !timed_out => {
+                // Let the engines checkpoint before giving up on the job.
+                timed_out = true;
+                files_cancel.cancel();
+            }
+        }
+    }
+    // Whatever finished is kept, even when another file failed.
+    if !batch.files.is_empty() {
+        made_progress = true;
+        if let Err(e) = make_durable(shared, id, &mut batch).await {
+            failure.get_or_insert((usize::MAX, e));
+        }
+    }
+    add_active_time(shared, id, started.elapsed());
+
+    if timed_out {
+        return Attempt::TimedOut;
+    }
+    if let Some((index, err)) = failure {
+        let mut error = err.job_error();
+        error.file_index = (index != usize::MAX).then_some(index);
+        return Attempt::Failed {
+            error,
+            class: err.class(),
+            made_progress: made_progress || err.made_progress(),
+        };
+    }
+    let st = shared.lock();
+    match st.jobs.get(&id) {
+        Some(e) if e.job.state().is_running() && e.job.all_files_complete() => Attempt::AllDone,
+        _ => Attempt::Stop,
+    }
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The file as the next attempt should see it: never resume past the bytes
@@ -123,176 +385,79 @@ fn resume_point(file: &JobFile) -> JobFile {
     f
 }
 
-fn next_step(shared: &Shared, id: JobId) -> Step {
+/// The next file to start: the first one that is neither complete, nor
+/// moving, nor waiting to be made durable.
+fn next_file(
+    shared: &Shared,
+    id: JobId,
+    in_flight: &std::collections::HashSet<usize>,
+    batch: &Batch,
+) -> Option<NextFile> {
     let st = shared.lock();
-    let Some(e) = st.jobs.get(&id) else {
-        return Step::Stop;
-    };
+    let e = st.jobs.get(&id)?;
     if !e.job.state().is_running() {
-        return Step::Stop;
+        return None;
     }
-    match e.job.next_file() {
-        None => Step::AllDone,
-        Some(index) => Step::File(Box::new(NextFile {
-            index,
-            job_type: e.job.job_type,
-            reply_wanted: e.job.job_type == JobType::UploadReply,
-            file: if e.job.job_type == JobType::Download {
-                resume_point(&e.job.files[index])
-            } else {
-                e.job.files[index].clone()
-            },
-            remaining: e
-                .job
-                .props
-                .max_download_time
-                .saturating_sub(e.job.active_time),
-        })),
-    }
+    let index = e.job.files.iter().enumerate().position(|(i, f)| {
+        !f.complete && !in_flight.contains(&i) && !batch.files.iter().any(|(b, _, _)| *b == i)
+    })?;
+    Some(NextFile {
+        index,
+        job_type: e.job.job_type,
+        reply_wanted: e.job.job_type == JobType::UploadReply,
+        file: if e.job.job_type == JobType::Download {
+            resume_point(&e.job.files[index])
+        } else {
+            e.job.files[index].clone()
+        },
+    })
 }
 
-#[tracing::instrument(skip(shared, cancel), fields(job = %id))]
-async fn run(shared: Arc<Shared>, id: JobId, cancel: CancellationToken, run_id: u64) {
-    let mut immediate_retries = 0u32;
-    loop {
-        let next = match next_step(&shared, id) {
-            Step::Stop => break,
-            Step::AllDone => {
-                let mut st = shared.lock();
-                let _ = shared.mutate(&mut st, id, |job| {
-                    job.apply(Event::AllFilesTransferred, SystemTime::now())
-                        .map_err(crate::ipc::invalid)?;
-                    Ok(())
-                });
-                tracing::info!("all files transferred");
-                break;
-            }
-            Step::File(n) => n,
-        };
-        if next.remaining.is_zero() {
-            fail(&shared, id, max_download_time_error(&shared, id));
-            break;
-        }
-        let file_cancel = cancel.child_token();
-        let started = Instant::now();
-        let transfer = move_file(&shared, id, &next, &file_cancel);
-        tokio::pin!(transfer);
-        let mut timed_out = false;
-        let result = tokio::select! {
-            r = &mut transfer => r,
-            _ = tokio::time::sleep(next.remaining) => {
-                // Let the engine checkpoint before giving up on the job.
-                timed_out = true;
-                file_cancel.cancel();
-                transfer.await
-            }
-        };
-        add_active_time(&shared, id, started.elapsed());
-
-        match result {
-            Ok(outcome) => {
-                immediate_retries = 0;
-                let mut st = shared.lock();
-                if let Some(e) = st.jobs.get_mut(&id) {
-                    if let Some(f) = e.job.files.get_mut(next.index) {
-                        f.bytes_transferred = outcome.bytes;
-                        f.bytes_total = Some(outcome.bytes);
-                        if let Some(v) = outcome.validator {
-                            f.validator = v;
-                        }
-                        f.complete = true;
-                        let f = f.clone();
-                        if let Err(err) = shared.store().save_file(id, next.index, &f) {
-                            tracing::error!(cause = %error_chain(&err), "cannot save file completion");
-                        }
-                    }
-                    shared.bump(&mut st, id);
-                }
-                tracing::debug!(file = next.index, bytes = outcome.bytes, "file transferred");
-            }
-            Err(err) => {
-                let mut job_error = err.job_error();
-                job_error.file_index = Some(next.index);
-                match err.class() {
-                    Class::Cancelled if timed_out => {
-                        fail(&shared, id, max_download_time_error(&shared, id));
-                        break;
-                    }
-                    Class::Cancelled => {
-                        // A user action (suspend, cancel, complete) has already
-                        // moved the job; if it is still running, the daemon is
-                        // stopping and the job waits for the next start.
-                        let mut st = shared.lock();
-                        let running = st.jobs.get(&id).is_some_and(|e| e.job.state().is_running());
-                        if running {
-                            let _ = shared.mutate(&mut st, id, |job| {
-                                job.apply(Event::Interrupted, SystemTime::now())
-                                    .map_err(crate::ipc::invalid)?;
-                                Ok(())
-                            });
-                        }
-                        break;
-                    }
-                    Class::Fatal => {
-                        tracing::warn!(error = %job_error, "transfer failed");
-                        fail(&shared, id, job_error);
-                        break;
-                    }
-                    Class::Transient { retry_after } => {
-                        let now = SystemTime::now();
-                        let input = {
-                            let st = shared.lock();
-                            let Some(e) = st.jobs.get(&id) else { break };
-                            RetryInput {
-                                made_progress: err.made_progress(),
-                                immediate_retries,
-                                no_progress_since: e.job.no_progress_since,
-                                min_retry_delay: e.job.props.min_retry_delay,
-                                no_progress_timeout: e.job.props.no_progress_timeout,
-                                retry_after,
-                            }
-                        };
-                        match decide(input, now) {
-                            RetryDecision::Immediately => {
-                                immediate_retries += 1;
-                                tracing::info!(error = %job_error, "transfer interrupted after progress; resuming");
-                                continue;
-                            }
-                            RetryDecision::At(retry_at) => {
-                                tracing::info!(error = %job_error, "transient error; retrying later");
-                                let mut st = shared.lock();
-                                let _ = shared.mutate(&mut st, id, |job| {
-                                    job.apply(
-                                        Event::TransientFailure {
-                                            error: job_error,
-                                            retry_at,
-                                        },
-                                        now,
-                                    )
-                                    .map_err(crate::ipc::invalid)?;
-                                    Ok(())
-                                });
-                                break;
-                            }
-                            RetryDecision::GiveUp => {
-                                tracing::warn!(error = %job_error, "no progress within the retry period; giving up");
-                                fail(&shared, id, job_error);
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-        }
+/// Makes a batch of finished files durable (their data, then one store
+/// commit marking them complete): only then do they count as transferred.
+async fn make_durable(
+    shared: &Shared,
+    id: JobId,
+    batch: &mut Batch,
+) -> Result<(), bits_transfer::TransferError> {
+    let files = std::mem::take(&mut batch.files);
+    batch.since = None;
+    if files.is_empty() {
+        return Ok(());
     }
+    let temps: Vec<std::path::PathBuf> = files.iter().filter_map(|(_, _, t)| t.clone()).collect();
+    tokio::task::spawn_blocking(move || crate::fsops::sync_files(&temps))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        .map_err(|(path, source)| bits_transfer::TransferError::LocalFile {
+            op: bits_transfer::LocalOp::Sync,
+            path,
+            written: 0,
+            source,
+        })?;
     let mut st = shared.lock();
-    if let Some(e) = st.jobs.get_mut(&id) {
-        if e.runner.as_ref().is_some_and(|r| r.run_id == run_id) {
-            e.runner = None;
+    let Some(e) = st.jobs.get_mut(&id) else {
+        return Ok(());
+    };
+    for (index, done, _) in &files {
+        if let Some(f) = e.job.files.get_mut(*index) {
+            f.bytes_transferred = done.bytes;
+            f.bytes_total = Some(done.bytes);
+            if let Some(v) = &done.validator {
+                f.validator = v.clone();
+            }
+            f.complete = true;
         }
     }
-    drop(st);
-    shared.wake.notify_one();
+    let saved = files
+        .iter()
+        .filter_map(|(i, _, _)| e.job.files.get(*i).map(|f| (*i, f)));
+    if let Err(err) = shared.store().save_files(id, saved) {
+        tracing::error!(cause = %error_chain(&err), "cannot save file completions");
+    }
+    tracing::debug!(files = files.len(), "files transferred and durable");
+    shared.bump(&mut st, id);
+    Ok(())
 }
 
 fn add_active_time(shared: &Shared, id: JobId, d: Duration) {
@@ -333,7 +498,6 @@ struct Sink {
     shared: Arc<Shared>,
     id: JobId,
     index: usize,
-    last_publish: Instant,
 }
 
 impl Sink {
@@ -365,10 +529,13 @@ impl Progress for Sink {
             f.bytes_total = total;
             f.validator = validator.clone();
             f.bytes_transferred = offset;
-            // The validator is saved before any byte of this version is
-            // checkpointed, so a resume never pairs old bytes with a new
-            // version.
-            Some(f.clone())
+            // Kept in memory only: every store write of this file (a
+            // checkpoint, the completion) carries the validator with the
+            // offset, so the two always describe the same version. Until
+            // then the store still holds the previous pair, which a resume
+            // checks against the server (If-Range) and against the bytes
+            // really on disk. Skipping this write saves a commit per file.
+            None
         });
         self.mark_connected();
     }
@@ -396,21 +563,15 @@ impl Sink {
                     .map_err(crate::ipc::invalid)?;
                 Ok(())
             });
-        } else {
-            self.shared.bump(&mut st, self.id);
         }
     }
 
     fn on_progress(&mut self, bytes: u64) {
-        let publish = self.last_publish.elapsed() >= PUBLISH_INTERVAL;
         let mut st = self.shared.lock();
         if let Some(e) = st.jobs.get_mut(&self.id) {
             e.job.record_progress(self.index, bytes, SystemTime::now());
         }
-        if publish {
-            self.last_publish = Instant::now();
-            self.shared.bump(&mut st, self.id);
-        }
+        self.shared.publish_progress(&mut st, self.id);
     }
 
     fn on_checkpoint(&mut self, bytes: u64) {
@@ -423,7 +584,7 @@ impl Sink {
             Some(saved)
         });
         let mut st = self.shared.lock();
-        self.shared.bump(&mut st, self.id);
+        self.shared.publish_progress(&mut st, self.id);
     }
 }
 
@@ -452,6 +613,6 @@ impl UploadProgress for Sink {
             e.job.no_progress_since = None;
             e.job.modified = now;
         }
-        self.shared.bump(&mut st, self.id);
+        self.shared.publish_progress(&mut st, self.id);
     }
 }

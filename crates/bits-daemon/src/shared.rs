@@ -50,6 +50,8 @@ pub struct Entry {
     pub revision: u64,
     /// Its transfer, while one runs.
     pub runner: Option<Runner>,
+    /// When progress was last published to watchers.
+    pub last_publish: Option<std::time::Instant>,
 }
 
 /// Everything behind the state lock.
@@ -91,6 +93,9 @@ impl std::fmt::Debug for Shared {
     }
 }
 
+/// How often progress wakes watchers (see [`Shared::publish_progress`]).
+pub const PUBLISH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The error for a store failure, as clients see it.
 pub fn store_failed(e: bits_store::StoreError) -> ApiError {
     tracing::error!(cause = %error_chain(&e), "job store write failed");
@@ -131,6 +136,28 @@ impl Shared {
             e.revision = state.revision;
         }
         self.changes.send_replace(state.revision);
+    }
+
+    /// Publishes progress of job `id`, at most every [`PUBLISH_INTERVAL`]:
+    /// progress arrives per network chunk, from several files at once, and
+    /// a person watching a progress bar needs a few updates a second.
+    pub fn publish_progress(&self, state: &mut State, id: JobId) {
+        let now = std::time::Instant::now();
+        let due = match state.jobs.get_mut(&id) {
+            Some(e) => {
+                let due = e
+                    .last_publish
+                    .is_none_or(|t| now.duration_since(t) >= PUBLISH_INTERVAL);
+                if due {
+                    e.last_publish = Some(now);
+                }
+                due
+            }
+            None => false,
+        };
+        if due {
+            self.bump(state, id);
+        }
     }
 
     /// Changes job `id` with `f`, saves the job row, publishes the change.

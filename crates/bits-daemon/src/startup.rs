@@ -109,6 +109,7 @@ fn restore(store: &mut Store) -> anyhow::Result<State> {
                 job,
                 revision: 0,
                 runner: None,
+                last_publish: None,
             },
         );
     }

@@ -117,6 +117,11 @@ pub enum Request {
         after_revision: u64,
         /// The longest wait.
         timeout_ms: u64,
+        /// Leave `FileList` out of the answer (it stays empty): a client
+        /// that follows totals need not receive thousands of files at every
+        /// step.
+        #[serde(default)]
+        summary: bool,
     },
 }
 

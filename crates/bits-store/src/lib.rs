@@ -106,6 +106,24 @@ impl Store {
         convert::update_file_row(&self.conn, id, index, file)
     }
 
+    /// Saves several files of one job in one transaction: a batch of
+    /// completions costs one commit (one WAL fsync), not one per file.
+    pub fn save_files<'a>(
+        &mut self,
+        id: JobId,
+        files: impl IntoIterator<Item = (usize, &'a JobFile)>,
+    ) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(StoreError::sql("begin save files"))?;
+        for (index, file) in files {
+            convert::update_file_row(&tx, id, index, file)?;
+        }
+        tx.commit().map_err(StoreError::sql("commit save files"))?;
+        Ok(())
+    }
+
     /// Deletes a job and its files.
     pub fn delete_job(&mut self, id: JobId) -> Result<(), StoreError> {
         self.conn

@@ -108,6 +108,12 @@ pub struct FileTransfer<'a> {
     pub offset: u64,
     /// The version of the remote file those bytes belong to.
     pub validator: &'a FileValidator,
+    /// Whether the engine makes the finished file durable itself (fsync,
+    /// then a last [`Progress::checkpoint`]). A caller that moves many files
+    /// passes `false` and makes a batch of them durable at once (one
+    /// `syncfs` instead of one `fsync` per file); until it has, the bytes
+    /// past the last checkpoint are not promised to survive a power cut.
+    pub sync_on_finish: bool,
 }
 
 /// Receives progress. Called from the transfer task; must be quick.
@@ -339,7 +345,7 @@ impl Engine {
                 Plan::Complete => {
                     debug!(url = %shown, offset, "every byte was already on disk");
                     sink.progress.connected(stored.size, &stored, offset);
-                    sink.finish(mtime_of(&stored)).await?;
+                    sink.finish(mtime_of(&stored), file.sync_on_finish).await?;
                     return Ok(Outcome {
                         bytes: offset,
                         validator: stored,
@@ -376,7 +382,8 @@ impl Engine {
                         }
                         _ => {
                             validator.size = Some(pos);
-                            sink.finish(mtime_of(&validator)).await?;
+                            sink.finish(mtime_of(&validator), file.sync_on_finish)
+                                .await?;
                             return Ok(Outcome {
                                 bytes: pos,
                                 validator,
@@ -539,7 +546,7 @@ impl Engine {
 
             match copy_body(source, path, size, mtime, &mut sink, cancel).await? {
                 Copied::Complete => {
-                    sink.finish(Some(mtime)).await?;
+                    sink.finish(Some(mtime), file.sync_on_finish).await?;
                     return Ok(Outcome {
                         bytes: size,
                         validator,
@@ -1226,7 +1233,7 @@ impl<'a> Sink<'a> {
 
     /// The last write: everything buffered, the mtime, then `fsync` (data and
     /// metadata, so the mtime is durable too), then the final checkpoint.
-    async fn finish(&mut self, mtime: Option<FileTime>) -> Result<(), TransferError> {
+    async fn finish(&mut self, mtime: Option<FileTime>, sync: bool) -> Result<(), TransferError> {
         let buf = std::mem::take(&mut self.buf);
         let at = self.flushed;
         let end = self.pos;
@@ -1241,16 +1248,21 @@ impl<'a> Sink<'a> {
                         warn!(path = %path.display(), error = %e, "could not set the modification time");
                     }
                 }
-                f.sync_all().map_err(|e| (LocalOp::Sync, e))
+                if sync {
+                    f.sync_all().map_err(|e| (LocalOp::Sync, e))?;
+                }
+                Ok(())
             })
             .await?;
         self.flushed = end;
         if let Err((op, e)) = result {
             return Err(self.local_error(op, e));
         }
-        self.durable = end;
-        self.cp_pos = end;
-        self.progress.checkpoint(end);
+        if sync {
+            self.durable = end;
+            self.cp_pos = end;
+            self.progress.checkpoint(end);
+        }
         Ok(())
     }
 }
@@ -1396,6 +1408,7 @@ mod tests {
             temp: Path::new("/nonexistent/x"),
             offset: 0,
             validator: &v,
+            sync_on_finish: true,
         };
         let fut = engine.download(file, &mut p, &cancel);
         assert_send(&fut);

@@ -764,6 +764,7 @@ impl Run<'_> {
             temp: to,
             offset: 0,
             validator: &none,
+            sync_on_finish: true,
         };
         let out = self.engine.download(file, &mut Quiet, self.cancel).await?;
         info!(url = %self.shown, bytes = out.bytes, "upload reply received");

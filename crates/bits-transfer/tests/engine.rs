@@ -92,6 +92,7 @@ async fn attempt(
         temp,
         offset,
         validator,
+        sync_on_finish: true,
     };
     engine.download(file, rec, &cancel).await
 }
@@ -601,6 +602,7 @@ async fn cancel_checkpoints_and_returns_cancelled() {
         temp: &temp,
         offset: 0,
         validator: &validator,
+        sync_on_finish: true,
     };
 
     let started = Instant::now();

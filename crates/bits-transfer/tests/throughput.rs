@@ -46,6 +46,7 @@ async fn throughput_loopback() {
         temp: &temp,
         offset: 0,
         validator: &v,
+        sync_on_finish: true,
     };
     let started = Instant::now();
     let out = engine

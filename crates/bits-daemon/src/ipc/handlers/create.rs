@@ -47,6 +47,7 @@ pub fn handle(shared: &Arc<Shared>, req: CreateJob) -> Result<Response, ApiError
             job,
             revision: 0,
             runner: None,
+            last_publish: None,
         },
     );
     shared.bump(&mut st, id);

@@ -2,7 +2,7 @@
 //! seen, or when the timeout passes. Clients follow jobs with it instead of
 //! polling.
 
-use crate::convert::job_object;
+use crate::convert::{job_object, job_summary};
 use crate::ipc::resolve;
 use crate::shared::Shared;
 use bits_proto::{ApiError, ErrorKind, Response};
@@ -18,6 +18,7 @@ pub async fn handle(
     job: &str,
     after: u64,
     timeout_ms: u64,
+    summary: bool,
 ) -> Result<Response, ApiError> {
     let mut changes = shared.changes.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms).min(MAX_WAIT);
@@ -31,9 +32,14 @@ pub async fn handle(
                     .unwrap_or_else(|| crate::validate::bad(format!("job {id} disappeared"))));
             };
             if e.revision > after || tokio::time::Instant::now() >= deadline {
+                let job = if summary {
+                    job_summary(&e.job)
+                } else {
+                    job_object(&e.job)
+                };
                 return Ok(Response::Watch {
                     revision: e.revision,
-                    job: Box::new(job_object(&e.job)),
+                    job: Box::new(job),
                 });
             }
         }
