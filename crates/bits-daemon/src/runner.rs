@@ -12,6 +12,7 @@ use bits_core::{
     ErrorContext, Event, FileValidator, JobError, JobFile, JobId, JobType, UploadSession,
 };
 use bits_transfer::{Class, FileTransfer, Progress, UploadProgress, UploadTransfer};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
@@ -236,12 +237,33 @@ const DURABLE_BATCH_FILES: usize = 256;
 /// Finished files whose bytes are written but not yet durable.
 #[derive(Default)]
 struct Batch {
-    files: Vec<(usize, Done, Option<std::path::PathBuf>)>,
+    files: Vec<(usize, Done, Option<PathBuf>)>,
     since: Option<tokio::time::Instant>,
+}
+
+impl Batch {
+    fn push(&mut self, index: usize, done: Done, temp: Option<PathBuf>) {
+        self.since.get_or_insert_with(tokio::time::Instant::now);
+        self.files.push((index, done, temp));
+    }
+
+    /// When the batch should be synced: after a short delay, or at once
+    /// when it is full.
+    fn due(&self) -> Option<tokio::time::Instant> {
+        let since = self.since?;
+        if self.files.len() >= DURABLE_BATCH_FILES {
+            Some(tokio::time::Instant::now())
+        } else {
+            Some(since + DURABLE_BATCH_DELAY)
+        }
+    }
 }
 
 /// Moves the job's remaining files, several at once for downloads, until all
 /// are done, one fails, the job stops running, or MaxDownloadTime runs out.
+///
+/// Finished files are made durable in batches while the next files move: the
+/// sync runs beside the transfers, never in their way.
 async fn attempt(shared: &Arc<Shared>, id: JobId, cancel: &CancellationToken) -> Attempt {
     let (job_type, remaining) = {
         let st = shared.lock();
@@ -271,18 +293,20 @@ async fn attempt(shared: &Arc<Shared>, id: JobId, cancel: &CancellationToken) ->
     let deadline = started + remaining;
     let files_cancel = cancel.child_token();
     let mut tasks = tokio::task::JoinSet::new();
-    let mut in_flight = std::collections::HashSet::new();
+    // Files this attempt has started: moving, finished, or being synced.
+    let mut claimed = std::collections::HashSet::new();
     let mut batch = Batch::default();
+    let mut syncing: Option<tokio::task::JoinHandle<SyncedFiles>> = None;
     let mut failure: Option<(usize, bits_transfer::TransferError)> = None;
     let mut timed_out = false;
     let mut made_progress = false;
 
     loop {
         while failure.is_none() && !files_cancel.is_cancelled() && tasks.len() < width {
-            let Some(next) = next_file(shared, id, &in_flight, &batch) else {
+            let Some(next) = next_file(shared, id, &claimed) else {
                 break;
             };
-            in_flight.insert(next.index);
+            claimed.insert(next.index);
             let shared = shared.clone();
             let token = files_cancel.clone();
             tasks.spawn(async move {
@@ -293,29 +317,19 @@ async fn attempt(shared: &Arc<Shared>, id: JobId, cancel: &CancellationToken) ->
                 (index, temp, move_file(&shared, id, &next, &token).await)
             });
         }
-        if tasks.is_empty() {
+        if tasks.is_empty() && syncing.is_none() {
             break;
         }
-        let batch_due = batch.since.map(|t| t + DURABLE_BATCH_DELAY);
+        let batch_due = if syncing.is_none() { batch.due() } else { None };
         tokio::select! {
-            joined = tasks.join_next() => {
+            joined = tasks.join_next(), if !tasks.is_empty() => {
                 let Some(joined) = joined else { continue };
                 let (index, temp, result) = match joined {
                     Ok(r) => r,
                     Err(e) => std::panic::resume_unwind(e.into_panic()),
                 };
-                in_flight.remove(&index);
                 match result {
-                    Ok(done) => {
-                        batch.since.get_or_insert_with(tokio::time::Instant::now);
-                        batch.files.push((index, done, temp));
-                        if batch.files.len() >= DURABLE_BATCH_FILES {
-                            if let Err(e) = make_durable(shared, id, &mut batch).await {
-                                failure.get_or_insert((index, e));
-                                files_cancel.cancel();
-                            }
-                        }
-                    }
+                    Ok(done) => batch.push(index, done, temp),
                     Err(e) => {
                         made_progress |= e.made_progress();
                         // The first failure decides; the transfers stopped
@@ -328,7 +342,12 @@ async fn attempt(shared: &Arc<Shared>, id: JobId, cancel: &CancellationToken) ->
                 }
             }
             _ = sleep_until_opt(batch_due) => {
-                if let Err(e) = make_durable(shared, id, &mut batch).await {
+                syncing = Some(start_sync(&mut batch));
+            }
+            synced = async { syncing.as_mut().expect("guarded").await }, if syncing.is_some() => {
+                syncing = None;
+                made_progress = true;
+                if let Err(e) = finish_sync(shared, id, synced) {
                     failure.get_or_insert((usize::MAX, e));
                     files_cancel.cancel();
                 }
@@ -343,7 +362,8 @@ async fn attempt(shared: &Arc<Shared>, id: JobId, cancel: &CancellationToken) ->
     // Whatever finished is kept, even when another file failed.
     if !batch.files.is_empty() {
         made_progress = true;
-        if let Err(e) = make_durable(shared, id, &mut batch).await {
+        let synced = start_sync(&mut batch).await;
+        if let Err(e) = finish_sync(shared, id, synced) {
             failure.get_or_insert((usize::MAX, e));
         }
     }
@@ -385,22 +405,24 @@ fn resume_point(file: &JobFile) -> JobFile {
     f
 }
 
-/// The next file to start: the first one that is neither complete, nor
-/// moving, nor waiting to be made durable.
+/// The next file to start: the first one neither complete nor already
+/// started by this attempt.
 fn next_file(
     shared: &Shared,
     id: JobId,
-    in_flight: &std::collections::HashSet<usize>,
-    batch: &Batch,
+    claimed: &std::collections::HashSet<usize>,
 ) -> Option<NextFile> {
     let st = shared.lock();
     let e = st.jobs.get(&id)?;
     if !e.job.state().is_running() {
         return None;
     }
-    let index = e.job.files.iter().enumerate().position(|(i, f)| {
-        !f.complete && !in_flight.contains(&i) && !batch.files.iter().any(|(b, _, _)| *b == i)
-    })?;
+    let index = e
+        .job
+        .files
+        .iter()
+        .enumerate()
+        .position(|(i, f)| !f.complete && !claimed.contains(&i))?;
     Some(NextFile {
         index,
         job_type: e.job.job_type,
@@ -413,28 +435,39 @@ fn next_file(
     })
 }
 
-/// Makes a batch of finished files durable (their data, then one store
-/// commit marking them complete): only then do they count as transferred.
-async fn make_durable(
-    shared: &Shared,
-    id: JobId,
-    batch: &mut Batch,
-) -> Result<(), bits_transfer::TransferError> {
+/// A batch after its sync: the files, and how the sync went.
+type SyncedFiles = (
+    Vec<(usize, Done, Option<PathBuf>)>,
+    Result<(), (PathBuf, std::io::Error)>,
+);
+/// The sync task's result.
+type Synced = Result<SyncedFiles, tokio::task::JoinError>;
+
+/// Starts making a batch of finished files durable, on the blocking pool.
+fn start_sync(batch: &mut Batch) -> tokio::task::JoinHandle<SyncedFiles> {
     let files = std::mem::take(&mut batch.files);
     batch.since = None;
-    if files.is_empty() {
-        return Ok(());
-    }
-    let temps: Vec<std::path::PathBuf> = files.iter().filter_map(|(_, _, t)| t.clone()).collect();
-    tokio::task::spawn_blocking(move || crate::fsops::sync_files(&temps))
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-        .map_err(|(path, source)| bits_transfer::TransferError::LocalFile {
-            op: bits_transfer::LocalOp::Sync,
-            path,
-            written: 0,
-            source,
-        })?;
+    tokio::task::spawn_blocking(move || {
+        let temps: Vec<PathBuf> = files.iter().filter_map(|(_, _, t)| t.clone()).collect();
+        let result = crate::fsops::sync_files(&temps);
+        (files, result)
+    })
+}
+
+/// Once a batch's data is durable, marks its files complete with one store
+/// commit: only then do they count as transferred.
+fn finish_sync(
+    shared: &Shared,
+    id: JobId,
+    synced: Synced,
+) -> Result<(), bits_transfer::TransferError> {
+    let (files, result) = synced.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    result.map_err(|(path, source)| bits_transfer::TransferError::LocalFile {
+        op: bits_transfer::LocalOp::Sync,
+        path,
+        written: 0,
+        source,
+    })?;
     let mut st = shared.lock();
     let Some(e) = st.jobs.get_mut(&id) else {
         return Ok(());

@@ -116,3 +116,67 @@ fn suspended_jobs_stay_suspended_across_restarts() {
     assert_eq!(h.info(&id)["JobState"], "Suspended");
     assert!(server.requests_for("/p.bin").is_empty());
 }
+
+/// kill -9 in the middle of a job of many small files (moved several at a
+/// time, made durable in batches): the next daemon finishes the job and
+/// every file is exact; files already counted as transferred are not
+/// fetched again.
+#[test]
+fn kill_9_during_a_many_file_job_loses_nothing() {
+    let server = TestServer::start();
+    let n = 120;
+    for i in 0..n {
+        server.put_file(&format!("/m{i}.bin"), content(3000 + i, i as u8));
+        // Slow enough that the job is caught half-way.
+        server.set_default_fault(
+            &format!("/m{i}.bin"),
+            Some(Fault::Slow {
+                bytes_per_sec: 20_000,
+            }),
+        );
+    }
+    let h = Home::new();
+    let out = h.path("out");
+    std::fs::create_dir(&out).unwrap();
+    let mut csv = String::from("Source,Destination\n");
+    for i in 0..n {
+        csv.push_str(&format!(
+            "{},{}\n",
+            server.url(&format!("m{i}.bin")),
+            out.join(format!("m{i}.bin")).display()
+        ));
+    }
+    std::fs::write(h.path("list.csv"), csv).unwrap();
+    let id = h.start_async(&["--from-csv", "list.csv"]);
+    let before = h.wait_for(&id, Duration::from_secs(30), |j| {
+        j["FilesTransferred"].as_u64().unwrap_or(0) >= 10
+    });
+    let done_before: Vec<usize> = (0..n)
+        .filter(|&i| before["FileList"][i]["IsTransferComplete"] == true)
+        .collect();
+    h.signal_daemon(Signal::SIGKILL);
+    for i in 0..n {
+        server.set_default_fault(&format!("/m{i}.bin"), None);
+    }
+    let r = h.bits(&["wait", &id, "--timeout", "60"]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", h.log());
+    h.ok(&["complete", &id]);
+    for i in 0..n {
+        assert_eq!(
+            read(&out.join(format!("m{i}.bin"))),
+            content(3000 + i, i as u8),
+            "file {i}"
+        );
+    }
+    for i in done_before {
+        let gets = server
+            .requests_for(&format!("/m{i}.bin"))
+            .into_iter()
+            .filter(|r| r.method == "GET")
+            .count();
+        assert_eq!(
+            gets, 1,
+            "file {i} was complete before the crash and fetched again"
+        );
+    }
+}
