@@ -255,3 +255,31 @@ fn runtime_dir_holds_the_socket_and_pid_file() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// A job with 10,000 files is accepted (no per-job file quota is set), in
+/// one atomic request, and listed with all of them.
+#[test]
+fn a_job_of_ten_thousand_files_is_accepted() {
+    let h = Home::new();
+    let out = h.path("out");
+    std::fs::create_dir(&out).unwrap();
+    let mut csv = String::from("Source,Destination\n");
+    for i in 0..10_000 {
+        csv.push_str(&format!(
+            "http://127.0.0.1:9/f{i}.bin,{}/f{i}.bin\n",
+            out.display()
+        ));
+    }
+    std::fs::write(h.path("big.csv"), csv).unwrap();
+    let j = h
+        .ok(&["start", "--suspended", "--json", "--from-csv", "big.csv"])
+        .json();
+    assert_eq!(j["FilesTotal"], 10_000);
+    let id = j["JobId"].as_str().unwrap().to_string();
+    let info = h.info(&id);
+    assert_eq!(info["FileList"].as_array().unwrap().len(), 10_000);
+    assert_eq!(
+        info["FileList"][9_999]["RemoteName"],
+        "http://127.0.0.1:9/f9999.bin"
+    );
+}
