@@ -6,7 +6,7 @@ use bits_core::{
     Priority, UploadSession,
 };
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, Row};
+use rusqlite::{params_from_iter, Connection, Row};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -66,8 +66,8 @@ fn job_values(job: &Job) -> Vec<Value> {
     ]
 }
 
-fn placeholders() -> String {
-    (1..=JOB_COLUMNS.split(',').count())
+fn placeholders(n: usize) -> String {
+    (1..=n)
         .map(|i| format!("?{i}"))
         .collect::<Vec<_>>()
         .join(", ")
@@ -76,7 +76,7 @@ fn placeholders() -> String {
 pub(crate) fn insert_job_row(conn: &Connection, job: &Job) -> Result<(), StoreError> {
     let sql = format!(
         "INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({})",
-        placeholders()
+        placeholders(JOB_COLUMNS.split(',').count())
     );
     conn.execute(&sql, params_from_iter(job_values(job)))
         .map_err(StoreError::sql("insert job"))?;
@@ -86,17 +86,39 @@ pub(crate) fn insert_job_row(conn: &Connection, job: &Job) -> Result<(), StoreEr
 /// Rewrites every column of an existing job row; returns the rows changed
 /// (0: no such job).
 pub(crate) fn update_job_row(conn: &Connection, job: &Job) -> Result<usize, StoreError> {
-    let sets = JOB_COLUMNS
-        .split(',')
-        .map(str::trim)
-        .enumerate()
-        .skip(1)
-        .map(|(i, c)| format!("{c} = ?{}", i + 1))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!("UPDATE jobs SET {sets} WHERE id = ?1");
+    let sql = format!(
+        "UPDATE jobs SET {} WHERE id = ?1",
+        assignments(JOB_COLUMNS, 1)
+    );
     conn.execute(&sql, params_from_iter(job_values(job)))
         .map_err(StoreError::sql("update job"))
+}
+
+const FILE_COLUMNS: &str = "job_id, idx, remote, local, temp, bytes_total, bytes_transferred, \
+    complete, etag, last_modified, size, upload_session_id, upload_host_id, \
+    upload_host_fallback_ms, upload_reply_url";
+
+/// A file row's values, in `FILE_COLUMNS` order, shared by insert and update.
+fn file_values(id: JobId, index: usize, f: &JobFile) -> Vec<Value> {
+    let opt_int = |n: Option<i64>| n.map_or(Value::Null, Value::Integer);
+    let opt_text = |s: &Option<String>| s.clone().map_or(Value::Null, Value::Text);
+    vec![
+        Value::Text(id.to_string()),
+        Value::Integer(index as i64),
+        Value::Text(f.remote.clone()),
+        Value::Text(f.local.to_string_lossy().into_owned()),
+        Value::Text(f.temp.to_string_lossy().into_owned()),
+        opt_int(f.bytes_total.map(|b| b as i64)),
+        Value::Integer(f.bytes_transferred as i64),
+        Value::Integer(i64::from(f.complete)),
+        opt_text(&f.validator.etag),
+        opt_text(&f.validator.last_modified),
+        opt_int(f.validator.size.map(|b| b as i64)),
+        opt_text(&f.upload.id),
+        opt_text(&f.upload.host_id),
+        opt_int(f.upload.host_fallback_at.map(ms)),
+        opt_text(&f.upload.reply_url),
+    ]
 }
 
 pub(crate) fn insert_file_row(
@@ -105,32 +127,14 @@ pub(crate) fn insert_file_row(
     index: usize,
     f: &JobFile,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO files (job_id, idx, remote, local, temp, bytes_total, bytes_transferred, \
-         complete, etag, last_modified, size, upload_session_id, upload_host_id, \
-         upload_host_fallback_ms, upload_reply_url) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            id.to_string(),
-            index as i64,
-            f.remote,
-            f.local.to_string_lossy(),
-            f.temp.to_string_lossy(),
-            f.bytes_total.map(|b| b as i64),
-            f.bytes_transferred as i64,
-            f.complete,
-            f.validator.etag,
-            f.validator.last_modified,
-            f.validator.size.map(|b| b as i64),
-            f.upload.id,
-            f.upload.host_id,
-            f.upload.host_fallback_at.map(ms),
-            f.upload.reply_url,
-        ])
-    })
-    .map_err(StoreError::sql("insert file"))?;
+    let n = FILE_COLUMNS.split(',').count();
+    let sql = format!(
+        "INSERT INTO files ({FILE_COLUMNS}) VALUES ({})",
+        placeholders(n)
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut st| st.execute(params_from_iter(file_values(id, index, f))))
+        .map_err(StoreError::sql("insert file"))?;
     Ok(())
 }
 
@@ -140,29 +144,26 @@ pub(crate) fn update_file_row(
     index: usize,
     f: &JobFile,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE files SET bytes_total = ?3, bytes_transferred = ?4, complete = ?5, etag = ?6, \
-         last_modified = ?7, size = ?8, upload_session_id = ?9, upload_host_id = ?10, \
-         upload_host_fallback_ms = ?11, upload_reply_url = ?12 WHERE job_id = ?1 AND idx = ?2",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            id.to_string(),
-            index as i64,
-            f.bytes_total.map(|b| b as i64),
-            f.bytes_transferred as i64,
-            f.complete,
-            f.validator.etag,
-            f.validator.last_modified,
-            f.validator.size.map(|b| b as i64),
-            f.upload.id,
-            f.upload.host_id,
-            f.upload.host_fallback_at.map(ms),
-            f.upload.reply_url,
-        ])
-    })
-    .map_err(StoreError::sql("save file progress"))?;
+    let sql = format!(
+        "UPDATE files SET {} WHERE job_id = ?1 AND idx = ?2",
+        assignments(FILE_COLUMNS, 2)
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut st| st.execute(params_from_iter(file_values(id, index, f))))
+        .map_err(StoreError::sql("save file progress"))?;
     Ok(())
+}
+
+/// `col = ?N` for every column after the first `key` ones (the row's key).
+fn assignments(columns: &str, key: usize) -> String {
+    columns
+        .split(',')
+        .map(str::trim)
+        .enumerate()
+        .skip(key)
+        .map(|(i, c)| format!("{c} = ?{}", i + 1))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn corrupt(job: &str, field: &'static str, value: impl ToString) -> StoreError {
