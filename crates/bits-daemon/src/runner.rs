@@ -293,8 +293,9 @@ async fn attempt(shared: &Arc<Shared>, id: JobId, cancel: &CancellationToken) ->
     let deadline = started + remaining;
     let files_cancel = cancel.child_token();
     let mut tasks = tokio::task::JoinSet::new();
-    // Files this attempt has started: moving, finished, or being synced.
-    let mut claimed = std::collections::HashSet::new();
+    // Files are started in list order: every file before `cursor` is
+    // complete or already started by this attempt.
+    let mut cursor = 0;
     let mut batch = Batch::default();
     let mut syncing: Option<tokio::task::JoinHandle<SyncedFiles>> = None;
     let mut failure: Option<(usize, bits_transfer::TransferError)> = None;
@@ -303,10 +304,10 @@ async fn attempt(shared: &Arc<Shared>, id: JobId, cancel: &CancellationToken) ->
 
     loop {
         while failure.is_none() && !files_cancel.is_cancelled() && tasks.len() < width {
-            let Some(next) = next_file(shared, id, &claimed) else {
+            let Some(next) = next_file(shared, id, cursor) else {
                 break;
             };
-            claimed.insert(next.index);
+            cursor = next.index + 1;
             let shared = shared.clone();
             let token = files_cancel.clone();
             tasks.spawn(async move {
@@ -405,24 +406,14 @@ fn resume_point(file: &JobFile) -> JobFile {
     f
 }
 
-/// The next file to start: the first one neither complete nor already
-/// started by this attempt.
-fn next_file(
-    shared: &Shared,
-    id: JobId,
-    claimed: &std::collections::HashSet<usize>,
-) -> Option<NextFile> {
+/// The next file to start: the first incomplete one from `from` on.
+fn next_file(shared: &Shared, id: JobId, from: usize) -> Option<NextFile> {
     let st = shared.lock();
     let e = st.jobs.get(&id)?;
     if !e.job.state().is_running() {
         return None;
     }
-    let index = e
-        .job
-        .files
-        .iter()
-        .enumerate()
-        .position(|(i, f)| !f.complete && !claimed.contains(&i))?;
+    let index = from + e.job.files.get(from..)?.iter().position(|f| !f.complete)?;
     Some(NextFile {
         index,
         job_type: e.job.job_type,
