@@ -401,6 +401,9 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
 /// in-memory count ahead of the disk).
 fn resume_point(file: &JobFile) -> JobFile {
     let mut f = file.clone();
+    if f.bytes_transferred == 0 {
+        return f;
+    }
     let on_disk = std::fs::metadata(&f.temp).map(|m| m.len()).unwrap_or(0);
     f.bytes_transferred = f.bytes_transferred.min(on_disk);
     f

@@ -216,7 +216,13 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Result<Outcome, TransferError> {
         let shown = redact(url);
-        let mut sink = Sink::open(file.temp, self.config.checkpoint, progress).await?;
+        let mut sink = Sink::open(
+            file.temp,
+            self.config.checkpoint,
+            progress,
+            file.offset == 0,
+        )
+        .await?;
         let mut stored = file.validator.clone();
         let mut offset = resume_point(&mut sink, file, &shown).await?;
         sink.reset(offset).await?;
@@ -520,7 +526,13 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Result<Outcome, TransferError> {
         let shown = path.display().to_string();
-        let mut sink = Sink::open(file.temp, self.config.checkpoint, progress).await?;
+        let mut sink = Sink::open(
+            file.temp,
+            self.config.checkpoint,
+            progress,
+            file.offset == 0,
+        )
+        .await?;
         let mut restarts = 0u32;
         let mut first = true;
         loop {
@@ -940,6 +952,10 @@ struct Sink<'a> {
     /// Position of the last checkpoint started, and when.
     cp_pos: u64,
     cp_at: Instant,
+    /// The file's length when it is known without asking (just truncated,
+    /// nothing written since): lets `reset` skip a truncate that would
+    /// change nothing.
+    len_known: Option<u64>,
     policy: CheckpointPolicy,
     progress: &'a mut dyn Progress,
 }
@@ -986,19 +1002,22 @@ fn write_all_at(file: &File, buf: &[u8], at: u64) -> Result<(), OpFailed> {
 }
 
 impl<'a> Sink<'a> {
-    /// Opens (creating if needed, never truncating yet) the temporary file.
-    /// Its directory must exist.
+    /// Opens (creating if needed) the temporary file; `empty` truncates it
+    /// at once, when nothing in it is worth keeping (no durable offset),
+    /// which saves a separate truncate for every small file. Its directory
+    /// must exist.
     async fn open(
         path: &Path,
         policy: CheckpointPolicy,
         progress: &'a mut dyn Progress,
+        empty: bool,
     ) -> Result<Sink<'a>, TransferError> {
         let p = path.to_path_buf();
         let opened = tokio::task::spawn_blocking(move || {
             std::fs::OpenOptions::new()
                 .write(true)
                 .create(true)
-                .truncate(false)
+                .truncate(empty)
                 .open(p)
         })
         .await
@@ -1021,6 +1040,7 @@ impl<'a> Sink<'a> {
             base: 0,
             cp_pos: 0,
             cp_at: Instant::now(),
+            len_known: empty.then_some(0),
             policy,
             progress,
         })
@@ -1073,9 +1093,12 @@ impl<'a> Sink<'a> {
     async fn reset(&mut self, at: u64) -> Result<(), TransferError> {
         self.reap().await?;
         self.buf.clear();
-        self.with_file(move |f| f.set_len(at))
-            .await?
-            .map_err(|e| self.local_error(LocalOp::Truncate, e))?;
+        if self.len_known != Some(at) {
+            self.with_file(move |f| f.set_len(at))
+                .await?
+                .map_err(|e| self.local_error(LocalOp::Truncate, e))?;
+            self.len_known = Some(at);
+        }
         self.pos = at;
         self.flushed = at;
         self.durable = at;
@@ -1116,6 +1139,7 @@ impl<'a> Sink<'a> {
     /// `sync`), after the previous one completed.
     async fn submit(&mut self, sync: bool) -> Result<(), TransferError> {
         self.reap().await?;
+        self.len_known = None;
         let file = self.file.take().expect("no operation holds the file");
         let buf = std::mem::replace(&mut self.buf, std::mem::take(&mut self.spare));
         let at = self.flushed;
@@ -1234,6 +1258,7 @@ impl<'a> Sink<'a> {
     /// The last write: everything buffered, the mtime, then `fsync` (data and
     /// metadata, so the mtime is durable too), then the final checkpoint.
     async fn finish(&mut self, mtime: Option<FileTime>, sync: bool) -> Result<(), TransferError> {
+        self.len_known = None;
         let buf = std::mem::take(&mut self.buf);
         let at = self.flushed;
         let end = self.pos;
