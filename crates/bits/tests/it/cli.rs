@@ -283,3 +283,42 @@ fn a_job_of_ten_thousand_files_is_accepted() {
         "http://127.0.0.1:9/f9999.bin"
     );
 }
+
+/// `bits monitor` redraws the job list every refresh; piped, it prints the
+/// table each time.
+#[test]
+fn monitor_prints_the_jobs_each_refresh() {
+    let h = Home::new();
+    let j = h
+        .ok(&[
+            "start",
+            "--suspended",
+            "--json",
+            "--name",
+            "watched",
+            "/etc/hostname",
+            h.path("m").to_str().unwrap(),
+        ])
+        .json();
+    let id = j["JobId"].as_str().unwrap().to_string();
+    let mut child = h
+        .command()
+        .args(["monitor", "--refresh", "0.2"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(900));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.matches(&id).count() >= 2, "several refreshes: {text}");
+    assert!(
+        text.contains("watched") && text.contains("Suspended"),
+        "{text}"
+    );
+}
