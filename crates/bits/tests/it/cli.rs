@@ -301,7 +301,7 @@ fn monitor_prints_the_jobs_each_refresh() {
         ])
         .json();
     let id = j["JobId"].as_str().unwrap().to_string();
-    let mut child = h
+    let child = h
         .command()
         .args(["monitor", "--refresh", "0.2"])
         .stdout(std::process::Stdio::piped())
