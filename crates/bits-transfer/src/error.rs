@@ -58,12 +58,23 @@ pub enum NetFailure {
     Other,
 }
 
+/// Whether `e` is a `rustls::Error`, or an `io::Error` wrapping one (the
+/// connector nests them: io::Error(Other, io::Error(InvalidData, rustls)),
+/// and `io::Error::source` skips the wrapped error, so look inside).
+fn holds_rustls_error(e: &(dyn StdError + 'static)) -> bool {
+    if e.is::<rustls::Error>() {
+        return true;
+    }
+    e.downcast_ref::<io::Error>()
+        .and_then(|io| io.get_ref())
+        .is_some_and(|inner| holds_rustls_error(inner))
+}
+
 impl NetFailure {
     /// Works out the kind of failure from a `reqwest` error by walking its
-    /// source chain. `reqwest`/`hyper` do not expose these as types we can
-    /// match without extra dependencies, so I/O error kinds are used where
-    /// present and hyper-util's stable "dns error" label and TLS wording
-    /// otherwise.
+    /// source chain: a `rustls::Error` anywhere in it (tokio-rustls wraps
+    /// it in an `io::Error`) is a TLS failure; I/O error kinds give the
+    /// rest, with hyper-util's stable "dns error" label for name lookups.
     pub(crate) fn of(err: &reqwest::Error) -> NetFailure {
         if err.is_timeout() {
             return NetFailure::Timeout;
@@ -75,11 +86,7 @@ impl NetFailure {
             if text.starts_with("dns error") {
                 return NetFailure::NameNotResolved;
             }
-            if text.contains("certificate")
-                || text.contains("tls")
-                || text.contains("handshake")
-                || text.contains("received fatal alert")
-            {
+            if holds_rustls_error(e) {
                 return NetFailure::Tls;
             }
             if let Some(io) = e.downcast_ref::<io::Error>() {
