@@ -70,11 +70,7 @@ fn bad_sources_and_destinations_are_refused_and_create_nothing() {
         "a*.bin",
     );
     assert_code(
-        &h.bits(&[
-            "start",
-            "/etc/hostname",
-            &h.path("o*.bin").to_string_lossy(),
-        ]),
+        &h.bits(&["start", &h.src(), &h.path("o*.bin").to_string_lossy()]),
         2,
         "o*.bin",
     );
@@ -84,7 +80,7 @@ fn bad_sources_and_destinations_are_refused_and_create_nothing() {
         "nope.bin",
     );
     assert_code(
-        &h.bits(&["start", "/etc/hostname", "/no/such/dir/x"]),
+        &h.bits(&["start", &h.src(), "/no/such/dir/x"]),
         2,
         "/no/such/dir",
     );
@@ -101,8 +97,10 @@ fn malformed_csv_names_the_line() {
     std::fs::write(
         h.path("bad.csv"),
         format!(
-            "Source,Destination\n/etc/hostname,{}\n/etc/hostname\n",
-            h.path("a").display()
+            "Source,Destination\n{},{}\n{}\n",
+            h.src(),
+            h.path("a").display(),
+            h.src()
         ),
     )
     .unwrap();
@@ -155,7 +153,7 @@ fn json_job_object_has_the_contract_keys() {
             "start",
             "--suspended",
             "--json",
-            "/etc/hostname",
+            &h.src(),
             h.path("h").to_str().unwrap(),
         ])
         .json();
@@ -296,7 +294,7 @@ fn monitor_prints_the_jobs_each_refresh() {
             "--json",
             "--name",
             "watched",
-            "/etc/hostname",
+            &h.src(),
             h.path("m").to_str().unwrap(),
         ])
         .json();

@@ -39,10 +39,17 @@ impl From<Output> for Run {
 
 impl Home {
     pub fn new() -> Home {
-        Home {
+        let h = Home {
             home: tempfile::tempdir().unwrap(),
             work: tempfile::tempdir().unwrap(),
-        }
+        };
+        std::fs::write(h.src(), b"a small local source file\n").unwrap();
+        h
+    }
+
+    /// A small local file that exists, to use as a source.
+    pub fn src(&self) -> String {
+        self.path("src.txt").to_string_lossy().into_owned()
     }
 
     /// A path in the scratch directory.
