@@ -105,7 +105,7 @@ fn malformed_csv_names_the_line() {
     )
     .unwrap();
     let r = h.bits(&["start", "--from-csv", "bad.csv"]);
-    assert_code(&r, 2, "3");
+    assert_code(&r, 2, "line 3");
     assert_eq!(
         h.ok(&["list", "--json"]).json().as_array().unwrap().len(),
         0
