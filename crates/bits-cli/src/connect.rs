@@ -183,23 +183,31 @@ async fn connect(paths: &Paths) -> anyhow::Result<Client> {
     })?;
 
     let deadline = Instant::now() + AUTOSTART_WAIT;
+    let mut spawned = 1;
     loop {
         if let Ok(client) = Client::connect(&socket).await {
             return check_hello(client, &socket);
         }
         if let Ok(Some(status)) = child.try_wait() {
-            // Another bits may have started a daemon at the same moment, and
-            // ours stepped aside because that one holds the pid-file lock:
-            // wait for that one instead of failing.
+            // Ours may have stepped aside because another daemon held the
+            // pid-file lock: one started by another bits at the same moment
+            // (then wait for it), or one still dying (then, once its lock is
+            // gone, start ours again).
             if !other_daemon_alive(paths) {
                 if let Ok(client) = Client::connect(&socket).await {
                     return check_hello(client, &socket);
                 }
-                return Err(unreachable(format!(
-                    "bitsd ({}) exited at once with {status}; see its log {}",
-                    program.display(),
-                    paths.log_file().display()
-                )));
+                if spawned >= MAX_SPAWNS {
+                    return Err(unreachable(format!(
+                        "bitsd ({}) exited at once with {status}; see its log {}",
+                        program.display(),
+                        paths.log_file().display()
+                    )));
+                }
+                spawned += 1;
+                child = spawn_detached(&program).map_err(|e| {
+                    unreachable(format!("starting {} failed: {e}", program.display()))
+                })?;
             }
         }
         if Instant::now() >= deadline {
@@ -213,6 +221,10 @@ async fn connect(paths: &Paths) -> anyhow::Result<Client> {
         tokio::time::sleep(RETRY_EVERY).await;
     }
 }
+
+/// How many times one command starts bitsd before it gives up (a start can
+/// fail only because a dying daemon still held the lock).
+const MAX_SPAWNS: u32 = 3;
 
 /// Whether a daemon holds the pid file's lock (bitsd takes it before
 /// anything else, so this is true from the first moment of a daemon that is
@@ -328,4 +340,28 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket nobody serves, and one whose daemon is dying (the
+    /// connection is reset or closed before Hello is answered), both lead
+    /// to autostart; other failures (permission denied) do not.
+    #[test]
+    fn dying_or_absent_daemons_count_as_nobody_listening() {
+        let io = |kind| ProtoError::Io(io::Error::from(kind));
+        for kind in [
+            io::ErrorKind::NotFound,
+            io::ErrorKind::ConnectionRefused,
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::BrokenPipe,
+        ] {
+            assert!(nobody_listens(&io(kind)), "{kind:?}");
+        }
+        assert!(nobody_listens(&ProtoError::Closed));
+        assert!(!nobody_listens(&io(io::ErrorKind::PermissionDenied)));
+    }
 }

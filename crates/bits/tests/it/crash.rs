@@ -180,3 +180,31 @@ fn kill_9_during_a_many_file_job_loses_nothing() {
         );
     }
 }
+
+/// Regression: a command sent while a killed daemon is still dying (its
+/// socket may accept and then reset the connection, its pid-file lock may
+/// still be held) starts a new daemon instead of failing with "cannot
+/// reach bitsd".
+#[test]
+fn a_command_right_after_kill_9_reaches_a_new_daemon() {
+    let server = TestServer::start();
+    server.put_file("/busy.bin", content(5_000_000, 3));
+    server.set_default_fault(
+        "/busy.bin",
+        Some(Fault::Slow {
+            bytes_per_sec: 500_000,
+        }),
+    );
+    let h = Home::new();
+    let id = h.start_async(&[
+        &server.url("busy.bin"),
+        h.path("busy.bin").to_str().unwrap(),
+    ]);
+    for round in 0..8 {
+        let pid = h.daemon_pid().expect("a daemon runs");
+        // No waiting for it to be gone: the next command races its death.
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+        let r = h.bits(&["info", &id, "--json"]);
+        assert_eq!(r.code, 0, "round {round}: {r:?}");
+    }
+}

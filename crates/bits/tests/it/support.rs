@@ -162,15 +162,21 @@ impl Home {
     }
 }
 
-/// Whether `pid` is a live process (not a zombie).
+/// Whether `pid` is still running: not gone, and not a zombie whose
+/// threads have all exited (a killed multi-threaded daemon's main thread
+/// turns zombie while other threads still hold its files and socket).
 pub fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
+    let zombie = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
             .rsplit(')')
             .next()
             .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+        Err(_) => return false,
+    };
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    !zombie || threads > 1
 }
 
 impl Drop for Home {
