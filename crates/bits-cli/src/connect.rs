@@ -261,10 +261,19 @@ fn check_hello(client: Client, socket: &Path) -> anyhow::Result<Client> {
 /// Whether a failed connect means "no daemon here": no socket file, or a
 /// socket file nobody listens on (left by a daemon that was killed).
 fn nobody_listens(e: &ProtoError) -> bool {
-    matches!(e, ProtoError::Io(io) if matches!(
-        io.kind(),
-        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-    ))
+    // A daemon that is dying (killed, its threads still exiting) may accept
+    // a connection into its backlog and then drop it: reset, or closed
+    // before Hello is answered. For the client that is the same as no
+    // daemon at all.
+    matches!(e, ProtoError::Closed)
+        || matches!(e, ProtoError::Io(io) if matches!(
+            io.kind(),
+            io::ErrorKind::NotFound
+                | io::ErrorKind::ConnectionRefused
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+        ))
 }
 
 /// `bitsd` beside this executable (an installation, or `target/debug`),
