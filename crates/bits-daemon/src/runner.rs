@@ -527,32 +527,9 @@ struct Sink {
     index: usize,
 }
 
-impl Sink {
-    fn with_file(&self, f: impl FnOnce(&mut State, &mut JobFile) -> Option<JobFile>) {
-        let mut st = self.shared.lock();
-        let st = &mut *st;
-        let Some(mut file) = st
-            .jobs
-            .get(&self.id)
-            .and_then(|e| e.job.files.get(self.index).cloned())
-        else {
-            return;
-        };
-        let to_save = f(st, &mut file);
-        if let Some(e) = st.jobs.get_mut(&self.id) {
-            e.job.files[self.index] = file;
-        }
-        if let Some(save) = to_save {
-            if let Err(err) = self.shared.store().save_file(self.id, self.index, &save) {
-                tracing::error!(job = %self.id, cause = %error_chain(&err), "cannot save checkpoint");
-            }
-        }
-    }
-}
-
 impl Progress for Sink {
     fn connected(&mut self, total: Option<u64>, validator: &FileValidator, offset: u64) {
-        self.with_file(|_, f| {
+        self.with_file(|f| {
             f.bytes_total = total;
             f.validator = validator.clone();
             f.bytes_transferred = offset;
@@ -577,6 +554,24 @@ impl Progress for Sink {
 }
 
 impl Sink {
+    /// Changes this sink's file in memory with `f`; saves what `f` returns
+    /// (the row to persist), if anything.
+    fn with_file(&self, f: impl FnOnce(&mut JobFile) -> Option<JobFile>) {
+        let mut st = self.shared.lock();
+        let Some(file) = st
+            .jobs
+            .get_mut(&self.id)
+            .and_then(|e| e.job.files.get_mut(self.index))
+        else {
+            return;
+        };
+        if let Some(save) = f(file) {
+            if let Err(err) = self.shared.store().save_file(self.id, self.index, &save) {
+                tracing::error!(job = %self.id, cause = %error_chain(&err), "cannot save checkpoint");
+            }
+        }
+    }
+
     /// Connecting -> Transferring once the server answered.
     fn mark_connected(&mut self) {
         let mut st = self.shared.lock();
@@ -602,7 +597,7 @@ impl Sink {
     }
 
     fn on_checkpoint(&mut self, bytes: u64) {
-        self.with_file(|_, f| {
+        self.with_file(|f| {
             let mut saved = f.clone();
             saved.bytes_transferred = bytes;
             if f.bytes_transferred < bytes {
@@ -617,7 +612,7 @@ impl Sink {
 
 impl UploadProgress for Sink {
     fn session(&mut self, session: &UploadSession, validator: &FileValidator, total: u64) {
-        self.with_file(|_, f| {
+        self.with_file(|f| {
             f.upload = session.clone();
             f.validator = validator.clone();
             f.bytes_total = Some(total);
@@ -630,7 +625,7 @@ impl UploadProgress for Sink {
 
     fn acknowledged(&mut self, bytes: u64) {
         let now = SystemTime::now();
-        self.with_file(|_, f| {
+        self.with_file(|f| {
             f.bytes_transferred = bytes;
             Some(f.clone())
         });
