@@ -151,6 +151,10 @@ pub struct JobProps {
     pub max_download_time: Duration,
     /// Upload-reply jobs: where the reply is saved.
     pub reply_file: Option<PathBuf>,
+    /// How many connections one download file may use at once (ranges of
+    /// the same version fetched side by side). 1: front to back, as BITS
+    /// does.
+    pub connections: u32,
 }
 
 impl JobProps {
@@ -162,6 +166,9 @@ impl JobProps {
     pub const DEFAULT_NO_PROGRESS_TIMEOUT: Duration = Duration::from_secs(1_209_600);
     /// BITS' default MaxDownloadTime: 90 days.
     pub const DEFAULT_MAX_DOWNLOAD_TIME: Duration = Duration::from_secs(7_776_000);
+    /// The most connections a file may use: more rarely helps and starts to
+    /// look like abuse to a server.
+    pub const MAX_CONNECTIONS: u32 = 16;
 }
 
 impl Default for JobProps {
@@ -174,6 +181,7 @@ impl Default for JobProps {
             no_progress_timeout: Self::DEFAULT_NO_PROGRESS_TIMEOUT,
             max_download_time: Self::DEFAULT_MAX_DOWNLOAD_TIME,
             reply_file: None,
+            connections: 1,
         }
     }
 }
@@ -195,6 +203,27 @@ impl FileValidator {
     /// Whether there is anything to validate a resumed range against.
     pub fn is_usable(&self) -> bool {
         self.etag.is_some() || self.last_modified.is_some()
+    }
+}
+
+/// A half-open range `[start, end)` of a file's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByteRange {
+    /// The first byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+impl ByteRange {
+    /// How many bytes the range holds.
+    pub fn len(&self) -> u64 {
+        self.end.saturating_sub(self.start)
+    }
+
+    /// Whether the range holds no byte.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -235,6 +264,10 @@ pub struct JobFile {
     pub validator: FileValidator,
     /// Uploads: the server session. Always default for downloads.
     pub upload: UploadSession,
+    /// Downloads over several connections: the ranges not yet on disk,
+    /// sorted. Empty when the file is written front to back, and then
+    /// `bytes_transferred` is where it continues.
+    pub missing: Vec<ByteRange>,
 }
 
 impl JobFile {
@@ -256,6 +289,7 @@ impl JobFile {
             complete: false,
             validator: FileValidator::default(),
             upload: UploadSession::default(),
+            missing: Vec::new(),
         }
     }
 }

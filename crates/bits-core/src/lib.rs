@@ -21,6 +21,7 @@ pub mod state;
 
 pub use error::{ErrorContext, JobError};
 pub use job::{
-    FileValidator, Job, JobFile, JobId, JobProps, JobType, ParseEnumError, Priority, UploadSession,
+    ByteRange, FileValidator, Job, JobFile, JobId, JobProps, JobType, ParseEnumError, Priority,
+    UploadSession,
 };
 pub use state::{Event, InvalidTransition, JobState};

@@ -2,8 +2,8 @@
 
 use crate::error::StoreError;
 use bits_core::{
-    ErrorContext, FileValidator, Job, JobError, JobFile, JobId, JobProps, JobState, JobType,
-    Priority, UploadSession,
+    ByteRange, ErrorContext, FileValidator, Job, JobError, JobFile, JobId, JobProps, JobState,
+    JobType, Priority, UploadSession,
 };
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, Row};
@@ -24,7 +24,8 @@ fn time(ms: i64) -> SystemTime {
 const JOB_COLUMNS: &str = "id, job_type, state, display_name, description, priority, owner, \
     owner_uid, min_retry_delay_s, no_progress_timeout_s, max_download_time_s, reply_file, \
     error_context, error_code, error_description, error_file, created_ms, modified_ms, \
-    transfer_completed_ms, transient_error_count, retry_at_ms, no_progress_since_ms, active_time_ms";
+    transfer_completed_ms, transient_error_count, retry_at_ms, no_progress_since_ms, active_time_ms, \
+    connections";
 
 /// The job row's values, in `JOB_COLUMNS` order: the insert and the update
 /// bind the same list, so the two can never disagree about a column.
@@ -63,6 +64,7 @@ fn job_values(job: &Job) -> Vec<Value> {
         opt_int(job.retry_at.map(ms)),
         opt_int(job.no_progress_since.map(ms)),
         int(job.active_time.as_millis() as i64),
+        int(i64::from(job.props.connections)),
     ]
 }
 
@@ -96,7 +98,7 @@ pub(crate) fn update_job_row(conn: &Connection, job: &Job) -> Result<usize, Stor
 
 const FILE_COLUMNS: &str = "job_id, idx, remote, local, temp, bytes_total, bytes_transferred, \
     complete, etag, last_modified, size, upload_session_id, upload_host_id, \
-    upload_host_fallback_ms, upload_reply_url";
+    upload_host_fallback_ms, upload_reply_url, missing";
 
 /// A file row's values, in `FILE_COLUMNS` order, shared by insert and update.
 fn file_values(id: JobId, index: usize, f: &JobFile) -> Vec<Value> {
@@ -118,7 +120,36 @@ fn file_values(id: JobId, index: usize, f: &JobFile) -> Vec<Value> {
         opt_text(&f.upload.host_id),
         opt_int(f.upload.host_fallback_at.map(ms)),
         opt_text(&f.upload.reply_url),
+        if f.missing.is_empty() {
+            Value::Null
+        } else {
+            Value::Text(encode_ranges(&f.missing))
+        },
     ]
+}
+
+/// `start-end,start-end`: compact, and readable with the sqlite3 shell.
+fn encode_ranges(ranges: &[ByteRange]) -> String {
+    ranges
+        .iter()
+        .map(|r| format!("{}-{}", r.start, r.end))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The inverse of [`encode_ranges`]; `None` if the text is not such a list
+/// of non-empty ranges.
+fn decode_ranges(text: &str) -> Option<Vec<ByteRange>> {
+    text.split(',')
+        .map(|part| {
+            let (a, b) = part.split_once('-')?;
+            let r = ByteRange {
+                start: a.trim().parse().ok()?,
+                end: b.trim().parse().ok()?,
+            };
+            (r.start < r.end).then_some(r)
+        })
+        .collect()
 }
 
 pub(crate) fn insert_file_row(
@@ -216,6 +247,7 @@ fn job_from_row(row: &Row<'_>) -> Result<Job, StoreError> {
         no_progress_timeout: secs(9)?,
         max_download_time: secs(10)?,
         reply_file: text(11)?.map(PathBuf::from),
+        connections: int(23)?.unwrap_or(1).clamp(1, i64::from(u32::MAX)) as u32,
     };
     let error = match (text(12)?, int(13)?) {
         (Some(ctx), Some(code)) => Some(JobError {
@@ -262,11 +294,9 @@ pub(crate) fn load_all(conn: &Connection) -> Result<Vec<Job>, StoreError> {
         }
     }
     let mut st = conn
-        .prepare(
-            "SELECT job_id, idx, remote, local, temp, bytes_total, bytes_transferred, complete, \
-             etag, last_modified, size, upload_session_id, upload_host_id, \
-             upload_host_fallback_ms, upload_reply_url FROM files ORDER BY job_id, idx",
-        )
+        .prepare(&format!(
+            "SELECT {FILE_COLUMNS} FROM files ORDER BY job_id, idx"
+        ))
         .map_err(StoreError::sql("read files"))?;
     let mut rows = st.query([]).map_err(StoreError::sql("read files"))?;
     while let Some(row) = rows.next().map_err(StoreError::sql("read files"))? {
@@ -292,6 +322,12 @@ pub(crate) fn load_all(conn: &Connection) -> Result<Vec<Job>, StoreError> {
                 host_id: row.get(12).map_err(r)?,
                 host_fallback_at: row.get::<_, Option<i64>>(13).map_err(r)?.map(time),
                 reply_url: row.get(14).map_err(r)?,
+            },
+            missing: match row.get::<_, Option<String>>(15).map_err(r)? {
+                None => Vec::new(),
+                Some(text) => {
+                    decode_ranges(&text).ok_or_else(|| corrupt(&job_id, "missing", &text))?
+                }
             },
         };
         jobs[ji].files.push(file);

@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Migrations; entry `i` moves version `i` to `i + 1`.
 pub(crate) const MIGRATIONS: &[&str] = &[
@@ -57,6 +57,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE files ADD COLUMN upload_host_id TEXT;
     ALTER TABLE files ADD COLUMN upload_host_fallback_ms INTEGER;
     ALTER TABLE files ADD COLUMN upload_reply_url TEXT;",
+    // 2 -> 3: downloads over several connections: the job's connection
+    // count, and each file's missing ranges ("start-end,..."; NULL: none).
+    "ALTER TABLE jobs ADD COLUMN connections INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE files ADD COLUMN missing TEXT;",
 ];
 
 /// Brings the schema to [`SCHEMA_VERSION`].

@@ -9,6 +9,7 @@ fn sample(now: SystemTime) -> Job {
     let props = JobProps {
         display_name: "nightly".into(),
         priority: Priority::Low,
+        connections: 4,
         ..JobProps::default()
     };
     let mut job = Job::new(id, JobType::Download, props, "alice".into(), 1000, now);
@@ -49,6 +50,16 @@ fn jobs_survive_reopening_identically() {
         job.files[0].bytes_transferred = 4096;
         job.files[0].bytes_total = Some(10_000);
         job.files[0].validator.etag = Some("\"v1\"".into());
+        job.files[0].missing = vec![
+            bits_core::ByteRange {
+                start: 100,
+                end: 2_000,
+            },
+            bits_core::ByteRange {
+                start: 6_000,
+                end: 10_000,
+            },
+        ];
         job.files[1].upload.id = Some("{0f1e2d3c-0000-4000-8000-000000000001}".into());
         job.files[1].upload.host_id = Some("node7.example".into());
         job.files[1].upload.host_fallback_at = Some(now + Duration::from_secs(86_400));
@@ -121,4 +132,24 @@ fn version_1_database_is_migrated() {
     assert_eq!(jobs[0].props.display_name, "old");
     assert_eq!(jobs[0].files[0].bytes_transferred, 4);
     assert_eq!(jobs[0].files[0].upload, bits_core::UploadSession::default());
+    assert_eq!(jobs[0].props.connections, 1);
+    assert!(jobs[0].files[0].missing.is_empty());
+}
+
+/// A missing-range list that is not one is reported as corruption, naming
+/// the field, instead of resuming into the wrong bytes.
+#[test]
+fn garbled_missing_ranges_are_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.sqlite3");
+    let job = sample(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    Store::open(&path).unwrap().insert_job(&job).unwrap();
+    for bad in ["", "5", "9-3", "1-2,x-4", "1-2,,3-4"] {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute("UPDATE files SET missing = ?1 WHERE idx = 0", [bad])
+            .unwrap();
+        drop(conn);
+        let err = Store::open(&path).unwrap().load_all().unwrap_err();
+        assert!(err.to_string().contains("missing"), "{bad:?}: {err}");
+    }
 }
