@@ -3,11 +3,12 @@
 # side by side in one run, against a private nginx on loopback; then the
 # daemon's memory and latency with many jobs. See bench/README.md.
 #
-# Usage: bench/run.sh                      full run (2 GiB / 256 MiB / 2,000 x 16 KiB, 5 runs)
+# Usage: bench/run.sh                      full run (2 GiB / 256 MiB / 2,000 x 16 KiB, 5 runs;
+#                                          capped: 256 MiB at 20 MiB/s per connection, 3 runs)
 #        BENCH_QUICK=1 BENCH_RUNS=1 bench/run.sh   quick smoke run
 #
 # Environment (all optional):
-#   BENCH_QUICK=1         smaller defaults: 256 MiB / 64 MiB / 200 files, 1,000 jobs
+#   BENCH_QUICK=1         smaller defaults: 256 MiB / 64 MiB / 200 files, 1,000 jobs, capped 32 MiB
 #   BENCH_RUNS=N          timed runs per tool and case (default 5)
 #   BENCH_BIG_MIB=N       size of the big file (default 2048; quick 256)
 #   BENCH_MID_MIB=N       size of the second big-file case (default 256; quick 64)
@@ -17,7 +18,11 @@
 #                         (default "1000 10000"; quick "1000"; "0" skips it)
 #   BENCH_DIR=DIR         where the temp dir (data + outputs) goes (default /var/tmp)
 #   BENCH_SETTLE=S        pause after each `sync` between runs (default 1)
-#   BENCH_CASES="..."     subset of: big mid small scale (default all)
+#   BENCH_CAPPED_MIB=N    file size of the capped case (default 256; quick 32)
+#   BENCH_CAPPED_RUNS=N   timed runs per tool in the capped case (default 3, or BENCH_RUNS if lower)
+#   BENCH_CAP_RATE=R      per-connection rate cap of the capped case, in nginx's limit_rate
+#                         units (bytes/s; k = KiB, m = MiB, g = GiB) (default 20m)
+#   BENCH_CASES="..."     subset of: big mid small scale capped (default all)
 #   BENCH_NO_BUILD=1      use the existing target/release binaries
 #   BENCH_BIN_DIR=DIR     where bits and bitsd are (default $CARGO_TARGET_DIR or target, /release)
 #   BENCH_NO_INSTALL=1    never apt-get install; fail if a tool is missing
@@ -37,27 +42,39 @@ die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 quick=${BENCH_QUICK:-0}
 [ "$quick" = 0 ] || [ "$quick" = 1 ] || die "BENCH_QUICK must be 0 or 1"
 if [ "$quick" = 1 ]; then
-    def_big=256 def_mid=64 def_small=200 def_jobs="1000"
+    def_big=256 def_mid=64 def_small=200 def_jobs="1000" def_capped=32
 else
-    def_big=2048 def_mid=256 def_small=2000 def_jobs="1000 10000"
+    def_big=2048 def_mid=256 def_small=2000 def_jobs="1000 10000" def_capped=256
 fi
 runs=${BENCH_RUNS:-5}
+capped_mib=${BENCH_CAPPED_MIB:-$def_capped}
+cap_rate=${BENCH_CAP_RATE:-20m}
 big_mib=${BENCH_BIG_MIB:-$def_big}
 mid_mib=${BENCH_MID_MIB:-$def_mid}
 small_n=${BENCH_SMALL_N:-$def_small}
 small_kib=${BENCH_SMALL_KIB:-16}
 jobs_list=${BENCH_JOBS:-$def_jobs}
 settle=${BENCH_SETTLE:-1}
-cases=${BENCH_CASES:-big mid small scale}
+cases=${BENCH_CASES:-big mid small scale capped}
 base=${BENCH_DIR:-/var/tmp}
 results_md=${BENCH_RESULTS:-$bench_dir/results-latest.md}
-for v in runs big_mib mid_mib small_n small_kib; do
+[[ $runs =~ ^[1-9][0-9]*$ ]] || die "runs must be a positive integer (got '$runs')"
+capped_runs=${BENCH_CAPPED_RUNS:-$(( runs < 3 ? runs : 3 ))}
+for v in runs capped_runs big_mib mid_mib small_n small_kib capped_mib; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
+[[ $cap_rate =~ ^[1-9][0-9]*[kKmMgG]?$ ]] \
+    || die "BENCH_CAP_RATE must be an nginx size such as 20m, 512k or 5000000 (got '$cap_rate')"
+case ${cap_rate: -1} in
+    k|K) cap_bps=$(( ${cap_rate%?} * 1024 )) ;;
+    m|M) cap_bps=$(( ${cap_rate%?} * 1024 * 1024 )) ;;
+    g|G) cap_bps=$(( ${cap_rate%?} * 1024 * 1024 * 1024 )) ;;
+    *)   cap_bps=$cap_rate ;;
+esac
 for n in $jobs_list; do [[ $n =~ ^[0-9]+$ ]] || die "BENCH_JOBS must be integers (got '$n')"; done
 [[ $settle =~ ^[0-9]+([.][0-9]+)?$ ]] || die "BENCH_SETTLE must be a number of seconds"
 for c in $cases; do
-    case $c in big|mid|small|scale) ;; *) die "unknown case '$c' in BENCH_CASES (big mid small scale)";; esac
+    case $c in big|mid|small|scale|capped) ;; *) die "unknown case '$c' in BENCH_CASES (big mid small scale capped)";; esac
 done
 has_case() { [[ " $cases " == *" $1 "* ]]; }
 
@@ -113,6 +130,7 @@ data_mib=0
 has_case big && data_mib=$((data_mib + big_mib))
 has_case mid && data_mib=$((data_mib + mid_mib))
 has_case small && data_mib=$((data_mib + small_mib_total))
+has_case capped && data_mib=$((data_mib + capped_mib))
 [ -d "$base" ] || die "BENCH_DIR $base does not exist"
 need_mib=$(( data_mib * 5 / 2 + 64 ))
 avail_mib=$(df -Pm "$base" | awk 'NR==2 {print $4}')
@@ -160,6 +178,7 @@ make_big() { # $1 = name, $2 = MiB
 }
 has_case big && make_big big.bin "$big_mib"
 has_case mid && make_big mid.bin "$mid_mib"
+has_case capped && make_big capped.bin "$capped_mib"
 if has_case small || has_case scale; then
     log "making $small_n files of $small_kib KiB"
     (cd "$data/small" && head -c "$(( small_n * small_kib * 1024 ))" /dev/urandom \
@@ -195,6 +214,12 @@ http {
 $extra    server {
         listen 127.0.0.1:$port;
         root $data;
+        # the capped case: the same files, each connection (request) held
+        # to BENCH_CAP_RATE; static files keep Range, ETag and Last-Modified
+        location /capped/ {
+            alias $data/;
+            limit_rate $cap_rate;
+        }
     }
 }
 EOF
@@ -330,6 +355,38 @@ bench_big() { # case-name file MiB
     stop_bitsd "$BITS_HOME"
 }
 
+# ---------------------------------------------------------------- segmented, capped per connection
+# One file from /capped/, where nginx holds each connection to BENCH_CAP_RATE
+# (limit_rate), as many mirrors and CDNs do: the case where several
+# connections for one file can win, which plain loopback never shows.
+bench_capped() {
+    local cs="capped ${capped_mib} MiB" name=capped.bin r tool
+    local src=$data/capped.bin u=$url/capped/capped.bin dst=$out/capped.bin
+    log "case capped: one $capped_mib MiB file, each connection capped at $cap_rate/s, $capped_runs run(s)"
+    new_bits_home capped
+    local -a tools=("curl" "aria2c -x1" "aria2c -x8" "bits --connections 1" "bits --connections 8")
+    for r in $(seq "$capped_runs"); do
+        for tool in "${tools[@]}"; do
+            rm -f "$dst" "$out/.$name"* "$out/$name.aria2"
+            settle
+            MEASURE_DAEMON=
+            case $tool in
+            "curl")       measure "$cs" "$tool" "$r" curl -fsS -o "$dst" "$u" ;;
+            "aria2c -x1") measure "$cs" "$tool" "$r" aria2c -x1 -s1 --allow-overwrite=true --file-allocation=none -q -d "$out" -o "$name" "$u" ;;
+            "aria2c -x8") measure "$cs" "$tool" "$r" aria2c -x8 -s8 --min-split-size=1M --allow-overwrite=true --file-allocation=none -q -d "$out" -o "$name" "$u" ;;
+            "bits --connections 1") MEASURE_DAEMON=$(daemon_pid)
+                          measure "$cs" "$tool" "$r" "$bits" start --connections 1 "$u" "$dst" ;;
+            "bits --connections 8") MEASURE_DAEMON=$(daemon_pid)
+                          measure "$cs" "$tool" "$r" "$bits" start --connections 8 "$u" "$dst" ;;
+            esac
+            MEASURE_DAEMON=
+            if [ "$r" = 1 ]; then record_verify "$cs" "$tool" -- cmp "$src" "$dst"; fi
+        done
+    done
+    rm -f "$dst"
+    stop_bitsd "$BITS_HOME"
+}
+
 # ---------------------------------------------------------------- many small files
 bench_small() {
     local cs=small r tool d=$out/small
@@ -411,11 +468,13 @@ has_case big && bench_big "big ${big_mib} MiB" big.bin "$big_mib"
 has_case mid && bench_big "big ${mid_mib} MiB" mid.bin "$mid_mib"
 has_case small && bench_small
 has_case scale && [ -n "${jobs_list// /}" ] && [ "$jobs_list" != 0 ] && bench_scale
+has_case capped && bench_capped
 
 # ---------------------------------------------------------------- report
 cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 export B_STARTED="$started" B_NPROC="$(nproc)" B_KERNEL="$(uname -sr)" B_CPU="$cpu_model" \
-    B_RUNS="$runs" B_SMALL_N="$small_n" B_SMALL_KIB="$small_kib" B_BIG="$big_mib" B_MID="$mid_mib" \
+    B_RUNS="$runs" B_CAPPED_RUNS="$(has_case capped && echo "$capped_runs")" \
+    B_CAP="$(has_case capped && echo "$cap_rate $cap_bps")" B_SMALL_N="$small_n" B_SMALL_KIB="$small_kib" B_BIG="$big_mib" B_MID="$mid_mib" \
     B_REV="$git_rev$git_dirty" B_SETTLE="$settle" B_DIR="$base" \
     B_VERSIONS="$(curl --version | head -1 | cut -d' ' -f1-2); $(wget --version | head -1 | cut -d' ' -f1-3); $(aria2c --version | head -1); $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: //')"
 python3 - "$results" "$verify" "$scale" "$results_md" <<'PY'
@@ -481,7 +540,9 @@ info = [
     f"date: {E['B_STARTED']}",
     f"host: nproc {E['B_NPROC']}, {E['B_KERNEL']}, CPU {E['B_CPU']}",
     f"bits: {E['B_REV']}; {E['B_VERSIONS']}",
-    f"runs per tool and case: {E['B_RUNS']} (sync + {E['B_SETTLE']} s pause before each); outputs under {E['B_DIR']}",
+    f"runs per tool and case: {E['B_RUNS']}"
+    + (f" (capped: {E['B_CAPPED_RUNS']})" if E.get("B_CAPPED_RUNS") and E["B_CAPPED_RUNS"] != E["B_RUNS"] else "")
+    + f" (sync + {E['B_SETTLE']} s pause before each); outputs under {E['B_DIR']}",
 ]
 notes = [
     "wall / curl: median wall time over curl's (`curl -s -o`; for small files the sequential `curl -K`, "
@@ -490,6 +551,11 @@ notes = [
     "CPU / curl: bits' CPU over curl's.",
     "bits fsyncs every file before it completes; `curl+fsync` is curl followed by `sync FILE`, the like-for-like durability floor.",
 ]
+if E.get("B_CAP") and any(c.startswith("capped") for c, _ in order):
+    rate, bps = E["B_CAP"].split()
+    notes.append(f"capped: the server caps each connection at {int(bps) / 1048576:g} MiB/s (nginx `limit_rate {rate}`), "
+                 f"so N connections may get N times that; wall / curl is over single-connection curl; "
+                 f"`aria2c -x8` is `-x8 -s8 --min-split-size=1M`.")
 
 def text_table(h, rows):
     w = [max(len(str(r[i])) for r in [h] + rows) for i in range(len(h))]

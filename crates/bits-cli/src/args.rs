@@ -155,6 +155,12 @@ pub struct PropertyArgs {
     /// For upload-reply jobs: where the server's reply is saved.
     #[arg(long, value_name = "PATH")]
     pub reply_file: Option<PathBuf>,
+
+    /// Downloads: connections one file may use at once, each fetching a
+    /// range of the same version, when the server allows ranges; helps where
+    /// a server limits each connection (1 to 16) [default: 1].
+    #[arg(long, value_name = "N")]
+    pub connections: Option<u32>,
 }
 
 impl PropertyArgs {
@@ -167,6 +173,7 @@ impl PropertyArgs {
             && self.retry_timeout.is_none()
             && self.max_download_time.is_none()
             && self.reply_file.is_none()
+            && self.connections.is_none()
     }
 }
 

@@ -118,6 +118,7 @@ pub fn format_list(job: &JobObject) -> String {
         ("MinimumRetryDelay", job.minimum_retry_delay.to_string()),
         ("NoProgressTimeout", job.no_progress_timeout.to_string()),
         ("MaxDownloadTime", job.max_download_time.to_string()),
+        ("Connections", job.connections.to_string()),
     ];
     for (key, value) in [
         ("ErrorContext", &job.error_context),

@@ -42,6 +42,7 @@ fn object(job: &Job, with_files: bool) -> JobObject {
         minimum_retry_delay: job.props.min_retry_delay.as_secs(),
         no_progress_timeout: job.props.no_progress_timeout.as_secs(),
         max_download_time: job.props.max_download_time.as_secs(),
+        connections: job.props.connections,
         error_context: err.map(|e| e.context.as_str().to_string()),
         error_code: err.map(|e| e.code_hex()),
         error_description: err.map(|e| e.description.clone()),

@@ -9,7 +9,7 @@ use crate::shared::{error_chain, Runner, Shared, State};
 use bits_core::error::codes;
 use bits_core::policy::retry::{decide, RetryDecision, RetryInput};
 use bits_core::{
-    ErrorContext, Event, FileValidator, JobError, JobFile, JobId, JobType, UploadSession,
+    ByteRange, ErrorContext, Event, FileValidator, JobError, JobFile, JobId, JobType, UploadSession,
 };
 use bits_transfer::{Class, FileTransfer, Progress, UploadProgress, UploadTransfer};
 use std::path::PathBuf;
@@ -41,6 +41,8 @@ struct NextFile {
     file: JobFile,
     job_type: JobType,
     reply_wanted: bool,
+    /// Connections the file may use.
+    connections: u32,
 }
 
 /// A file that has been moved.
@@ -73,6 +75,8 @@ async fn move_file(
                     validator: &next.file.validator,
                     // Made durable in batches by `make_durable`.
                     sync_on_finish: false,
+                    missing: &next.file.missing,
+                    connections: next.connections,
                 },
                 &mut sink,
                 cancel,
@@ -421,6 +425,7 @@ fn next_file(shared: &Shared, id: JobId, from: usize) -> Option<NextFile> {
         index,
         job_type: e.job.job_type,
         reply_wanted: e.job.job_type == JobType::UploadReply,
+        connections: e.job.props.connections,
         file: if e.job.job_type == JobType::Download {
             resume_point(&e.job.files[index])
         } else {
@@ -473,6 +478,7 @@ fn finish_sync(
             if let Some(v) = &done.validator {
                 f.validator = v.clone();
             }
+            f.missing.clear();
             f.complete = true;
         }
     }
@@ -528,11 +534,18 @@ struct Sink {
 }
 
 impl Progress for Sink {
-    fn connected(&mut self, total: Option<u64>, validator: &FileValidator, offset: u64) {
+    fn connected(
+        &mut self,
+        total: Option<u64>,
+        validator: &FileValidator,
+        offset: u64,
+        missing: &[ByteRange],
+    ) {
         self.with_file(|f| {
             f.bytes_total = total;
             f.validator = validator.clone();
             f.bytes_transferred = offset;
+            f.missing = missing.to_vec();
             // Kept in memory only: every store write of this file (a
             // checkpoint, the completion) carries the validator with the
             // offset, so the two always describe the same version. Until
@@ -549,7 +562,11 @@ impl Progress for Sink {
     }
 
     fn checkpoint(&mut self, bytes: u64) {
-        self.on_checkpoint(bytes);
+        self.on_checkpoint(bytes, &[]);
+    }
+
+    fn checkpoint_ranges(&mut self, bytes: u64, missing: &[ByteRange]) {
+        self.on_checkpoint(bytes, missing);
     }
 }
 
@@ -596,8 +613,13 @@ impl Sink {
         self.shared.publish_progress(&mut st, self.id);
     }
 
-    fn on_checkpoint(&mut self, bytes: u64) {
+    /// `missing`: empty for a file written front to back, else the ranges
+    /// (of a file fetched over several connections) not yet durable.
+    fn on_checkpoint(&mut self, bytes: u64, missing: &[ByteRange]) {
         self.with_file(|f| {
+            // The offset and the ranges go together: the next attempt in this
+            // process resumes from the same description the store holds.
+            f.missing = missing.to_vec();
             let mut saved = f.clone();
             saved.bytes_transferred = bytes;
             if f.bytes_transferred < bytes {

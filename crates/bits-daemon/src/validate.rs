@@ -272,6 +272,20 @@ pub fn properties(
         }
         props.max_download_time = Duration::from_secs(s);
     }
+    if let Some(n) = p.connections {
+        if !(1..=JobProps::MAX_CONNECTIONS).contains(&n) {
+            return Err(bad(format!(
+                "--connections must be between 1 and {}",
+                JobProps::MAX_CONNECTIONS
+            )));
+        }
+        if n > 1 && job_type != JobType::Download {
+            return Err(bad(
+                "--connections applies only to download jobs (an upload is one session)",
+            ));
+        }
+        props.connections = n;
+    }
     if let Some(r) = &p.reply_file {
         if job_type != JobType::UploadReply {
             return Err(bad("--reply-file applies only to upload-reply jobs"));

@@ -34,6 +34,9 @@ pub struct JobProperties {
     pub max_download_time: Option<u64>,
     /// Where an upload-reply job saves the reply.
     pub reply_file: Option<String>,
+    /// Connections one download file may use at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u32>,
 }
 
 /// Creates a job with its files, atomically: if any file is refused, no job
@@ -248,6 +251,10 @@ pub struct JobObject {
     pub no_progress_timeout: u64,
     /// Seconds.
     pub max_download_time: u64,
+    /// Connections one download file may use at once (not a BITS
+    /// property: bits fetches ranges side by side when this is above 1).
+    #[serde(default = "one")]
+    pub connections: u32,
     /// On Error or TransientError: where it happened.
     pub error_context: Option<String>,
     /// On Error or TransientError: the BITS code, `0x80190194`.
@@ -260,4 +267,8 @@ pub struct JobObject {
     /// there on Complete). Absent for other jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_file_name: Option<String>,
+}
+
+fn one() -> u32 {
+    1
 }

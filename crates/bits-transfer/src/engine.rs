@@ -23,7 +23,8 @@
 //! there for why).
 
 use crate::error::{redact, LocalOp, NetFailure, TransferError};
-use bits_core::FileValidator;
+use crate::segmented::{self, SegEnd, Segmented};
+use bits_core::{ByteRange, FileValidator};
 use bytes::Bytes;
 use filetime::FileTime;
 use reqwest::header::{self, HeaderMap};
@@ -114,6 +115,13 @@ pub struct FileTransfer<'a> {
     /// `syncfs` instead of one `fsync` per file); until it has, the bytes
     /// past the last checkpoint are not promised to survive a power cut.
     pub sync_on_finish: bool,
+    /// When not empty, the file was being fetched over several connections
+    /// and these ranges (sorted) are what its last checkpoint still lacked;
+    /// `offset` then only counts the bytes outside them.
+    pub missing: &'a [ByteRange],
+    /// How many connections this file may use (ranges of one version side
+    /// by side) when the server allows ranges. 1: front to back.
+    pub connections: u32,
 }
 
 /// Receives progress. Called from the transfer task; must be quick.
@@ -121,12 +129,24 @@ pub trait Progress: Send {
     /// The source answered; `validator` names the version being written and
     /// `offset` is where writing continues (0 after a restart). Called before
     /// any byte of that version is written: persist both as the new resume
-    /// point before later checkpoints.
-    fn connected(&mut self, total: Option<u64>, validator: &FileValidator, offset: u64);
+    /// point before later checkpoints. `missing` is empty when the file is
+    /// written front to back from `offset`; otherwise the file is fetched
+    /// over several connections, `missing` lists the ranges not yet on disk
+    /// and `offset` counts the bytes outside them.
+    fn connected(
+        &mut self,
+        total: Option<u64>,
+        validator: &FileValidator,
+        offset: u64,
+        missing: &[ByteRange],
+    );
     /// `bytes` are written (not yet durable).
     fn progress(&mut self, bytes: u64);
     /// `bytes` are durable on disk: persist them as the resume point.
     fn checkpoint(&mut self, bytes: u64);
+    /// Several connections: every byte outside `missing` (sorted) is durable
+    /// on disk, `bytes` in all; persist the list as the resume point.
+    fn checkpoint_ranges(&mut self, bytes: u64, missing: &[ByteRange]);
 }
 
 /// A finished file.
@@ -220,13 +240,57 @@ impl Engine {
             file.temp,
             self.config.checkpoint,
             progress,
-            file.offset == 0,
+            file.offset == 0 && file.missing.is_empty(),
         )
         .await?;
         let mut stored = file.validator.clone();
-        let mut offset = resume_point(&mut sink, file, &shown).await?;
-        sink.reset(offset).await?;
         let mut restarts = 0u32;
+        // Set once the server has shown it does not really serve ranges.
+        let mut single = false;
+        let mut offset = if file.missing.is_empty() {
+            resume_point(&mut sink, file, &shown).await?
+        } else {
+            // Ranges were being fetched side by side: carry on with them.
+            let resumable = stored
+                .size
+                .filter(|&total| segmented::well_formed(file.missing, total));
+            let why = match (resumable, if_range_value(&stored)) {
+                (Some(_), Some(if_range)) => {
+                    let job = Segmented {
+                        url,
+                        shown: &shown,
+                        temp: file.temp,
+                        validator: &stored,
+                        if_range,
+                        missing: file.missing.to_vec(),
+                        first: None,
+                        connections: file.connections.max(1) as usize,
+                        sync_on_finish: file.sync_on_finish,
+                    };
+                    match self
+                        .download_segments(job, &mut *sink.progress, cancel)
+                        .await
+                    {
+                        Ok(outcome) => return Ok(outcome),
+                        Err(SegEnd::Failed(e)) => return Err(e),
+                        Err(SegEnd::Restart(why)) => {
+                            restarts += 1;
+                            why
+                        }
+                        Err(SegEnd::NoRanges) => {
+                            single = true;
+                            "the server no longer serves ranges"
+                        }
+                    }
+                }
+                _ => "the stored ranges or version cannot be resumed",
+            };
+            info!(url = %shown, reason = why, "cannot resume, restarting from 0");
+            stored = FileValidator::default();
+            sink.forget_len();
+            0
+        };
+        sink.reset(offset).await?;
 
         loop {
             let ranged = offset > 0;
@@ -350,7 +414,7 @@ impl Engine {
                 }
                 Plan::Complete => {
                     debug!(url = %shown, offset, "every byte was already on disk");
-                    sink.progress.connected(stored.size, &stored, offset);
+                    sink.progress.connected(stored.size, &stored, offset, &[]);
                     sink.finish(mtime_of(&stored), file.sync_on_finish).await?;
                     return Ok(Outcome {
                         bytes: offset,
@@ -364,7 +428,50 @@ impl Engine {
                     mut validator,
                 } => {
                     debug_assert_eq!(sink.pos, at);
-                    sink.progress.connected(validator.size, &validator, at);
+                    let plan = (!single)
+                        .then(|| self.segmentable(file, &response, at, skip, end, &validator))
+                        .flatten();
+                    if let Some((if_range, missing)) = plan {
+                        let job = Segmented {
+                            url,
+                            shown: &shown,
+                            temp: file.temp,
+                            validator: &validator,
+                            if_range,
+                            connections: missing.len(),
+                            missing,
+                            first: Some(response),
+                            sync_on_finish: file.sync_on_finish,
+                        };
+                        let why = match self
+                            .download_segments(job, &mut *sink.progress, cancel)
+                            .await
+                        {
+                            Ok(outcome) => return Ok(outcome),
+                            Err(SegEnd::Failed(e)) => return Err(e),
+                            Err(SegEnd::NoRanges) => {
+                                single = true;
+                                "the server answers ranges with the whole file"
+                            }
+                            Err(SegEnd::Restart(why)) => {
+                                restarts += 1;
+                                if restarts > MAX_RESTARTS {
+                                    return Err(TransferError::SourceChanged {
+                                        source_name: shown,
+                                        restarts: MAX_RESTARTS,
+                                    });
+                                }
+                                why
+                            }
+                        };
+                        info!(url = %shown, reason = why, "restarting from 0");
+                        sink.forget_len();
+                        sink.reset(0).await?;
+                        offset = 0;
+                        stored = FileValidator::default();
+                        continue;
+                    }
+                    sink.progress.connected(validator.size, &validator, at, &[]);
                     self.stream_body(&mut response, &mut sink, skip, end, &shown, cancel)
                         .await?;
                     let pos = sink.pos;
@@ -399,6 +506,40 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// How to fetch the rest of a file over several connections, if that is
+    /// worth it: the file may use more than one, the server allows ranges,
+    /// the answer covers the rest of a version `If-Range` can name, and at
+    /// least two ranges' worth is left. Gives the `If-Range` value and the
+    /// ranges, one per connection.
+    fn segmentable(
+        &self,
+        file: &FileTransfer<'_>,
+        response: &reqwest::Response,
+        at: u64,
+        skip: u64,
+        end: Option<u64>,
+        validator: &FileValidator,
+    ) -> Option<(String, Vec<ByteRange>)> {
+        let total = validator.size?;
+        let ranges_allowed = response.status().as_u16() == 206
+            || response
+                .headers()
+                .get(header::ACCEPT_RANGES)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(',').any(|u| u.trim().eq_ignore_ascii_case("bytes")));
+        let left = total.checked_sub(at)?;
+        if file.connections <= 1
+            || !ranges_allowed
+            || skip != 0
+            || end != Some(total)
+            || left < 2 * segmented::MIN_SEGMENT
+        {
+            return None;
+        }
+        let n = u64::from(file.connections).min(left / segmented::MIN_SEGMENT) as usize;
+        Some((if_range_value(validator)?, segmented::split(at, total, n)))
     }
 
     /// Streams a response body into the sink: skips its first `skip` bytes
@@ -554,7 +695,7 @@ impl Engine {
                 }
             }
             sink.reset(offset).await?;
-            sink.progress.connected(Some(size), &validator, offset);
+            sink.progress.connected(Some(size), &validator, offset, &[]);
 
             match copy_body(source, path, size, mtime, &mut sink, cancel).await? {
                 Copied::Complete => {
@@ -652,7 +793,7 @@ async fn resume_point(
 
 /// The `If-Range` value for a stored version: a strong ETag, else
 /// Last-Modified (weak ETags are not allowed in If-Range).
-fn if_range_value(v: &FileValidator) -> Option<String> {
+pub(crate) fn if_range_value(v: &FileValidator) -> Option<String> {
     match (&v.etag, &v.last_modified) {
         (Some(tag), _) if !tag.starts_with("W/") => Some(tag.clone()),
         (_, Some(date)) => Some(date.clone()),
@@ -661,7 +802,7 @@ fn if_range_value(v: &FileValidator) -> Option<String> {
 }
 
 /// A response's ETag and Last-Modified (size left to the caller).
-fn response_validator(h: &HeaderMap) -> FileValidator {
+pub(crate) fn response_validator(h: &HeaderMap) -> FileValidator {
     let text = |name| {
         h.get(name)
             .and_then(|v: &header::HeaderValue| v.to_str().ok())
@@ -676,7 +817,7 @@ fn response_validator(h: &HeaderMap) -> FileValidator {
 }
 
 /// Whether a response explicitly names another version than the stored one.
-fn changed(got: &FileValidator, stored: &FileValidator) -> bool {
+pub(crate) fn changed(got: &FileValidator, stored: &FileValidator) -> bool {
     let differs =
         |a: &Option<String>, b: &Option<String>| matches!((a, b), (Some(a), Some(b)) if a != b);
     differs(&got.etag, &stored.etag) || differs(&got.last_modified, &stored.last_modified)
@@ -689,7 +830,7 @@ fn same_tag(got: &FileValidator, stored: &FileValidator) -> bool {
 
 /// Whether a full (200) response is the stored version: the same ETag, or
 /// (without ETags) the same Last-Modified, and in both cases the same size.
-fn same_version(got: &FileValidator, stored: &FileValidator) -> bool {
+pub(crate) fn same_version(got: &FileValidator, stored: &FileValidator) -> bool {
     let same_size = got.size.is_some() && got.size == stored.size;
     match (&got.etag, &stored.etag) {
         (Some(a), Some(b)) => a == b && same_size,
@@ -708,7 +849,7 @@ pub(crate) fn content_length(h: &HeaderMap) -> Option<u64> {
 
 /// A parsed `Content-Range: bytes start-end/total`.
 #[derive(Debug, PartialEq, Eq)]
-struct ContentRange {
+pub(crate) struct ContentRange {
     start: u64,
     end: u64,
     total: u64,
@@ -733,7 +874,7 @@ fn parse_content_range(s: &str) -> Option<ContentRange> {
 /// Checks a 206's `Content-Range` (and `Content-Length`, if any) against the
 /// request: it must start at `offset`, name the known `size`, and describe
 /// the body exactly. Nothing may be written otherwise.
-fn accept_content_range(
+pub(crate) fn accept_content_range(
     h: &HeaderMap,
     offset: u64,
     size: Option<u64>,
@@ -776,7 +917,7 @@ pub(crate) fn retry_after(h: &HeaderMap) -> Option<Duration> {
     )
 }
 
-fn mtime_of(v: &FileValidator) -> Option<FileTime> {
+pub(crate) fn mtime_of(v: &FileValidator) -> Option<FileTime> {
     let date = v.last_modified.as_deref()?;
     httpdate::parse_http_date(date)
         .ok()
@@ -968,15 +1109,15 @@ struct OpDone {
     result: Result<Option<u64>, OpFailed>,
 }
 
-struct OpFailed {
-    op: LocalOp,
-    source: io::Error,
+pub(crate) struct OpFailed {
+    pub(crate) op: LocalOp,
+    pub(crate) source: io::Error,
     /// Bytes before this position were written successfully.
-    ok_until: u64,
+    pub(crate) ok_until: u64,
 }
 
 /// `pwrite`s all of `buf` at `at`; on failure says how far it got.
-fn write_all_at(file: &File, buf: &[u8], at: u64) -> Result<(), OpFailed> {
+pub(crate) fn write_all_at(file: &File, buf: &[u8], at: u64) -> Result<(), OpFailed> {
     let mut done = 0usize;
     while done < buf.len() {
         match file.write_at(&buf[done..], at + done as u64) {
@@ -1240,6 +1381,12 @@ impl<'a> Sink<'a> {
         }
     }
 
+    /// Forgets what is known of the file's length: someone else (the
+    /// segmented path) changed it through another handle.
+    fn forget_len(&mut self) {
+        self.len_known = None;
+    }
+
     /// Writes everything buffered, fsyncs it and reports the checkpoint.
     async fn checkpoint(&mut self) -> Result<(), TransferError> {
         self.submit(true).await?;
@@ -1420,7 +1567,8 @@ mod tests {
         fn assert_send<T: Send>(_: &T) {}
         struct P;
         impl Progress for P {
-            fn connected(&mut self, _: Option<u64>, _: &FileValidator, _: u64) {}
+            fn connected(&mut self, _: Option<u64>, _: &FileValidator, _: u64, _: &[ByteRange]) {}
+            fn checkpoint_ranges(&mut self, _: u64, _: &[ByteRange]) {}
             fn progress(&mut self, _: u64) {}
             fn checkpoint(&mut self, _: u64) {}
         }
@@ -1434,6 +1582,8 @@ mod tests {
             offset: 0,
             validator: &v,
             sync_on_finish: true,
+            missing: &[],
+            connections: 4,
         };
         let fut = engine.download(file, &mut p, &cancel);
         assert_send(&fut);

@@ -467,6 +467,21 @@ impl TransferError {
         self.bytes_written() > 0
     }
 
+    /// The same error, saying that this attempt made `bytes` durable (for
+    /// errors that carry the figure; others are returned unchanged).
+    pub(crate) fn with_written(mut self, bytes: u64) -> Self {
+        use TransferError::*;
+        match &mut self {
+            Overrun { written, .. }
+            | BodyCut { written, .. }
+            | Stalled { written, .. }
+            | LocalFile { written, .. }
+            | SourceRead { written, .. } => *written = bytes,
+            _ => {}
+        }
+        self
+    }
+
     /// How many bytes this attempt wrote and made durable (checkpointed)
     /// before failing. Bytes of a restarted download count from the restart.
     pub fn bytes_written(&self) -> u64 {

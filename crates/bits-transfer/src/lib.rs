@@ -14,6 +14,7 @@
 
 mod engine;
 mod error;
+mod segmented;
 mod upload;
 
 pub use engine::{CheckpointPolicy, Engine, EngineConfig, FileTransfer, Outcome, Progress};

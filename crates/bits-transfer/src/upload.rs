@@ -54,7 +54,7 @@
 use crate::engine::{content_length, join_error, request_error, retry_after};
 use crate::engine::{Engine, FileTransfer, Progress};
 use crate::error::{is_transient_status, redact, status_reason, NetFailure, TransferError};
-use bits_core::{FileValidator, UploadSession};
+use bits_core::{ByteRange, FileValidator, UploadSession};
 use bits_upload_proto::{self as proto, Ack, FragmentRange, Request};
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
@@ -765,6 +765,8 @@ impl Run<'_> {
             offset: 0,
             validator: &none,
             sync_on_finish: true,
+            missing: &[],
+            connections: 1,
         };
         let out = self.engine.download(file, &mut Quiet, self.cancel).await?;
         info!(url = %self.shown, bytes = out.bytes, "upload reply received");
@@ -1025,9 +1027,10 @@ fn validator_of(meta: &std::fs::Metadata) -> FileValidator {
 struct Quiet;
 
 impl Progress for Quiet {
-    fn connected(&mut self, _: Option<u64>, _: &FileValidator, _: u64) {}
+    fn connected(&mut self, _: Option<u64>, _: &FileValidator, _: u64, _: &[ByteRange]) {}
     fn progress(&mut self, _: u64) {}
     fn checkpoint(&mut self, _: u64) {}
+    fn checkpoint_ranges(&mut self, _: u64, _: &[ByteRange]) {}
 }
 
 /// When the connection last took part of a fragment body, and whether it

@@ -5,7 +5,7 @@
 //! the remote file, and a reported checkpoint is backed by those bytes.
 
 use bits_core::error::codes;
-use bits_core::{ErrorContext, FileValidator};
+use bits_core::{ByteRange, ErrorContext, FileValidator};
 use bits_test_support::{Fault, TestServer};
 use bits_transfer::{
     CheckpointPolicy, Class, Engine, EngineConfig, FileTransfer, Outcome, Progress, TransferError,
@@ -18,19 +18,33 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Default)]
 struct Recorder {
     connected: Vec<(Option<u64>, FileValidator, u64)>,
+    /// The missing ranges each `connected` announced (empty: front to back).
+    connected_missing: Vec<Vec<ByteRange>>,
     progress: u64,
     checkpoints: Vec<u64>,
+    /// Checkpoints of files fetched over several connections.
+    ranges: Vec<(u64, Vec<ByteRange>)>,
 }
 
 impl Progress for Recorder {
-    fn connected(&mut self, total: Option<u64>, validator: &FileValidator, offset: u64) {
+    fn connected(
+        &mut self,
+        total: Option<u64>,
+        validator: &FileValidator,
+        offset: u64,
+        missing: &[ByteRange],
+    ) {
         self.connected.push((total, validator.clone(), offset));
+        self.connected_missing.push(missing.to_vec());
     }
     fn progress(&mut self, bytes: u64) {
         self.progress = bytes;
     }
     fn checkpoint(&mut self, bytes: u64) {
         self.checkpoints.push(bytes);
+    }
+    fn checkpoint_ranges(&mut self, bytes: u64, missing: &[ByteRange]) {
+        self.ranges.push((bytes, missing.to_vec()));
     }
 }
 
@@ -93,6 +107,8 @@ async fn attempt(
         offset,
         validator,
         sync_on_finish: true,
+        missing: &[],
+        connections: 1,
     };
     engine.download(file, rec, &cancel).await
 }
@@ -603,6 +619,8 @@ async fn cancel_checkpoints_and_returns_cancelled() {
         offset: 0,
         validator: &validator,
         sync_on_finish: true,
+        missing: &[],
+        connections: 1,
     };
 
     let started = Instant::now();
@@ -831,4 +849,322 @@ async fn local_missing_source_is_fatal() {
     assert_eq!(job.code, codes::E_FILE_NOT_FOUND);
     assert_eq!(job.context, ErrorContext::RemoteFile);
     assert!(job.description.contains(&src.display().to_string()));
+}
+
+// ------------------------------------------------- several connections
+
+/// One attempt over up to `connections` connections, resuming `missing`
+/// (empty: from `offset`).
+async fn attempt_ranges(
+    engine: &Engine,
+    remote: &str,
+    temp: &Path,
+    validator: &FileValidator,
+    missing: &[ByteRange],
+    connections: u32,
+    rec: &mut Recorder,
+) -> Result<Outcome, TransferError> {
+    let cancel = CancellationToken::new();
+    let file = FileTransfer {
+        remote,
+        temp,
+        offset: 0,
+        validator,
+        sync_on_finish: true,
+        missing,
+        connections,
+    };
+    engine.download(file, rec, &cancel).await
+}
+
+fn total_len(ranges: &[ByteRange]) -> u64 {
+    ranges.iter().map(ByteRange::len).sum()
+}
+
+/// The file's bytes outside `missing` are the source's.
+fn assert_outside_missing_matches(temp: &Path, data: &[u8], missing: &[ByteRange]) {
+    let on_disk = read(temp);
+    assert_eq!(
+        on_disk.len(),
+        data.len(),
+        "a segmented file has its full size"
+    );
+    let mut at = 0usize;
+    for r in missing.iter().chain([&ByteRange {
+        start: data.len() as u64,
+        end: data.len() as u64,
+    }]) {
+        let start = r.start as usize;
+        assert!(
+            on_disk[at..start] == data[at..start],
+            "bytes {at}..{start} differ from the source"
+        );
+        at = r.end as usize;
+    }
+}
+
+/// With four connections allowed, the file is fetched as ranges side by
+/// side, every range request tied to the first answer's version by
+/// If-Range, and the result is byte-exact with the source's mtime.
+#[tokio::test]
+async fn several_connections_fetch_ranges_of_one_version() {
+    let server = TestServer::start();
+    let data = content(8 * 1024 * 1024 + 123, 21);
+    server.put_file("/a.bin", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let mut rec = Recorder::default();
+
+    let out = attempt_ranges(
+        &engine(),
+        &server.url("a.bin"),
+        &temp,
+        &FileValidator::default(),
+        &[],
+        4,
+        &mut rec,
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(read(&temp), data);
+    assert_eq!(out.bytes, data.len() as u64);
+    assert_eq!(out.validator.etag, server.etag("/a.bin"));
+    assert_eq!(rec.last_checkpoint(), data.len() as u64);
+    let announced = &rec.connected_missing[0];
+    assert_eq!(announced.len(), 4, "{announced:?}");
+    assert_eq!(total_len(announced), data.len() as u64);
+    let requests = server.requests_for("/a.bin");
+    assert_eq!(requests[0].range, None, "the first request is a plain GET");
+    let ranged: Vec<_> = requests[1..].iter().collect();
+    assert!(ranged.len() >= 3, "{requests:?}");
+    for r in &ranged {
+        assert!(r.range.as_deref().is_some_and(|v| v.contains('-')), "{r:?}");
+        assert_eq!(
+            r.header("if-range"),
+            server.etag("/a.bin").as_deref(),
+            "{r:?}"
+        );
+    }
+    let mtime = std::fs::metadata(&temp).unwrap().modified().unwrap();
+    let expected = httpdate::parse_http_date(&server.last_modified("/a.bin").unwrap()).unwrap();
+    assert_eq!(mtime, expected);
+}
+
+/// A connection cut mid-range ends the attempt with a transient error after
+/// the other connections' bytes are made durable and reported as missing
+/// ranges; the next attempt fetches exactly those ranges and nothing else.
+#[tokio::test]
+async fn a_cut_connection_keeps_the_other_ranges() {
+    let server = TestServer::start();
+    let data = content(8 * 1024 * 1024, 22);
+    server.put_file("/a.bin", data.clone());
+    // Slow enough that every connection is mid-range when one is cut.
+    server.set_default_fault(
+        "/a.bin",
+        Some(Fault::Slow {
+            bytes_per_sec: 4 * 1024 * 1024,
+        }),
+    );
+    server.push_faults(
+        "/a.bin",
+        [
+            Fault::Slow {
+                bytes_per_sec: 4 * 1024 * 1024,
+            },
+            Fault::DropAfter(300_000),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let engine = engine();
+    let url = server.url("a.bin");
+
+    let mut rec = Recorder::default();
+    let err = attempt_ranges(
+        &engine,
+        &url,
+        &temp,
+        &FileValidator::default(),
+        &[],
+        4,
+        &mut rec,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err.class(), Class::Transient { .. }), "{err:?}");
+    assert!(err.made_progress(), "{err:?}");
+    let (durable, missing) = rec
+        .ranges
+        .last()
+        .cloned()
+        .expect("ranges were checkpointed");
+    assert!(durable >= 300_000, "{durable}");
+    assert_eq!(durable + total_len(&missing), data.len() as u64);
+    assert!(!missing.is_empty());
+    assert_outside_missing_matches(&temp, &data, &missing);
+    let validator = rec.last_validator();
+
+    // The next attempt, one connection, fetches exactly what is missing.
+    server.set_default_fault("/a.bin", None);
+    server.clear_requests();
+    let sent_before = server.body_bytes_sent("/a.bin");
+    let mut rec = Recorder::default();
+    attempt_ranges(&engine, &url, &temp, &validator, &missing, 1, &mut rec)
+        .await
+        .unwrap();
+    assert_eq!(read(&temp), data);
+    assert_eq!(
+        server.body_bytes_sent("/a.bin") - sent_before,
+        total_len(&missing),
+        "only the missing ranges were fetched again"
+    );
+    for r in server.requests_for("/a.bin") {
+        assert!(r.range.is_some(), "{r:?}");
+    }
+}
+
+/// A file replaced while its ranges are being fetched is fetched anew: the
+/// result is the new version, never ranges of both.
+#[tokio::test]
+async fn a_file_changed_between_ranges_is_fetched_anew() {
+    let server = TestServer::start();
+    let old = content(6 * 1024 * 1024, 23);
+    let new = content(6 * 1024 * 1024, 24);
+    server.put_file("/a.bin", old);
+    server.push_faults("/a.bin", [Fault::Normal, Fault::ReplaceWith(new.clone())]);
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let mut rec = Recorder::default();
+
+    let out = attempt_ranges(
+        &engine(),
+        &server.url("a.bin"),
+        &temp,
+        &FileValidator::default(),
+        &[],
+        4,
+        &mut rec,
+    )
+    .await
+    .unwrap();
+    assert_eq!(read(&temp), new);
+    assert_eq!(out.validator.etag, server.etag("/a.bin"));
+    assert_eq!(rec.connected.last().unwrap().2, 0);
+}
+
+/// A server that advertises ranges but answers them with the whole file
+/// gets the file over one connection, exact.
+#[tokio::test]
+async fn a_server_ignoring_ranges_gets_one_connection() {
+    let server = TestServer::start();
+    let data = content(4 * 1024 * 1024, 25);
+    server.put_file("/a.bin", data.clone());
+    server.set_default_fault("/a.bin", Some(Fault::IgnoreRange));
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let mut rec = Recorder::default();
+
+    attempt_ranges(
+        &engine(),
+        &server.url("a.bin"),
+        &temp,
+        &FileValidator::default(),
+        &[],
+        4,
+        &mut rec,
+    )
+    .await
+    .unwrap();
+    assert_eq!(read(&temp), data);
+    let requests = server.requests_for("/a.bin").len();
+    assert!(requests <= 6, "{requests} requests");
+}
+
+/// Missing ranges that the temporary file cannot back (it was truncated)
+/// are not trusted: the file is fetched from byte 0.
+#[tokio::test]
+async fn missing_ranges_without_a_full_size_file_restart() {
+    let server = TestServer::start();
+    let data = content(4 * 1024 * 1024, 26);
+    server.put_file("/a.bin", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    std::fs::write(&temp, &data[..1000]).unwrap();
+    let validator = FileValidator {
+        etag: server.etag("/a.bin"),
+        last_modified: server.last_modified("/a.bin"),
+        size: Some(data.len() as u64),
+    };
+    let missing = [ByteRange {
+        start: 2_000_000,
+        end: data.len() as u64,
+    }];
+    let mut rec = Recorder::default();
+    attempt_ranges(
+        &engine(),
+        &server.url("a.bin"),
+        &temp,
+        &validator,
+        &missing,
+        2,
+        &mut rec,
+    )
+    .await
+    .unwrap();
+    assert_eq!(read(&temp), data);
+    assert_eq!(rec.connected.last().unwrap().2, 0);
+}
+
+/// Cancelling a segmented download makes what arrived durable, reports it
+/// as ranges, and a later attempt completes the file exactly.
+#[tokio::test]
+async fn cancelled_ranges_resume_exactly() {
+    let server = TestServer::start();
+    let data = content(6 * 1024 * 1024, 27);
+    server.put_file("/a.bin", data.clone());
+    server.set_default_fault(
+        "/a.bin",
+        Some(Fault::Slow {
+            bytes_per_sec: 2 * 1024 * 1024,
+        }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let engine = engine();
+    let url = server.url("a.bin");
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        trigger.cancel();
+    });
+    let mut rec = Recorder::default();
+    let none = FileValidator::default();
+    let file = FileTransfer {
+        remote: &url,
+        temp: &temp,
+        offset: 0,
+        validator: &none,
+        sync_on_finish: true,
+        missing: &[],
+        connections: 3,
+    };
+    let err = engine.download(file, &mut rec, &cancel).await.unwrap_err();
+    assert!(matches!(err, TransferError::Cancelled), "{err:?}");
+    let (durable, missing) = rec
+        .ranges
+        .last()
+        .cloned()
+        .expect("ranges were checkpointed");
+    assert!(durable > 0);
+    assert_outside_missing_matches(&temp, &data, &missing);
+
+    server.set_default_fault("/a.bin", None);
+    let validator = rec.last_validator();
+    let mut rec = Recorder::default();
+    attempt_ranges(&engine, &url, &temp, &validator, &missing, 3, &mut rec)
+        .await
+        .unwrap();
+    assert_eq!(read(&temp), data);
 }

@@ -1,7 +1,7 @@
 //! Loopback throughput, for comparison with curl. Ignored by default; run
 //! with `cargo test --release -p bits-transfer --test throughput -- --ignored --nocapture`.
 
-use bits_core::FileValidator;
+use bits_core::{ByteRange, FileValidator};
 use bits_transfer::{Engine, EngineConfig, FileTransfer, Progress};
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -9,9 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 struct Quiet;
 impl Progress for Quiet {
-    fn connected(&mut self, _: Option<u64>, _: &FileValidator, _: u64) {}
+    fn connected(&mut self, _: Option<u64>, _: &FileValidator, _: u64, _: &[ByteRange]) {}
     fn progress(&mut self, _: u64) {}
     fn checkpoint(&mut self, _: u64) {}
+    fn checkpoint_ranges(&mut self, _: u64, _: &[ByteRange]) {}
 }
 
 /// Measures MiB/s of a 512 MiB download from a minimal loopback server that
@@ -47,6 +48,8 @@ async fn throughput_loopback() {
         offset: 0,
         validator: &v,
         sync_on_finish: true,
+        missing: &[],
+        connections: 1,
     };
     let started = Instant::now();
     let out = engine

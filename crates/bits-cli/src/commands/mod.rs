@@ -70,6 +70,7 @@ fn properties(args: &PropertyArgs, cwd: &Path) -> JobProperties {
             .reply_file
             .as_deref()
             .map(|p| sources::absolute(p, cwd).to_string_lossy().into_owned()),
+        connections: args.connections,
     }
 }
 

@@ -20,6 +20,7 @@ fn job() -> JobObject {
         minimum_retry_delay: 600,
         no_progress_timeout: 1209600,
         max_download_time: 7776000,
+        connections: 1,
         error_context: None,
         error_code: None,
         error_description: None,
