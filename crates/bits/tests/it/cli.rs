@@ -85,6 +85,29 @@ fn bad_sources_and_destinations_are_refused_and_create_nothing() {
         "/no/such/dir",
     );
     assert_code(&h.bits(&["start", "ftp://127.0.0.1/x", d]), 2, "ftp");
+    assert_code(
+        &h.bits(&["start", "--connections", "0", "http://127.0.0.1:9/a", d]),
+        2,
+        "--connections must be between 1 and 16",
+    );
+    assert_code(
+        &h.bits(&["start", "--connections", "17", "http://127.0.0.1:9/a", d]),
+        2,
+        "--connections",
+    );
+    assert_code(
+        &h.bits(&[
+            "start",
+            "--type",
+            "upload",
+            "--connections",
+            "2",
+            &h.src(),
+            "http://127.0.0.1:9/up",
+        ]),
+        2,
+        "--connections applies only to download jobs",
+    );
     let list = h.ok(&["list", "--json"]).json();
     assert_eq!(list.as_array().unwrap().len(), 0, "nothing created: {list}");
 }

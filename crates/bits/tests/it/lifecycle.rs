@@ -152,9 +152,12 @@ fn set_changes_properties() {
             "later",
             "--retry-interval",
             "30",
+            "--connections",
+            "6",
             "--json",
         ])
         .json();
+    assert_eq!(j["Connections"], 6);
     assert_eq!(j["Priority"], "Low");
     assert_eq!(j["DisplayName"], "later");
     assert_eq!(j["MinimumRetryDelay"], 30);
