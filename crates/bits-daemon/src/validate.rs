@@ -82,8 +82,9 @@ fn remote(spec: &str) -> Result<String, ApiError> {
     }
 }
 
-/// Checks a destination path.
-fn local(spec: &str) -> Result<PathBuf, ApiError> {
+/// Checks a destination path. `dirs` holds directories already known to
+/// exist (a job of thousands of files usually has one).
+fn local(spec: &str, dirs: &mut HashSet<PathBuf>) -> Result<PathBuf, ApiError> {
     let path = Path::new(spec);
     if !path.is_absolute() {
         return Err(bad(format!(
@@ -104,11 +105,14 @@ fn local(spec: &str) -> Result<PathBuf, ApiError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .ok_or_else(|| bad(format!("destination '{spec}' has no directory")))?;
-    if !parent.is_dir() {
-        return Err(bad(format!(
-            "destination directory '{}' does not exist",
-            parent.display()
-        )));
+    if !dirs.contains(parent) {
+        if !parent.is_dir() {
+            return Err(bad(format!(
+                "destination directory '{}' does not exist",
+                parent.display()
+            )));
+        }
+        dirs.insert(parent.to_path_buf());
     }
     if path.file_name().is_none() {
         return Err(bad(format!("destination '{spec}' does not name a file")));
@@ -129,9 +133,10 @@ pub fn files(
     }
     let mut seen: HashSet<PathBuf> = existing.iter().map(|f| f.local.clone()).collect();
     let mut out = Vec::with_capacity(specs.len());
+    let mut dirs = HashSet::new();
     for spec in specs {
         let remote = remote(&spec.remote)?;
-        let local = local(&spec.local)?;
+        let local = local(&spec.local, &mut dirs)?;
         if !seen.insert(local.clone()) {
             return Err(bad(format!(
                 "destination '{}' is used by two files of the job",

@@ -191,7 +191,10 @@ impl Engine {
             .user_agent(concat!("bits/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(4)
+            // Enough idle connections for every file and range a job moves
+            // at once: fewer, and each burst of small files would close
+            // some and open new ones (hundreds per thousand files).
+            .pool_max_idle_per_host(32)
             .tcp_keepalive(Duration::from_secs(60))
             .tcp_nodelay(true)
             .redirect(reqwest::redirect::Policy::limited(10))
@@ -472,6 +475,7 @@ impl Engine {
                         continue;
                     }
                     sink.progress.connected(validator.size, &validator, at, &[]);
+                    sink.expect(end.map(|e| e.saturating_sub(at)));
                     self.stream_body(&mut response, &mut sink, skip, end, &shown, cancel)
                         .await?;
                     let pos = sink.pos;
@@ -1075,7 +1079,7 @@ pub(crate) fn join_error(e: tokio::task::JoinError) -> io::Error {
 struct Sink<'a> {
     path: PathBuf,
     /// The file, when no operation holds it.
-    file: Option<File>,
+    file: Option<Handle>,
     /// The write (and maybe sync) running on the blocking pool.
     inflight: Option<JoinHandle<OpDone>>,
     /// Bytes received but not yet handed to a write.
@@ -1099,11 +1103,39 @@ struct Sink<'a> {
     len_known: Option<u64>,
     policy: CheckpointPolicy,
     progress: &'a mut dyn Progress,
+    /// Capacity of a write buffer: [`BUF_CAP`], or less when fewer bytes are
+    /// expected (a 16 KiB file needs no 2 MiB of buffers).
+    cap: usize,
+}
+
+/// The temporary file: open, or (a file started afresh) not created yet.
+/// A fresh file is created, empty, by the first operation that needs it, in
+/// the same trip to the blocking pool: a small file then costs one trip in
+/// all (create, write, mtime, close), and a request never waits for a
+/// create.
+enum Handle {
+    Open(File),
+    Pending(PathBuf),
+}
+
+impl Handle {
+    /// The open file, creating (truncating) a pending one.
+    fn get(self) -> Result<File, (Handle, io::Error)> {
+        match self {
+            Handle::Open(f) => Ok(f),
+            Handle::Pending(p) => std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&p)
+                .map_err(|e| (Handle::Pending(p), e)),
+        }
+    }
 }
 
 /// A finished blocking-pool write.
 struct OpDone {
-    file: File,
+    file: Handle,
     buf: Vec<u8>,
     /// `Ok(Some(p))`: everything before `p` is durable.
     result: Result<Option<u64>, OpFailed>,
@@ -1143,38 +1175,42 @@ pub(crate) fn write_all_at(file: &File, buf: &[u8], at: u64) -> Result<(), OpFai
 }
 
 impl<'a> Sink<'a> {
-    /// Opens (creating if needed) the temporary file; `empty` truncates it
-    /// at once, when nothing in it is worth keeping (no durable offset),
-    /// which saves a separate truncate for every small file. Its directory
-    /// must exist.
+    /// Opens the temporary file, or, when nothing in it is worth keeping
+    /// (`empty`: no durable offset), only notes that it is to be created
+    /// empty by the first write (see [`Handle`]). Its directory must exist.
     async fn open(
         path: &Path,
         policy: CheckpointPolicy,
         progress: &'a mut dyn Progress,
         empty: bool,
     ) -> Result<Sink<'a>, TransferError> {
-        let p = path.to_path_buf();
-        let opened = tokio::task::spawn_blocking(move || {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(empty)
-                .open(p)
-        })
-        .await
-        .unwrap_or_else(|e| Err(join_error(e)));
-        let file = opened.map_err(|source| TransferError::LocalFile {
-            op: LocalOp::Open,
-            path: path.to_path_buf(),
-            written: 0,
-            source,
-        })?;
+        let file = if empty {
+            Handle::Pending(path.to_path_buf())
+        } else {
+            let p = path.to_path_buf();
+            let opened = tokio::task::spawn_blocking(move || {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(p)
+            })
+            .await
+            .unwrap_or_else(|e| Err(join_error(e)));
+            Handle::Open(opened.map_err(|source| TransferError::LocalFile {
+                op: LocalOp::Open,
+                path: path.to_path_buf(),
+                written: 0,
+                source,
+            })?)
+        };
         Ok(Sink {
             path: path.to_path_buf(),
             file: Some(file),
             inflight: None,
-            buf: Vec::with_capacity(BUF_CAP),
-            spare: Vec::with_capacity(BUF_CAP),
+            buf: Vec::new(),
+            spare: Vec::new(),
+            cap: BUF_CAP,
             pos: 0,
             flushed: 0,
             durable: 0,
@@ -1211,15 +1247,18 @@ impl<'a> Sink<'a> {
         f: impl FnOnce(&File) -> T + Send + 'static,
     ) -> Result<T, TransferError> {
         self.reap().await?;
-        let file = self.file.take().expect("no operation holds the file");
-        let (file, out) = tokio::task::spawn_blocking(move || {
-            let out = f(&file);
-            (file, out)
+        let handle = self.file.take().expect("no operation holds the file");
+        let (handle, out) = tokio::task::spawn_blocking(move || match handle.get() {
+            Ok(file) => {
+                let out = f(&file);
+                (Handle::Open(file), Ok(out))
+            }
+            Err((handle, e)) => (handle, Err(e)),
         })
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-        self.file = Some(file);
-        Ok(out)
+        self.file = Some(handle);
+        out.map_err(|e| self.local_error(LocalOp::Open, e))
     }
 
     /// The file's current length.
@@ -1254,6 +1293,11 @@ impl<'a> Sink<'a> {
     async fn write(&mut self, data: &[u8]) -> Result<(), TransferError> {
         if !self.buf.is_empty() && self.buf.len() + data.len() > BUF_CAP {
             self.submit(false).await?;
+        }
+        if self.buf.capacity() == 0 {
+            // Buffers are allocated when first needed, at the size the rest
+            // of the file needs.
+            self.buf.reserve(self.cap.max(data.len()));
         }
         self.buf.extend_from_slice(data);
         self.pos += data.len() as u64;
@@ -1291,6 +1335,17 @@ impl<'a> Sink<'a> {
             self.cp_at = Instant::now();
         }
         self.inflight = Some(tokio::task::spawn_blocking(move || {
+            let file = match file.get() {
+                Ok(file) => file,
+                Err((file, source)) => {
+                    let result = Err(OpFailed {
+                        op: LocalOp::Open,
+                        source,
+                        ok_until: at,
+                    });
+                    return OpDone { file, buf, result };
+                }
+            };
             let mut result = write_all_at(&file, &buf, at).map(|()| None);
             if sync && result.is_ok() {
                 result = file
@@ -1302,7 +1357,11 @@ impl<'a> Sink<'a> {
                         ok_until: at,
                     });
             }
-            OpDone { file, buf, result }
+            OpDone {
+                file: Handle::Open(file),
+                buf,
+                result,
+            }
         }));
         Ok(())
     }
@@ -1359,14 +1418,20 @@ impl<'a> Sink<'a> {
                 // failed fsync: Linux may then mark the lost pages clean, and
                 // a second fsync would "succeed" without the data.
                 if failed.op == LocalOp::Write && failed.ok_until > self.durable {
-                    let file = self.file.take().expect("the file just came back");
-                    let (file, synced) = tokio::task::spawn_blocking(move || {
-                        let r = file.sync_data();
-                        (file, r)
+                    // A write failed, so the file was open.
+                    let handle = self.file.take().expect("the file just came back");
+                    let (handle, synced) = tokio::task::spawn_blocking(move || {
+                        let r = match &handle {
+                            Handle::Open(file) => file.sync_data(),
+                            Handle::Pending(_) => {
+                                Err(io::Error::other("the file was never created"))
+                            }
+                        };
+                        (handle, r)
                     })
                     .await
                     .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-                    self.file = Some(file);
+                    self.file = Some(handle);
                     if synced.is_ok() {
                         self.durable = failed.ok_until;
                         self.progress.checkpoint(failed.ok_until);
@@ -1379,6 +1444,11 @@ impl<'a> Sink<'a> {
                 Err(self.local_error(failed.op, failed.source))
             }
         }
+    }
+
+    /// Sizes the write buffers for `remaining` more bytes, if known.
+    fn expect(&mut self, remaining: Option<u64>) {
+        self.cap = remaining.map_or(BUF_CAP, |n| n.clamp(1, BUF_CAP as u64) as usize);
     }
 
     /// Forgets what is known of the file's length: someone else (the

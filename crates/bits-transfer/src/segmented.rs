@@ -440,7 +440,12 @@ impl Engine {
         let fresh = job.first.is_some();
         let path = job.temp.to_path_buf();
         let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Option<File>> {
-            let file = std::fs::OpenOptions::new().write(true).open(path)?;
+            // A fresh download's file may not exist yet (it is created by
+            // the first write; see `Handle`).
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(fresh)
+                .open(path)?;
             if fresh {
                 // Holes read as zeros until their bytes arrive; the missing
                 // list says which ones are real.

@@ -1168,3 +1168,43 @@ async fn cancelled_ranges_resume_exactly() {
         .unwrap();
     assert_eq!(read(&temp), data);
 }
+
+/// A fresh file is created by its first write: an answer that fails before
+/// any byte (here a 404) leaves no temporary file behind, and an empty file
+/// is still created (empty).
+#[tokio::test]
+async fn the_temporary_file_is_created_by_the_first_write() {
+    let server = TestServer::start();
+    server.put_file("/empty.bin", Vec::new());
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let mut rec = Recorder::default();
+    let err = attempt(
+        &engine(),
+        &server.url("missing.bin"),
+        &temp,
+        0,
+        &FileValidator::default(),
+        &mut rec,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err.class(), Class::Fatal), "{err:?}");
+    assert!(
+        !temp.exists(),
+        "nothing was written, so nothing was created"
+    );
+
+    let out = attempt(
+        &engine(),
+        &server.url("empty.bin"),
+        &temp,
+        0,
+        &FileValidator::default(),
+        &mut rec,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.bytes, 0);
+    assert_eq!(read(&temp), Vec::<u8>::new());
+}

@@ -52,6 +52,12 @@ fn cancel_deletes_temporary_and_transferred_files() {
     h.wait_for(&id, Duration::from_secs(10), |j| {
         j["FilesTransferred"] == 1 && j["FileList"][1]["BytesTransferred"].as_u64().unwrap() > 0
     });
+    // The second file's temporary file is created by its first write (a
+    // full buffer or the first checkpoint).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while temp_files(&out).len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(temp_files(&out).len(), 2);
     let r = h.ok(&["remove", &id, "--json"]).json();
     assert_eq!(r["JobState"], "Cancelled");
