@@ -133,8 +133,8 @@ has_case small && data_mib=$((data_mib + small_mib_total))
 has_case capped && data_mib=$((data_mib + capped_mib))
 [ -d "$base" ] || die "BENCH_DIR $base does not exist"
 need_mib=$(( data_mib * 5 / 2 + 64 ))
-# small: every run of every tool keeps its copy until the case ends (6 tools)
-has_case small && need_mib=$(( need_mib + small_mib_total * 6 * runs ))
+# small: every run of every tool keeps its copy until the case ends (7 tools)
+has_case small && need_mib=$(( need_mib + small_mib_total * 7 * runs ))
 avail_mib=$(df -Pm "$base" | awk 'NR==2 {print $4}')
 [ "$avail_mib" -ge "$need_mib" ] \
     || die "not enough free space in $base: ${avail_mib} MiB free, need ~${need_mib} MiB; set BENCH_DIR or smaller sizes"
@@ -321,6 +321,9 @@ record_verify() { # case tool: checks the tool's exit status, then runs "$@" aft
 
 # ---------------------------------------------------------------- one big file
 curl_fsync() { curl -fsS -o "$1" "$2" && sync "$1"; }
+# the small files' like-for-like durability row: every file on disk before
+# the command returns, as bits promises (one syncfs of the output's file system)
+curl_parallel_sync() { curl -fsS --parallel --parallel-max 16 -K "$1" && sync -f "$2"; }
 
 bench_big() { # case-name file MiB
     local cs=$1 name=$2 src=$data/$2 u=$url/$2 dst=$out/$2 r tool
@@ -399,7 +402,7 @@ bench_small() {
     : > "$list"
     for f in "${names[@]}"; do echo "$url/small/$f" >> "$list"; done
     new_bits_home "$cs"
-    local -a tools=("curl -K (sequential)" "curl --parallel 16" "wget -i" "aria2c -j16" "bits --from-csv" "cp -r")
+    local -a tools=("curl -K (sequential)" "curl --parallel 16" "curl --parallel 16 + sync" "wget -i" "aria2c -j16" "bits --from-csv" "cp -r")
     # Every run writes into a directory of its own, and nothing is deleted
     # until the case is over. On ext4 without a journal (this machine's root)
     # the inode allocator skips inodes deleted in the last 60 s (up to 360 s
@@ -415,7 +418,7 @@ bench_small() {
             d=$top/run$r-tool$i
             [ "$tool" = "cp -r" ] || mkdir "$d"
             case $tool in
-            "curl -K (sequential)"|"curl --parallel 16")
+            "curl -K (sequential)"|"curl --parallel 16"|"curl --parallel 16 + sync")
                 for f in "${names[@]}"; do
                     printf 'url = "%s"\noutput = "%s"\n' "$url/small/$f" "$d/$f"
                 done > "$cfg" ;;
@@ -428,6 +431,7 @@ bench_small() {
             case $tool in
             "curl -K (sequential)") measure "$cs" "$tool" "$r" curl -fsS -K "$cfg" ;;
             "curl --parallel 16")   measure "$cs" "$tool" "$r" curl -fsS --parallel --parallel-max 16 -K "$cfg" ;;
+            "curl --parallel 16 + sync") measure "$cs" "$tool" "$r" curl_parallel_sync "$cfg" "$d" ;;
             "wget -i")         measure "$cs" "$tool" "$r" wget -q -i "$list" -P "$d" ;;
             "aria2c -j16")     measure "$cs" "$tool" "$r" aria2c -j16 --allow-overwrite=true --file-allocation=none -q -d "$d" -i "$list" ;;
             "bits --from-csv") MEASURE_DAEMON=$(daemon_pid)
@@ -570,6 +574,15 @@ notes = [
     "CPU / curl: bits' CPU over curl's.",
     "bits fsyncs every file before it completes; `curl+fsync` is curl followed by `sync FILE`, the like-for-like durability floor.",
 ]
+bw = med(("small", "bits --from-csv"), 0)
+if bw:
+    cmp = []
+    for t in ("curl --parallel 16", "curl --parallel 16 + sync"):
+        w = med(("small", t), 0)
+        if w:
+            cmp.append(f"{(small_n / bw) / (small_n / w):.2f} of `{t}`")
+    if cmp:
+        notes.append("small: bits' files/s is " + " and ".join(cmp) + ".")
 if E.get("B_CAP") and any(c.startswith("capped") for c, _ in order):
     rate, bps = E["B_CAP"].split()
     notes.append(f"capped: the server caps each connection at {int(bps) / 1048576:g} MiB/s (nginx `limit_rate {rate}`), "
