@@ -48,6 +48,9 @@ pub struct Config {
     pub paths: Paths,
     /// Transfer engine settings.
     pub engine: EngineConfig,
+    /// How long a background job keeps its slot while another job of the
+    /// same priority waits.
+    pub time_slice: Duration,
 }
 
 impl Config {
@@ -64,6 +67,7 @@ impl Config {
                 connect_timeout: Duration::from_secs(30),
                 upload_fragment: bits_transfer::DEFAULT_UPLOAD_FRAGMENT,
             },
+            time_slice: bits_core::policy::schedule::DEFAULT_TIME_SLICE,
         }
     }
 }
@@ -82,6 +86,11 @@ struct Args {
     /// the state directory.
     #[arg(long, value_name = "DIR")]
     runtime_dir: Option<std::path::PathBuf>,
+    /// Seconds a background job keeps its transfer slot while another job
+    /// of the same priority waits for it.
+    #[arg(long, value_name = "SECONDS", env = "BITS_TIME_SLICE", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    time_slice: u64,
 }
 
 /// The `bitsd` program. Returns the exit code.
@@ -96,7 +105,8 @@ pub fn main() -> i32 {
     } else if let Some(r) = &args.runtime_dir {
         paths.runtime_dir = r.clone();
     }
-    let config = Config::new(paths);
+    let mut config = Config::new(paths);
+    config.time_slice = Duration::from_secs(args.time_slice);
     match run_main(config) {
         Ok(()) => 0,
         Err(e) => {

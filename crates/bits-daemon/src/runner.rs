@@ -31,6 +31,7 @@ pub fn spawn(shared: &Arc<Shared>, state: &mut State, id: JobId) {
             cancel,
             task: Some(task),
             run_id,
+            started: SystemTime::now(),
         });
     }
 }
@@ -136,7 +137,8 @@ async fn run(shared: Arc<Shared>, id: JobId, cancel: CancellationToken, run_id: 
                 Class::Cancelled => {
                     // A user action (suspend, cancel, complete) has already
                     // moved the job; if it is still running, the daemon is
-                    // stopping and the job waits for the next start.
+                    // stopping or the scheduler gave the slot to another
+                    // job, and the job waits for its next turn.
                     let mut st = shared.lock();
                     let running = st.jobs.get(&id).is_some_and(|e| e.job.state().is_running());
                     if running {

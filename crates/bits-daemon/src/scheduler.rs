@@ -1,12 +1,13 @@
 //! Decides when jobs run: requeues TransientError jobs whose retry time has
-//! come, and starts queued jobs as `bits_core::policy::schedule` allows.
+//! come, starts queued jobs and takes slots back (preemption, time slices)
+//! as `bits_core::policy::schedule` decides.
 //!
 //! The loop sleeps until it is woken (a job changed) or the next retry is
 //! due; it never polls.
 
 use crate::runner;
 use crate::shared::Shared;
-use bits_core::policy::schedule::{pick, Candidate};
+use bits_core::policy::schedule::{decide, Running, Waiting};
 use bits_core::{Event, JobState};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,8 +15,8 @@ use std::time::{Duration, SystemTime};
 /// Runs until the daemon shuts down.
 pub async fn run(shared: Arc<Shared>) {
     loop {
-        let next_retry = tick(&shared);
-        let sleep = match next_retry {
+        let next = tick(&shared);
+        let sleep = match next {
             Some(at) => at
                 .duration_since(SystemTime::now())
                 .unwrap_or(Duration::ZERO),
@@ -30,7 +31,8 @@ pub async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// One pass: returns when the next retry is due.
+/// One pass: returns when to look again (a retry or the end of a time slice
+/// is due) if nothing wakes the scheduler first.
 fn tick(shared: &Arc<Shared>) -> Option<SystemTime> {
     if shared.shutdown.is_cancelled() {
         return None;
@@ -52,24 +54,40 @@ fn tick(shared: &Arc<Shared>) -> Option<SystemTime> {
         });
     }
 
-    let running_background = st
+    // A job whose previous runner is still stopping holds its slot until it
+    // has stopped, so that two runners never write one temporary file.
+    let running: Vec<Running> = st
         .jobs
         .values()
-        .filter(|e| e.runner.is_some() && e.job.props.priority.is_background())
-        .count();
-    // A job whose previous runner is still stopping waits for it, so that
-    // two runners never write one temporary file.
-    let queued: Vec<Candidate> = st
+        .filter_map(|e| {
+            let r = e.runner.as_ref()?;
+            Some(Running {
+                id: e.job.id,
+                priority: e.job.props.priority,
+                since: r.started,
+                stopping: r.cancel.is_cancelled(),
+            })
+        })
+        .collect();
+    let waiting: Vec<Waiting> = st
         .jobs
         .values()
         .filter(|e| e.job.state() == JobState::Queued && e.runner.is_none())
-        .map(|e| Candidate {
+        .map(|e| Waiting {
             id: e.job.id,
             priority: e.job.props.priority,
-            created: e.job.created,
+            since: e.queued_since,
         })
         .collect();
-    for id in pick(queued, running_background) {
+    let decision = decide(&waiting, &running, shared.time_slice, now);
+    for id in &decision.stop {
+        // The runner checkpoints, puts the job back to Queued and wakes us.
+        if let Some(r) = st.jobs.get(id).and_then(|e| e.runner.as_ref()) {
+            tracing::info!(job = %id, "giving the transfer slot to another job");
+            r.cancel.cancel();
+        }
+    }
+    for id in decision.start {
         let started = shared.mutate(&mut st, id, |job| {
             job.apply(Event::Start, now).map_err(crate::ipc::invalid)?;
             Ok(())
@@ -79,9 +97,14 @@ fn tick(shared: &Arc<Shared>) -> Option<SystemTime> {
         }
     }
 
-    st.jobs
+    let next_retry = st
+        .jobs
         .values()
         .filter(|e| e.job.state() == JobState::TransientError)
         .filter_map(|e| e.job.retry_at)
-        .min()
+        .min();
+    match (next_retry, decision.wake_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }

@@ -10,7 +10,7 @@
 //! held across an `.await` (both are `std` mutexes for that reason: every
 //! operation under them is short).
 
-use bits_core::{Job, JobId};
+use bits_core::{Job, JobId, JobState};
 use bits_proto::{ApiError, ErrorKind};
 use bits_store::Store;
 use bits_transfer::Engine;
@@ -39,6 +39,8 @@ pub struct Runner {
     pub task: Option<JoinHandle<()>>,
     /// Tells this runner from a later one of the same job.
     pub run_id: u64,
+    /// When the job got its transfer slot (time slices count from here).
+    pub started: std::time::SystemTime,
 }
 
 /// One job as the daemon holds it.
@@ -52,6 +54,22 @@ pub struct Entry {
     pub runner: Option<Runner>,
     /// When progress was last published to watchers.
     pub last_publish: Option<std::time::Instant>,
+    /// Since when the job waits for a slot (it last became Queued): jobs of
+    /// one priority take turns in this order.
+    pub queued_since: std::time::SystemTime,
+}
+
+impl Entry {
+    /// A job the daemon has just created or loaded.
+    pub fn new(job: Job) -> Entry {
+        Entry {
+            queued_since: job.modified,
+            job,
+            revision: 0,
+            runner: None,
+            last_publish: None,
+        }
+    }
 }
 
 /// Everything behind the state lock.
@@ -83,6 +101,9 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Runner tasks, awaited at shutdown.
     pub runners: TaskTracker,
+    /// How long a background job keeps its slot while another of its
+    /// priority waits.
+    pub time_slice: std::time::Duration,
 }
 
 impl std::fmt::Debug for Shared {
@@ -183,6 +204,9 @@ impl Shared {
             self.store().update_job(&job).map_err(store_failed)?;
         }
         if let Some(e) = state.jobs.get_mut(&id) {
+            if job.state() == JobState::Queued && e.job.state() != JobState::Queued {
+                e.queued_since = std::time::SystemTime::now();
+            }
             e.job = job;
         }
         self.bump(state, id);

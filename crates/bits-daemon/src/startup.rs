@@ -103,15 +103,7 @@ fn restore(store: &mut Store) -> anyhow::Result<State> {
                 .map_err(|e| anyhow::anyhow!("bug: restoring job {}: {e}", job.id))?;
             store.update_job(&job)?;
         }
-        state.jobs.insert(
-            job.id,
-            Entry {
-                job,
-                revision: 0,
-                runner: None,
-                last_publish: None,
-            },
-        );
+        state.jobs.insert(job.id, Entry::new(job));
     }
     Ok(state)
 }
@@ -138,6 +130,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         owner: owner(),
         shutdown: shutdown.clone(),
         runners: TaskTracker::new(),
+        time_slice: config.time_slice,
     });
 
     let socket = paths.socket();

@@ -9,4 +9,5 @@ mod crash;
 mod download;
 mod https;
 mod lifecycle;
+mod scheduling;
 mod upload;

@@ -41,15 +41,7 @@ pub fn handle(shared: &Arc<Shared>, req: CreateJob) -> Result<Response, ApiError
     let mut st = shared.lock();
     shared.store().insert_job(&job).map_err(store_failed)?;
     tracing::info!(job = %id, files = job.files.len(), state = %job.state(), "job created");
-    st.jobs.insert(
-        id,
-        Entry {
-            job,
-            revision: 0,
-            runner: None,
-            last_publish: None,
-        },
-    );
+    st.jobs.insert(id, Entry::new(job));
     shared.bump(&mut st, id);
     shared.wake.notify_one();
     Ok(job_response(&st, id))
