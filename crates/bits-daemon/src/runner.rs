@@ -11,7 +11,7 @@ use bits_core::policy::retry::{decide, RetryDecision, RetryInput};
 use bits_core::{
     ByteRange, ErrorContext, Event, FileValidator, JobError, JobFile, JobId, JobType, UploadSession,
 };
-use bits_transfer::{Class, FileTransfer, Progress, UploadProgress, UploadTransfer};
+use bits_transfer::{Class, FileTransfer, Pacer, Progress, UploadProgress, UploadTransfer};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -58,6 +58,7 @@ async fn move_file(
     shared: &Arc<Shared>,
     id: JobId,
     next: &NextFile,
+    pace: Option<&Arc<Pacer>>,
     cancel: &CancellationToken,
 ) -> Result<Done, bits_transfer::TransferError> {
     let mut sink = Sink {
@@ -78,6 +79,7 @@ async fn move_file(
                     sync_on_finish: false,
                     missing: &next.file.missing,
                     connections: next.connections,
+                    pace: pace.cloned(),
                 },
                 &mut sink,
                 cancel,
@@ -271,7 +273,7 @@ impl Batch {
 /// Finished files are made durable in batches while the next files move: the
 /// sync runs beside the transfers, never in their way.
 async fn attempt(shared: &Arc<Shared>, id: JobId, cancel: &CancellationToken) -> Attempt {
-    let (job_type, remaining) = {
+    let (job_type, remaining, background) = {
         let st = shared.lock();
         let Some(e) = st.jobs.get(&id) else {
             return Attempt::Stop;
@@ -285,8 +287,12 @@ async fn attempt(shared: &Arc<Shared>, id: JobId, cancel: &CancellationToken) ->
                 .props
                 .max_download_time
                 .saturating_sub(e.job.active_time),
+            e.job.props.priority.is_background(),
         )
     };
+    // Background downloads use only the bandwidth nobody else uses; one
+    // pace for all the files of the attempt.
+    let pace = (background && job_type == JobType::Download).then(|| Arc::new(Pacer::new()));
     if remaining.is_zero() {
         return Attempt::TimedOut;
     }
@@ -316,12 +322,17 @@ async fn attempt(shared: &Arc<Shared>, id: JobId, cancel: &CancellationToken) ->
             cursor = next.index + 1;
             let shared = shared.clone();
             let token = files_cancel.clone();
+            let pace = pace.clone();
             tasks.spawn(async move {
                 let index = next.index;
                 // Only a download leaves bytes of its own to make durable
                 // (an upload's reply is synced by the engine).
                 let temp = (next.job_type == JobType::Download).then(|| next.file.temp.clone());
-                (index, temp, move_file(&shared, id, &next, &token).await)
+                (
+                    index,
+                    temp,
+                    move_file(&shared, id, &next, pace.as_ref(), &token).await,
+                )
             });
         }
         if tasks.is_empty() && syncing.is_none() {

@@ -23,6 +23,7 @@
 //! there for why).
 
 use crate::error::{redact, LocalOp, NetFailure, TransferError};
+use crate::pace::{probe_target, Pacer};
 use crate::segmented::{self, SegEnd, Segmented};
 use bits_core::{ByteRange, FileValidator};
 use bytes::Bytes;
@@ -32,6 +33,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
@@ -122,6 +124,9 @@ pub struct FileTransfer<'a> {
     /// How many connections this file may use (ranges of one version side
     /// by side) when the server allows ranges. 1: front to back.
     pub connections: u32,
+    /// For a background job: paces HTTP(S) reads to the bandwidth nobody
+    /// else uses (see [`Pacer`]). `None`: as fast as the path allows.
+    pub pace: Option<Arc<Pacer>>,
 }
 
 /// Receives progress. Called from the transfer task; must be quick.
@@ -147,6 +152,18 @@ pub trait Progress: Send {
     /// Several connections: every byte outside `missing` (sorted) is durable
     /// on disk, `bytes` in all; persist the list as the resume point.
     fn checkpoint_ranges(&mut self, bytes: u64, missing: &[ByteRange]);
+}
+
+/// How to read one response body (see [`Engine::stream_body`]).
+struct Body<'a> {
+    /// Bytes to drop first (a server that ignored Range).
+    skip: u64,
+    /// The absolute position the body must end at, if known.
+    end: Option<u64>,
+    /// The URL for messages.
+    shown: &'a str,
+    /// The background pace, if any.
+    pace: Option<&'a Pacer>,
 }
 
 /// A finished file.
@@ -239,6 +256,12 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Result<Outcome, TransferError> {
         let shown = redact(url);
+        // Round trips are measured while this file moves, so the pace
+        // follows the path to this server.
+        let _probe = match &file.pace {
+            Some(pacer) => probe_target(url).await.map(|addr| pacer.probe(addr)),
+            None => None,
+        };
         let mut sink = Sink::open(
             file.temp,
             self.config.checkpoint,
@@ -269,6 +292,7 @@ impl Engine {
                         first: None,
                         connections: file.connections.max(1) as usize,
                         sync_on_finish: file.sync_on_finish,
+                        pace: file.pace.clone(),
                     };
                     match self
                         .download_segments(job, &mut *sink.progress, cancel)
@@ -445,6 +469,7 @@ impl Engine {
                             missing,
                             first: Some(response),
                             sync_on_finish: file.sync_on_finish,
+                            pace: file.pace.clone(),
                         };
                         let why = match self
                             .download_segments(job, &mut *sink.progress, cancel)
@@ -476,8 +501,18 @@ impl Engine {
                     }
                     sink.progress.connected(validator.size, &validator, at, &[]);
                     sink.expect(end.map(|e| e.saturating_sub(at)));
-                    self.stream_body(&mut response, &mut sink, skip, end, &shown, cancel)
-                        .await?;
+                    self.stream_body(
+                        &mut response,
+                        &mut sink,
+                        Body {
+                            skip,
+                            end,
+                            shown: &shown,
+                            pace: file.pace.as_deref(),
+                        },
+                        cancel,
+                    )
+                    .await?;
                     let pos = sink.pos;
                     match validator.size {
                         // A server may answer an open range with a shorter one:
@@ -534,15 +569,21 @@ impl Engine {
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.split(',').any(|u| u.trim().eq_ignore_ascii_case("bytes")));
         let left = total.checked_sub(at)?;
-        if file.connections <= 1
+        // A paced (background) file goes by ranges even over one
+        // connection: a request per chunk keeps the server from sending
+        // far ahead of the pace.
+        let paced = file.pace.is_some() && left >= segmented::MIN_SEGMENT;
+        if (file.connections <= 1 && !paced)
             || !ranges_allowed
             || skip != 0
             || end != Some(total)
-            || left < 2 * segmented::MIN_SEGMENT
+            || (left < 2 * segmented::MIN_SEGMENT && !paced)
         {
             return None;
         }
-        let n = u64::from(file.connections).min(left / segmented::MIN_SEGMENT) as usize;
+        let n = u64::from(file.connections)
+            .min(left / segmented::MIN_SEGMENT)
+            .max(1) as usize;
         Some((if_range_value(validator)?, segmented::split(at, total, n)))
     }
 
@@ -554,11 +595,15 @@ impl Engine {
         &self,
         response: &mut reqwest::Response,
         sink: &mut Sink<'_>,
-        mut skip: u64,
-        end: Option<u64>,
-        shown: &str,
+        body: Body<'_>,
         cancel: &CancellationToken,
     ) -> Result<(), TransferError> {
+        let Body {
+            mut skip,
+            end,
+            shown,
+            pace,
+        } = body;
         enum Step {
             Cancel,
             Reaped(Result<OpDone, tokio::task::JoinError>),
@@ -656,6 +701,18 @@ impl Engine {
                         }
                     }
                     sink.write(&data).await?;
+                    if let Some(pacer) = pace {
+                        let wait = pacer.take(data.len());
+                        if !wait.is_zero() {
+                            tokio::select! {
+                                biased;
+                                _ = cancel.cancelled() => return Err(sink.cancel().await),
+                                () = sleep(wait) => {}
+                            }
+                            // Waiting for the pace is not the server stalling.
+                            last_data = Instant::now();
+                        }
+                    }
                 }
             }
         }
@@ -1654,6 +1711,7 @@ mod tests {
             sync_on_finish: true,
             missing: &[],
             connections: 4,
+            pace: Some(Arc::new(Pacer::new())),
         };
         let fut = engine.download(file, &mut p, &cancel);
         assert_send(&fut);

@@ -14,9 +14,11 @@
 
 mod engine;
 mod error;
+mod pace;
 mod segmented;
 mod upload;
 
 pub use engine::{CheckpointPolicy, Engine, EngineConfig, FileTransfer, Outcome, Progress};
 pub use error::{Class, LocalOp, NetFailure, TransferError};
+pub use pace::Pacer;
 pub use upload::{UploadOutcome, UploadProgress, UploadTransfer, DEFAULT_UPLOAD_FRAGMENT};

@@ -22,6 +22,7 @@ use crate::engine::{
     response_validator, retry_after, same_version, write_all_at, Engine, Outcome, Progress,
 };
 use crate::error::{LocalOp, TransferError};
+use crate::pace::Pacer;
 use bits_core::{ByteRange, FileValidator};
 use reqwest::header;
 use std::fs::File;
@@ -78,6 +79,8 @@ pub(crate) struct Segmented<'a> {
     pub first: Option<reqwest::Response>,
     pub connections: usize,
     pub sync_on_finish: bool,
+    /// The background pace the connections share, if any.
+    pub pace: Option<Arc<Pacer>>,
 }
 
 /// Splits `[start, end)` into `n` nearly equal ranges on [`ALIGN`] bounds.
@@ -94,6 +97,15 @@ pub(crate) fn split(start: u64, end: u64, n: usize) -> Vec<ByteRange> {
             },
         })
         .collect()
+}
+
+/// A paced request asks for about this much time's worth of the allowed
+/// rate.
+const CHUNK_TIME: Duration = Duration::from_millis(20);
+
+/// The bytes of one paced request at `rate` bytes per second.
+fn chunk_len(rate: u64) -> u64 {
+    ((rate as f64 * CHUNK_TIME.as_secs_f64()) as u64).clamp(16 << 10, 64 << 20)
 }
 
 /// Whether `missing` can describe what is left of a file of `total` bytes.
@@ -248,6 +260,8 @@ struct Ctx {
     total: u64,
     /// Stops every connection (the caller's cancel, or another one failed).
     stop: CancellationToken,
+    /// The background pace, shared by the connections.
+    pace: Option<Arc<Pacer>>,
 }
 
 impl Ctx {
@@ -356,9 +370,14 @@ impl Ctx {
             if pos >= end {
                 return Ok(());
             }
+            // Paced (background): one chunk of about CHUNK_TIME at the
+            // allowed rate per request, so the server can never send more
+            // than that ahead of the pace; the pauses between chunks are
+            // what leaves the path to others.
+            let limit = self.pace.as_ref().map(|p| pos + chunk_len(p.rate()));
             let mut response = match first.take() {
                 Some(r) => r,
-                None => self.request(pos, end).await?,
+                None => self.request(pos, limit.map_or(end, |l| l.min(end))).await?,
             };
             let asked_at = pos;
             loop {
@@ -396,7 +415,8 @@ impl Ctx {
                         break;
                     }
                     Some(Ok(Ok(Some(data)))) => {
-                        let (take, done) = self.table().advance(id, data.len() as u64);
+                        let room = limit.map_or(u64::MAX, |l| l.saturating_sub(pos));
+                        let (take, done) = self.table().advance(id, (data.len() as u64).min(room));
                         // take <= data.len(), so the cast cannot truncate.
                         buf.extend_from_slice(&data[..take as usize]);
                         pos += take;
@@ -408,6 +428,31 @@ impl Ctx {
                         }
                         if buf.len() >= SEG_BUF {
                             self.flush(id, &mut buf, pos).await?;
+                        }
+                        if let Some(pacer) = &self.pace {
+                            let wait = pacer.take(take as usize);
+                            if limit.is_some_and(|l| pos >= l) {
+                                // The chunk is in (an open-ended first answer
+                                // is dropped here): wait for the pace, then
+                                // ask for the next one.
+                                self.flush(id, &mut buf, pos).await?;
+                                drop(response);
+                                if !wait.is_zero() {
+                                    tokio::select! {
+                                        biased;
+                                        _ = self.stop.cancelled() => {}
+                                        () = tokio::time::sleep(wait) => {}
+                                    }
+                                }
+                                break;
+                            }
+                            if !wait.is_zero() {
+                                tokio::select! {
+                                    biased;
+                                    _ = self.stop.cancelled() => {}
+                                    () = tokio::time::sleep(wait) => {}
+                                }
+                            }
                         }
                         continue;
                     }
@@ -493,6 +538,7 @@ impl Engine {
             if_range: job.if_range,
             total,
             stop: cancel.child_token(),
+            pace: job.pace.clone(),
         });
         let connections = job.connections.max(1);
         debug!(url = %job.shown, total, connections, "downloading ranges side by side");

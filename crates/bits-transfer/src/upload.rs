@@ -767,6 +767,7 @@ impl Run<'_> {
             sync_on_finish: true,
             missing: &[],
             connections: 1,
+            pace: None,
         };
         let out = self.engine.download(file, &mut Quiet, self.cancel).await?;
         info!(url = %self.shown, bytes = out.bytes, "upload reply received");

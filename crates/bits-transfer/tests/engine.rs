@@ -109,6 +109,7 @@ async fn attempt(
         sync_on_finish: true,
         missing: &[],
         connections: 1,
+        pace: None,
     };
     engine.download(file, rec, &cancel).await
 }
@@ -621,6 +622,7 @@ async fn cancel_checkpoints_and_returns_cancelled() {
         sync_on_finish: true,
         missing: &[],
         connections: 1,
+        pace: None,
     };
 
     let started = Instant::now();
@@ -873,6 +875,7 @@ async fn attempt_ranges(
         sync_on_finish: true,
         missing,
         connections,
+        pace: None,
     };
     engine.download(file, rec, &cancel).await
 }
@@ -1149,6 +1152,7 @@ async fn cancelled_ranges_resume_exactly() {
         sync_on_finish: true,
         missing: &[],
         connections: 3,
+        pace: None,
     };
     let err = engine.download(file, &mut rec, &cancel).await.unwrap_err();
     assert!(matches!(err, TransferError::Cancelled), "{err:?}");
@@ -1207,4 +1211,39 @@ async fn the_temporary_file_is_created_by_the_first_write() {
     .unwrap();
     assert_eq!(out.bytes, 0);
     assert_eq!(read(&temp), Vec::<u8>::new());
+}
+
+/// A background (paced) download asks for its file in chunks of ranges,
+/// each tied to the version by If-Range, and the result is exact; the
+/// missing ranges are what a checkpoint reports.
+#[tokio::test]
+async fn a_paced_download_goes_by_ranges_of_one_version() {
+    let server = TestServer::start();
+    let data = content(3 * 1024 * 1024, 28);
+    server.put_file("/a.bin", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let mut rec = Recorder::default();
+    let cancel = CancellationToken::new();
+    let none = FileValidator::default();
+    let url = server.url("a.bin");
+    let file = FileTransfer {
+        remote: &url,
+        temp: &temp,
+        offset: 0,
+        validator: &none,
+        sync_on_finish: true,
+        missing: &[],
+        connections: 1,
+        pace: Some(std::sync::Arc::new(bits_transfer::Pacer::new())),
+    };
+    let out = engine().download(file, &mut rec, &cancel).await.unwrap();
+    assert_eq!(out.bytes, data.len() as u64);
+    assert_eq!(read(&temp), data);
+    let requests = server.requests_for("/a.bin");
+    assert!(requests.len() >= 4, "chunked: {} requests", requests.len());
+    for r in &requests[1..] {
+        assert!(r.range.is_some(), "{r:?}");
+        assert_eq!(r.header("if-range"), server.etag("/a.bin").as_deref());
+    }
 }

@@ -50,6 +50,7 @@ async fn throughput_loopback() {
         sync_on_finish: true,
         missing: &[],
         connections: 1,
+        pace: None,
     };
     let started = Instant::now();
     let out = engine
