@@ -100,6 +100,7 @@ async fn move_file(
                 session: &next.file.upload,
                 acknowledged: next.file.bytes_transferred,
                 reply_to: next.reply_wanted.then_some(next.file.temp.as_path()),
+                pace: pace.cloned(),
             },
             &mut sink,
             cancel,
@@ -290,9 +291,9 @@ async fn attempt(shared: &Arc<Shared>, id: JobId, cancel: &CancellationToken) ->
             e.job.props.priority.is_background(),
         )
     };
-    // Background downloads use only the bandwidth nobody else uses; one
+    // Background transfers use only the bandwidth nobody else uses; one
     // pace for all the files of the attempt.
-    let pace = (background && job_type == JobType::Download).then(|| Arc::new(Pacer::new()));
+    let pace = background.then(|| Arc::new(Pacer::new()));
     if remaining.is_zero() {
         return Attempt::TimedOut;
     }

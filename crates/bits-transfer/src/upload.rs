@@ -54,11 +54,13 @@
 use crate::engine::{content_length, join_error, request_error, retry_after};
 use crate::engine::{Engine, FileTransfer, Progress};
 use crate::error::{is_transient_status, redact, status_reason, NetFailure, TransferError};
+use crate::pace::{probe_target, Pacer};
 use bits_core::{ByteRange, FileValidator, UploadSession};
 use bits_upload_proto::{self as proto, Ack, FragmentRange, Request};
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use std::fs::File;
+use std::future::Future;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -112,7 +114,7 @@ const PACKET_RETRIES: u32 = 2;
 const MAX_DRAIN: u64 = 64 << 10;
 
 /// One upload to make.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct UploadTransfer<'a> {
     /// The local file to send.
     pub local: &'a Path,
@@ -129,6 +131,9 @@ pub struct UploadTransfer<'a> {
     /// Upload-reply jobs: where to write the reply (the daemon gives a
     /// temporary path; the engine writes it whole).
     pub reply_to: Option<&'a Path>,
+    /// For a background job: paces the fragments' bytes to the bandwidth
+    /// nobody else uses (see [`Pacer`]). `None`: as fast as the path allows.
+    pub pace: Option<Arc<Pacer>>,
 }
 
 /// Receives upload progress; the daemon persists what it is told. Called
@@ -181,6 +186,13 @@ impl Engine {
             validator: FileValidator::default(),
             total: 0,
             gained: 0,
+            pace: t.pace.clone(),
+        };
+        // Round trips to the server are measured while the upload runs; our
+        // own handshakes wait behind the bytes queued on the way out.
+        let _probe = match &t.pace {
+            Some(pacer) => probe_target(&run.url).await.map(|addr| pacer.probe(addr)),
+            None => None,
         };
         match run.run(&t).await {
             Err(e) if run.gained > 0 && !matches!(e, TransferError::Cancelled) => {
@@ -235,7 +247,7 @@ impl Engine {
         &self,
         target: &Url,
         packet: &Request,
-        body: Option<Bytes>,
+        body: Option<Payload>,
         wait: Duration,
         cancel: &CancellationToken,
     ) -> Result<Answer, TransferError> {
@@ -266,7 +278,7 @@ impl Engine {
         &self,
         target: &Url,
         packet: &Request,
-        body: Option<Bytes>,
+        body: Option<Payload>,
         wait: Duration,
         cancel: &CancellationToken,
     ) -> Result<Answer, TransferError> {
@@ -297,15 +309,17 @@ impl Engine {
         }
         // Servers (IIS among them) want a Content-Length on every BITS_POST,
         // and hyper sends none for an empty body.
-        let len = body.as_ref().map_or(0, |b| b.len() as u64);
+        let len = body.as_ref().map_or(0, |b| b.data.len() as u64);
         headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
 
         let watch = Arc::new(Watch::new(body.is_none()));
         let mut request = self.client.request(method, target.clone()).headers(headers);
-        if let Some(data) = body {
+        if let Some(Payload { data, pace }) = body {
             request = request.body(reqwest::Body::wrap(FragmentBody {
                 data,
                 watch: watch.clone(),
+                pace,
+                pause: None,
             }));
         }
         let read_timeout = self.config.read_timeout;
@@ -357,6 +371,8 @@ struct Run<'a> {
     total: u64,
     /// Bytes the server acknowledged during this call.
     gained: u64,
+    /// The background pace of the fragments, if any.
+    pace: Option<Arc<Pacer>>,
 }
 
 /// What a Fragment's answer means for the loop.
@@ -478,7 +494,16 @@ impl Run<'_> {
             debug!(url = %self.shown, first, len, total = self.total, "sending a fragment");
             let answer = match self
                 .engine
-                .exchange(&target, &packet, Some(data), wait, self.cancel)
+                .exchange(
+                    &target,
+                    &packet,
+                    Some(Payload {
+                        data,
+                        pace: self.pace.clone(),
+                    }),
+                    wait,
+                    self.cancel,
+                )
                 .await
             {
                 Ok(a) => a,
@@ -1059,6 +1084,17 @@ impl Watch {
 struct FragmentBody {
     data: Bytes,
     watch: Arc<Watch>,
+    /// A background upload's pace, and the pause that pays for the next
+    /// slice.
+    pace: Option<Arc<Pacer>>,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// A fragment's bytes and the pace to send them at.
+#[derive(Clone)]
+struct Payload {
+    data: Bytes,
+    pace: Option<Arc<Pacer>>,
 }
 
 impl http_body::Body for FragmentBody {
@@ -1067,7 +1103,7 @@ impl http_body::Body for FragmentBody {
 
     fn poll_frame(
         self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
         if this.data.is_empty() {
@@ -1075,6 +1111,25 @@ impl http_body::Body for FragmentBody {
             return Poll::Ready(None);
         }
         let n = this.data.len().min(BODY_CHUNK);
+        // A background upload pays for each slice before handing it over:
+        // the server has the whole length announced, so nothing may be
+        // held back after the last byte.
+        if let Some(pacer) = &this.pace {
+            if this.pause.is_none() {
+                let wait = pacer.take(n);
+                if !wait.is_zero() {
+                    this.pause = Some(Box::pin(tokio::time::sleep(wait)));
+                }
+            }
+            if let Some(pause) = &mut this.pause {
+                if pause.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                // Waiting for the pace is not the connection stalling.
+                this.watch.touch(false);
+            }
+            this.pause = None;
+        }
         let chunk = this.data.split_to(n);
         this.watch.touch(this.data.is_empty());
         Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
@@ -1180,6 +1235,7 @@ mod tests {
             session: &s,
             acknowledged: 0,
             reply_to: None,
+            pace: None,
         };
         let fut = engine.upload(t, &mut p, &cancel);
         assert_send(&fut);

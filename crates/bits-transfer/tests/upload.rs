@@ -82,6 +82,9 @@ struct Persisted {
     session: UploadSession,
     validator: FileValidator,
     acknowledged: u64,
+    /// A background job's pace (not persisted by a daemon; kept here so
+    /// that a test can run every attempt paced).
+    pace: Option<std::sync::Arc<bits_transfer::Pacer>>,
 }
 
 impl Persisted {
@@ -114,6 +117,7 @@ async fn attempt(
         session: &state.session,
         acknowledged: state.acknowledged,
         reply_to,
+        pace: state.pace.clone(),
     };
     let r = engine.upload(t, rec, cancel).await;
     state.update(rec);
@@ -366,6 +370,41 @@ async fn upload_arrives_byte_exact_and_session_is_closed() {
     assert_eq!(proxy.packets("Close-Session"), 1);
     assert_eq!(proxy.text().matches("content-name: report.bin").count(), 1);
     assert_eq!(sessions_on_disk(root.path()), 0);
+    server.stop().await;
+}
+
+/// A background (paced) upload arrives byte-exact: the pace holds its bytes
+/// back, it never changes them. At the starting rate (256 KiB/s) 600 kB
+/// take about two seconds.
+#[tokio::test]
+async fn a_paced_upload_arrives_byte_exact() {
+    let root = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(root.path(), UploadConfig::default()).await;
+    let body = content(600_000, 9);
+    let local = work.path().join("bg.bin");
+    std::fs::write(&local, &body).unwrap();
+    let mut state = Persisted {
+        pace: Some(std::sync::Arc::new(bits_transfer::Pacer::new())),
+        ..Persisted::default()
+    };
+    let mut rec = Recorder::default();
+    let cancel = CancellationToken::new();
+    let started = std::time::Instant::now();
+    attempt(
+        &engine(),
+        &local,
+        &format!("http://{}/bg.bin", server.addr),
+        &mut state,
+        None,
+        &mut rec,
+        &cancel,
+    )
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(root.path().join("bg.bin")).unwrap(), body);
+    // Paced: not the instant a loopback upload takes unpaced.
+    assert!(started.elapsed() > std::time::Duration::from_millis(300));
     server.stop().await;
 }
 
