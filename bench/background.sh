@@ -42,6 +42,7 @@ cleanup() {
         [ -f "$h/bitsd.pid" ] && kill "$(tr -dc 0-9 < "$h/bitsd.pid")" 2>/dev/null
     done
     [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
+    [ -n "${serve_pid:-}" ] && kill "$serve_pid" 2>/dev/null
     sleep 0.5
     ip netns del "$srv" 2>/dev/null
     ip netns del "$cli" 2>/dev/null
@@ -65,6 +66,8 @@ ip -n "$cli" link set "veth-c$id" up
 ip netns exec "$srv" ethtool -K "veth-s$id" tso off gso off gro off >/dev/null 2>&1 || true
 ip netns exec "$cli" ethtool -K "veth-c$id" tso off gso off gro off >/dev/null 2>&1 || true
 tc -n "$srv" qdisc add dev "veth-s$id" root tbf rate "$rate" burst 64kb latency "$queue"
+# the same bottleneck on the way up, for the upload cases
+tc -n "$cli" qdisc add dev "veth-c$id" root tbf rate "$rate" burst 64kb latency "$queue"
 
 mkdir -p "$work/data" "$work/out"
 # nginx workers run as an unprivileged user: let them read the data
@@ -87,6 +90,11 @@ EOF
 ip netns exec "$srv" "$nginx_bin" -c "$work/nginx.conf"
 sleep 0.5
 url=http://10.231.0.1:8080
+mkdir -p "$work/up"
+ip netns exec "$srv" "$bin/bits" serve "$work/up" --listen 10.231.0.1:8081 --upload --allow-overwrite \
+    > "$work/serve.log" 2>&1 &
+serve_pid=$!
+up=http://10.231.0.1:8081
 probe=$(ip netns exec "$cli" curl -s -o /dev/null -r 0-0 -w '%{http_code}' "$url/big1.bin" || true)
 [ "$probe" = 206 ] || die "the server in $srv does not answer as expected (HTTP $probe); see $work/nginx.err"
 
@@ -122,9 +130,9 @@ with_bits() { # name priority
     echo "$fg $(python3 -c "print(($b1 - $b0) / ($t1 - $t0))")"
 }
 
-log "1/5 foreground curl alone"
+log "1/8 foreground curl alone"
 alone=$(fg_curl big1.bin)
-log "2/5 Low bits job alone"
+log "2/8 Low bits job alone"
 id=$(bits_job bg-alone low big2.bin)
 sleep 3
 b0=$(bits_bytes bg-alone "$id"); t0=$EPOCHREALTIME
@@ -132,21 +140,58 @@ sleep "$secs"
 b1=$(bits_bytes bg-alone "$id"); t1=$EPOCHREALTIME
 bits_stop bg-alone "$id"
 bg_alone=$(python3 -c "print(($b1 - $b0) / ($t1 - $t0))")
-log "3/5 curl beside a Low bits job"
+log "3/8 curl beside a Low bits job"
 read -r fg_low bg_low < <(with_bits bg-low low)
-log "4/5 curl beside a second curl"
+log "4/8 curl beside a second curl"
 ip netns exec "$cli" curl -s -o /dev/null --max-time $((secs + 6)) "$url/big2.bin" &
 other=$!
 sleep 3
 fg_curl2=$(fg_curl big1.bin)
 wait "$other" || true
-log "5/5 curl beside a Foreground bits job"
+log "5/8 curl beside a Foreground bits job"
 read -r fg_fg bg_fg < <(with_bits bg-fg foreground)
 
-python3 - "$rate" "$queue" "$secs" "$alone" "$bg_alone" "$fg_low" "$bg_low" "$fg_curl2" "$fg_fg" "$bg_fg" <<'PY'
+# Uploads: curl PUT (to `bits serve --upload`) as the foreground.
+fg_put() { # name on the server
+    ip netns exec "$cli" curl -s -o /dev/null --max-time "$secs" -T "$work/data/big1.bin" \
+        -w '%{speed_upload}\n' "$up/$1" || true
+}
+bits_up() { # name priority; prints the JobId
+    local home=$work/home-$1
+    mkdir -p "$home"
+    BITS_HOME=$home BITS_LOG=${BG_LOG:-info} ip netns exec "$cli" "$bin/bits" start --async \
+        --type upload --priority "$2" "$work/data/big2.bin" "$up/$1.bin"
+}
+# An upload's BytesTransferred moves by whole 4 MiB fragments (what the
+# server acknowledged), so its rate is measured over a longer span.
+up_with_bits() { # name priority; prints "curl_rate bits_rate"
+    local id b0 b1 t0 t1 fg
+    id=$(bits_up "$1" "$2")
+    sleep 3
+    b0=$(bits_bytes "$1" "$id"); t0=$EPOCHREALTIME
+    fg=$(fg_put "fg-$1.bin")
+    b1=$(bits_bytes "$1" "$id"); t1=$EPOCHREALTIME
+    bits_stop "$1" "$id"
+    echo "$fg $(python3 -c "print(($b1 - $b0) / ($t1 - $t0))")"
+}
+log "6/8 foreground curl PUT alone"
+up_alone=$(fg_put fg-alone.bin)
+log "7/8 Low bits upload alone"
+id=$(bits_up up-alone low)
+sleep 3
+b0=$(bits_bytes up-alone "$id"); t0=$EPOCHREALTIME
+sleep "$secs"
+b1=$(bits_bytes up-alone "$id"); t1=$EPOCHREALTIME
+bits_stop up-alone "$id"
+up_bg_alone=$(python3 -c "print(($b1 - $b0) / ($t1 - $t0))")
+log "8/8 curl PUT beside a Low bits upload"
+read -r up_fg_low up_bg_low < <(up_with_bits up-low low)
+
+python3 - "$rate" "$queue" "$secs" "$alone" "$bg_alone" "$fg_low" "$bg_low" "$fg_curl2" "$fg_fg" "$bg_fg" \
+    "$up_alone" "$up_bg_alone" "$up_fg_low" "$up_bg_low" <<'PY'
 import sys
 rate, queue, secs = sys.argv[1:4]
-alone, bg_alone, fg_low, bg_low, fg_curl2, fg_fg, bg_fg = map(float, sys.argv[4:])
+alone, bg_alone, fg_low, bg_low, fg_curl2, fg_fg, bg_fg, up_alone, up_bg_alone, up_fg_low, up_bg_low = map(float, sys.argv[4:])
 mb = lambda x: f"{x / 1e6:.2f} MB/s"
 rows = [
     ("curl alone", mb(alone), "", "1.00"),
@@ -154,6 +199,9 @@ rows = [
     ("curl + Low bits job", mb(fg_low), mb(bg_low), f"{fg_low / alone:.2f}"),
     ("curl + second curl", mb(fg_curl2), "(second curl)", f"{fg_curl2 / alone:.2f}"),
     ("curl + Foreground bits job", mb(fg_fg), mb(bg_fg), f"{fg_fg / alone:.2f}"),
+    ("upload: curl PUT alone", mb(up_alone), "", "1.00"),
+    ("upload: Low bits upload alone", "", mb(up_bg_alone), ""),
+    ("upload: curl PUT + Low bits upload", mb(up_fg_low), mb(up_bg_low), f"{up_fg_low / up_alone:.2f}"),
 ]
 print(f"\nbottleneck: tbf {rate}, queue up to {queue}; {secs} s per measurement\n")
 print("| case | foreground curl | bits | curl's share of its rate alone |")
