@@ -12,7 +12,8 @@
 #
 # Environment: BG_RATE (tbf rate, default 40mbit), BG_QUEUE (tbf latency,
 # default 150ms), BG_SECONDS (length of each measurement, default 15),
-# BG_BIN_DIR (bits binaries, default target/release).
+# BG_BIN_DIR (bits binaries, default target/release), BG_UPLOADS=0 (skip the
+# upload cases).
 set -euo pipefail
 export LC_ALL=C
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -174,18 +175,21 @@ up_with_bits() { # name priority; prints "curl_rate bits_rate"
     bits_stop "$1" "$id"
     echo "$fg $(python3 -c "print(($b1 - $b0) / ($t1 - $t0))")"
 }
-log "6/8 foreground curl PUT alone"
-up_alone=$(fg_put fg-alone.bin)
-log "7/8 Low bits upload alone"
-id=$(bits_up up-alone low)
-sleep 3
-b0=$(bits_bytes up-alone "$id"); t0=$EPOCHREALTIME
-sleep "$secs"
-b1=$(bits_bytes up-alone "$id"); t1=$EPOCHREALTIME
-bits_stop up-alone "$id"
-up_bg_alone=$(python3 -c "print(($b1 - $b0) / ($t1 - $t0))")
-log "8/8 curl PUT beside a Low bits upload"
-read -r up_fg_low up_bg_low < <(up_with_bits up-low low)
+up_alone=0 up_bg_alone=0 up_fg_low=0 up_bg_low=0
+if [ "${BG_UPLOADS:-1}" != 0 ]; then
+    log "6/8 foreground curl PUT alone"
+    up_alone=$(fg_put fg-alone.bin)
+    log "7/8 Low bits upload alone"
+    id=$(bits_up up-alone low)
+    sleep 3
+    b0=$(bits_bytes up-alone "$id"); t0=$EPOCHREALTIME
+    sleep "$secs"
+    b1=$(bits_bytes up-alone "$id"); t1=$EPOCHREALTIME
+    bits_stop up-alone "$id"
+    up_bg_alone=$(python3 -c "print(($b1 - $b0) / ($t1 - $t0))")
+    log "8/8 curl PUT beside a Low bits upload"
+    read -r up_fg_low up_bg_low < <(up_with_bits up-low low)
+fi
 
 python3 - "$rate" "$queue" "$secs" "$alone" "$bg_alone" "$fg_low" "$bg_low" "$fg_curl2" "$fg_fg" "$bg_fg" \
     "$up_alone" "$up_bg_alone" "$up_fg_low" "$up_bg_low" <<'PY'
@@ -199,10 +203,13 @@ rows = [
     ("curl + Low bits job", mb(fg_low), mb(bg_low), f"{fg_low / alone:.2f}"),
     ("curl + second curl", mb(fg_curl2), "(second curl)", f"{fg_curl2 / alone:.2f}"),
     ("curl + Foreground bits job", mb(fg_fg), mb(bg_fg), f"{fg_fg / alone:.2f}"),
-    ("upload: curl PUT alone", mb(up_alone), "", "1.00"),
-    ("upload: Low bits upload alone", "", mb(up_bg_alone), ""),
-    ("upload: curl PUT + Low bits upload", mb(up_fg_low), mb(up_bg_low), f"{up_fg_low / up_alone:.2f}"),
 ]
+if up_alone:
+    rows += [
+        ("upload: curl PUT alone", mb(up_alone), "", "1.00"),
+        ("upload: Low bits upload alone", "", mb(up_bg_alone), ""),
+        ("upload: curl PUT + Low bits upload", mb(up_fg_low), mb(up_bg_low), f"{up_fg_low / up_alone:.2f}"),
+    ]
 print(f"\nbottleneck: tbf {rate}, queue up to {queue}; {secs} s per measurement\n")
 print("| case | foreground curl | bits | curl's share of its rate alone |")
 print("|---|---:|---:|---:|")
