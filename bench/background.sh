@@ -119,30 +119,27 @@ bits_stop() { # name id
     kill "$(tr -dc 0-9 < "$work/home-$1/bitsd.pid")"
     sleep 0.5
 }
-# runs curl beside a bits job of priority $2; prints "curl_rate bits_rate"
-with_bits() { # name priority
-    local id b0 b1 t0 t1 fg
-    id=$(bits_job "$1" "$2" big2.bin)
-    sleep 3 # let the background job reach its pace first
-    b0=$(bits_bytes "$1" "$id"); t0=$EPOCHREALTIME
-    fg=$(fg_curl big1.bin)
-    b1=$(bits_bytes "$1" "$id"); t1=$EPOCHREALTIME
-    bits_stop "$1" "$id"
-    echo "$fg $(python3 -c "print(($b1 - $b0) / ($t1 - $t0))")"
+# Measures a bits job while CMD runs (default: sleep); stops the job; prints
+# CMD's output and the job's rate in bytes/s. An upload's BytesTransferred
+# moves by whole 4 MiB fragments (what the server acknowledged): its rate is
+# coarse over short spans.
+during() { # name id cmd...
+    local name=$1 id=$2 b0 b1 t0 t1 out
+    shift 2
+    sleep 3 # let the job reach its pace first
+    b0=$(bits_bytes "$name" "$id"); t0=$EPOCHREALTIME
+    out=$("$@")
+    b1=$(bits_bytes "$name" "$id"); t1=$EPOCHREALTIME
+    bits_stop "$name" "$id"
+    echo "$out $(python3 -c "print(($b1 - $b0) / ($t1 - $t0))")"
 }
 
 log "1/8 foreground curl alone"
 alone=$(fg_curl big1.bin)
 log "2/8 Low bits job alone"
-id=$(bits_job bg-alone low big2.bin)
-sleep 3
-b0=$(bits_bytes bg-alone "$id"); t0=$EPOCHREALTIME
-sleep "$secs"
-b1=$(bits_bytes bg-alone "$id"); t1=$EPOCHREALTIME
-bits_stop bg-alone "$id"
-bg_alone=$(python3 -c "print(($b1 - $b0) / ($t1 - $t0))")
+read -r bg_alone < <(during bg-alone "$(bits_job bg-alone low big2.bin)" sleep "$secs")
 log "3/8 curl beside a Low bits job"
-read -r fg_low bg_low < <(with_bits bg-low low)
+read -r fg_low bg_low < <(during bg-low "$(bits_job bg-low low big2.bin)" fg_curl big1.bin)
 log "4/8 curl beside a second curl"
 ip netns exec "$cli" curl -s -o /dev/null --max-time $((secs + 6)) "$url/big2.bin" &
 other=$!
@@ -150,7 +147,7 @@ sleep 3
 fg_curl2=$(fg_curl big1.bin)
 wait "$other" || true
 log "5/8 curl beside a Foreground bits job"
-read -r fg_fg bg_fg < <(with_bits bg-fg foreground)
+read -r fg_fg bg_fg < <(during bg-fg "$(bits_job bg-fg foreground big2.bin)" fg_curl big1.bin)
 
 # Uploads: curl PUT (to `bits serve --upload`) as the foreground.
 fg_put() { # name on the server
@@ -163,32 +160,14 @@ bits_up() { # name priority; prints the JobId
     BITS_HOME=$home BITS_LOG=${BG_LOG:-info} ip netns exec "$cli" "$bin/bits" start --async \
         --type upload --priority "$2" "$work/data/big2.bin" "$up/$1.bin"
 }
-# An upload's BytesTransferred moves by whole 4 MiB fragments (what the
-# server acknowledged), so its rate is measured over a longer span.
-up_with_bits() { # name priority; prints "curl_rate bits_rate"
-    local id b0 b1 t0 t1 fg
-    id=$(bits_up "$1" "$2")
-    sleep 3
-    b0=$(bits_bytes "$1" "$id"); t0=$EPOCHREALTIME
-    fg=$(fg_put "fg-$1.bin")
-    b1=$(bits_bytes "$1" "$id"); t1=$EPOCHREALTIME
-    bits_stop "$1" "$id"
-    echo "$fg $(python3 -c "print(($b1 - $b0) / ($t1 - $t0))")"
-}
 up_alone=0 up_bg_alone=0 up_fg_low=0 up_bg_low=0
 if [ "${BG_UPLOADS:-1}" != 0 ]; then
     log "6/8 foreground curl PUT alone"
     up_alone=$(fg_put fg-alone.bin)
     log "7/8 Low bits upload alone"
-    id=$(bits_up up-alone low)
-    sleep 3
-    b0=$(bits_bytes up-alone "$id"); t0=$EPOCHREALTIME
-    sleep "$secs"
-    b1=$(bits_bytes up-alone "$id"); t1=$EPOCHREALTIME
-    bits_stop up-alone "$id"
-    up_bg_alone=$(python3 -c "print(($b1 - $b0) / ($t1 - $t0))")
+    read -r up_bg_alone < <(during up-alone "$(bits_up up-alone low)" sleep "$secs")
     log "8/8 curl PUT beside a Low bits upload"
-    read -r up_fg_low up_bg_low < <(up_with_bits up-low low)
+    read -r up_fg_low up_bg_low < <(during up-low "$(bits_up up-low low)" fg_put fg-low.bin)
 fi
 
 python3 - "$rate" "$queue" "$secs" "$alone" "$bg_alone" "$fg_low" "$bg_low" "$fg_curl2" "$fg_fg" "$bg_fg" \
