@@ -505,3 +505,17 @@ impl std::fmt::Debug for TestServer {
 pub(crate) fn http_date_now() -> String {
     httpdate::fmt_http_date(SystemTime::now())
 }
+
+/// Deterministic, non-repeating test content (xorshift from `seed`), so a
+/// spliced or shifted file never compares equal to the original.
+pub fn content(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

@@ -6,7 +6,7 @@
 
 use bits_core::error::codes;
 use bits_core::{ByteRange, ErrorContext, FileValidator};
-use bits_test_support::{Fault, TestServer};
+use bits_test_support::{content, Fault, TestServer};
 use bits_transfer::{
     CheckpointPolicy, Class, Engine, EngineConfig, FileTransfer, Outcome, Progress, TransferError,
 };
@@ -76,19 +76,6 @@ fn engine_with(read_timeout: Duration) -> Engine {
         ..EngineConfig::default()
     })
     .unwrap()
-}
-
-/// Deterministic, non-repeating content so a splice or shift shows.
-fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 /// One attempt: downloads `remote` into `temp` from `offset` of `validator`.

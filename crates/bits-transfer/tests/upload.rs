@@ -11,7 +11,7 @@
 use bits_core::error::codes;
 use bits_core::{ErrorContext, FileValidator, UploadSession};
 use bits_server::{Notify, NotifyKind, ServeConfig, UploadConfig};
-use bits_test_support::TestServer;
+use bits_test_support::{content, TestServer};
 use bits_transfer::{
     Class, Engine, EngineConfig, TransferError, UploadOutcome, UploadProgress, UploadTransfer,
 };
@@ -35,19 +35,6 @@ fn engine() -> Engine {
         ..EngineConfig::default()
     })
     .unwrap()
-}
-
-/// Deterministic, non-repeating content so a splice or shift shows.
-fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 // ------------------------------------------------------------ the recorder
