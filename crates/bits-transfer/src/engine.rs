@@ -281,13 +281,12 @@ impl Engine {
                 .size
                 .filter(|&total| segmented::well_formed(file.missing, total));
             let why = match (resumable, if_range_value(&stored)) {
-                (Some(_), Some(if_range)) => {
+                (Some(_), Some(_)) => {
                     let job = Segmented {
                         url,
                         shown: &shown,
                         temp: file.temp,
                         validator: &stored,
-                        if_range,
                         missing: file.missing.to_vec(),
                         first: None,
                         connections: file.connections.max(1) as usize,
@@ -458,13 +457,12 @@ impl Engine {
                     let plan = (!single)
                         .then(|| self.segmentable(file, &response, at, skip, end, &validator))
                         .flatten();
-                    if let Some((if_range, missing)) = plan {
+                    if let Some(missing) = plan {
                         let job = Segmented {
                             url,
                             shown: &shown,
                             temp: file.temp,
                             validator: &validator,
-                            if_range,
                             connections: missing.len(),
                             missing,
                             first: Some(response),
@@ -550,8 +548,8 @@ impl Engine {
     /// How to fetch the rest of a file over several connections, if that is
     /// worth it: the file may use more than one, the server allows ranges,
     /// the answer covers the rest of a version `If-Range` can name, and at
-    /// least two ranges' worth is left. Gives the `If-Range` value and the
-    /// ranges, one per connection.
+    /// least two ranges' worth is left. Gives the ranges, one per
+    /// connection.
     fn segmentable(
         &self,
         file: &FileTransfer<'_>,
@@ -560,7 +558,7 @@ impl Engine {
         skip: u64,
         end: Option<u64>,
         validator: &FileValidator,
-    ) -> Option<(String, Vec<ByteRange>)> {
+    ) -> Option<Vec<ByteRange>> {
         let total = validator.size?;
         let ranges_allowed = response.status().as_u16() == 206
             || response
@@ -584,7 +582,8 @@ impl Engine {
         let n = u64::from(file.connections)
             .min(left / segmented::MIN_SEGMENT)
             .max(1) as usize;
-        Some((if_range_value(validator)?, segmented::split(at, total, n)))
+        if_range_value(validator)?;
+        Some(segmented::split(at, total, n))
     }
 
     /// Streams a response body into the sink: skips its first `skip` bytes

@@ -18,8 +18,9 @@
 //! the end.
 
 use crate::engine::{
-    accept_content_range, changed, content_length, join_error, mtime_of, request_error,
-    response_validator, retry_after, same_version, write_all_at, Engine, Outcome, Progress,
+    accept_content_range, changed, content_length, if_range_value, join_error, mtime_of,
+    request_error, response_validator, retry_after, same_version, write_all_at, Engine, Outcome,
+    Progress,
 };
 use crate::error::{LocalOp, TransferError};
 use crate::pace::Pacer;
@@ -68,7 +69,6 @@ pub(crate) struct Segmented<'a> {
     pub temp: &'a Path,
     /// The version: a known size and something `If-Range` can carry.
     pub validator: &'a FileValidator,
-    pub if_range: String,
     /// What is still to fetch: sorted, disjoint, non-empty ranges inside the
     /// file. Everything else is already in the temporary file.
     pub missing: Vec<ByteRange>,
@@ -482,6 +482,11 @@ impl Engine {
             .validator
             .size
             .expect("segmented downloads need a known size");
+        let Some(if_range) = if_range_value(job.validator) else {
+            return Err(SegEnd::Restart(
+                "no ETag or Last-Modified ties the ranges to one version",
+            ));
+        };
         let fresh = job.first.is_some();
         let path = job.temp.to_path_buf();
         let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Option<File>> {
@@ -535,7 +540,7 @@ impl Engine {
             file: file.clone(),
             table: Mutex::new(Table::new(job.missing)),
             validator: job.validator.clone(),
-            if_range: job.if_range,
+            if_range,
             total,
             stop: cancel.child_token(),
             pace: job.pace.clone(),
