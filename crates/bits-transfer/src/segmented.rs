@@ -280,6 +280,19 @@ impl Ctx {
         })
     }
 
+    /// Waits `wait` for the pace, or until the connections are stopped
+    /// (the next read or request then notices).
+    async fn pause(&self, wait: Duration) {
+        if wait.is_zero() {
+            return;
+        }
+        tokio::select! {
+            biased;
+            _ = self.stop.cancelled() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+
     /// Asks for `[pos, end)` of the version being written.
     async fn request(&self, pos: u64, end: u64) -> Result<reqwest::Response, SegEnd> {
         let request = self
@@ -437,22 +450,10 @@ impl Ctx {
                                 // ask for the next one.
                                 self.flush(id, &mut buf, pos).await?;
                                 drop(response);
-                                if !wait.is_zero() {
-                                    tokio::select! {
-                                        biased;
-                                        _ = self.stop.cancelled() => {}
-                                        () = tokio::time::sleep(wait) => {}
-                                    }
-                                }
+                                self.pause(wait).await;
                                 break;
                             }
-                            if !wait.is_zero() {
-                                tokio::select! {
-                                    biased;
-                                    _ = self.stop.cancelled() => {}
-                                    () = tokio::time::sleep(wait) => {}
-                                }
-                            }
+                            self.pause(wait).await;
                         }
                         continue;
                     }
