@@ -100,6 +100,11 @@ pub mod codes {
     pub const E_ACCESSDENIED: u32 = 0x8007_0005;
     /// HRESULT_FROM_WIN32(ERROR_DISK_FULL).
     pub const E_DISK_FULL: u32 = 0x8007_0070;
+    /// BG_S_PARTIAL_COMPLETE: Complete kept only the files that were fully
+    /// transferred; the others were discarded.
+    pub const BG_S_PARTIAL_COMPLETE: u32 = 0x0020_0017;
+    /// E_UNEXPECTED: an internal error (a bug) stopped the operation.
+    pub const E_UNEXPECTED: u32 = 0x8000_FFFF;
     /// E_FAIL: unspecified failure.
     pub const E_FAIL: u32 = 0x8000_4005;
     /// HRESULT_FROM_WIN32(ERROR_INTERNET_CANNOT_CONNECT) as WinHTTP reports it.

@@ -189,21 +189,92 @@ impl Default for JobProps {
 /// What identifies one version of a remote file. A resumed transfer asks the
 /// server for the rest of *this* version; if the server's answer names
 /// another version, the file restarts from zero instead of splicing.
+///
+/// Only strong validators may prove that two sets of bytes belong to one
+/// version (RFC 9110 §8.8.1): a strong ETag, or a date known to be strong.
+/// Weak ones can still show that a version *changed*.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileValidator {
-    /// The strong ETag, quotes included, if the server sent one.
+    /// The ETag, quotes included, as the server sent it (`W/` for a weak
+    /// one); for a local source, a tag of its own made from the file's
+    /// identity.
     pub etag: Option<String>,
-    /// The Last-Modified header (HTTP date), or the local source's mtime.
+    /// The Last-Modified header (HTTP date), or the local source's mtime as
+    /// `seconds.nanoseconds`.
     pub last_modified: Option<String>,
+    /// Whether `last_modified` may prove a version: an HTTP date at least a
+    /// second older than the response's `Date` (RFC 9110 §8.8.2.2: a file
+    /// changed twice within one second keeps its date), or a local mtime at
+    /// the file system's full resolution.
+    #[serde(default)]
+    pub last_modified_strong: bool,
     /// The full size of the file.
     pub size: Option<u64>,
 }
 
 impl FileValidator {
-    /// Whether there is anything to validate a resumed range against.
-    pub fn is_usable(&self) -> bool {
-        self.etag.is_some() || self.last_modified.is_some()
+    /// The ETag, if it is strong.
+    pub fn strong_etag(&self) -> Option<&str> {
+        self.etag.as_deref().filter(|t| !t.starts_with("W/"))
     }
+
+    /// The date, if it is strong.
+    pub fn strong_date(&self) -> Option<&str> {
+        self.last_modified
+            .as_deref()
+            .filter(|_| self.last_modified_strong)
+    }
+
+    /// Whether bytes of this version can later be proven to belong to it:
+    /// only then may a transfer be resumed.
+    pub fn can_prove(&self) -> bool {
+        self.strong_etag().is_some() || self.strong_date().is_some()
+    }
+}
+
+/// Which file a path named when it was opened: device and inode. A file
+/// put in its place later (by a temp cleaner, another user, a restore) has
+/// another identity, so bytes are never trusted, and no file is renamed
+/// into place, on the strength of a path alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FileId {
+    /// `st_dev`.
+    pub dev: u64,
+    /// `st_ino`.
+    pub ino: u64,
+}
+
+/// A secret (a password): kept and used, never shown. `Debug` prints
+/// `***`, and there is no `Display`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Secret {
+        Secret(secret.into())
+    }
+
+    /// The secret itself, for the one place that must send or store it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A user name and password for the server of a file (from the userinfo of
+/// its URL, `http://user:password@host/`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Credential {
+    /// The user name (may be `DOMAIN\\user`).
+    pub user: String,
+    /// The password.
+    pub password: Secret,
 }
 
 /// A half-open range `[start, end)` of a file's bytes.
@@ -244,18 +315,22 @@ pub struct UploadSession {
 }
 
 /// One file of a job: where it comes from, where it goes, how far it got.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobFile {
-    /// RemoteName: an http(s) or file URL, or an absolute local path.
+    /// RemoteName: an http(s) or file URL, or an absolute local path. Never
+    /// holds credentials: a URL's userinfo is moved to `credential`.
     pub remote: String,
+    /// The credentials for `remote`'s server, if its URL carried any.
+    pub credential: Option<Credential>,
     /// LocalName: the absolute path the file gets when the job is completed.
     pub local: PathBuf,
     /// Where the bytes are written until the job is completed.
     pub temp: PathBuf,
     /// The full size, once known.
     pub bytes_total: Option<u64>,
-    /// Bytes durably on disk in `temp` (the last checkpoint), or more while a
-    /// transfer is running.
+    /// Bytes durably on disk in `temp`: the last checkpoint. Bytes received
+    /// since are counted apart (the daemon's live progress) and never used
+    /// as a resume point.
     pub bytes_transferred: u64,
     /// Whether every byte is on disk and fsynced.
     pub complete: bool,
@@ -268,6 +343,10 @@ pub struct JobFile {
     /// sorted. Empty when the file is written front to back, and then
     /// `bytes_transferred` is where it continues.
     pub missing: Vec<ByteRange>,
+    /// The temporary file the bytes were written to, as it was opened; its
+    /// bytes are trusted (resumed, renamed into place) only while the path
+    /// still names this file.
+    pub temp_id: Option<FileId>,
 }
 
 impl JobFile {
@@ -282,6 +361,7 @@ impl JobFile {
         let temp = local.with_file_name(format!(".{name}.bits-{job}.tmp"));
         JobFile {
             remote,
+            credential: None,
             local,
             temp,
             bytes_total: None,
@@ -290,6 +370,7 @@ impl JobFile {
             validator: FileValidator::default(),
             upload: UploadSession::default(),
             missing: Vec::new(),
+            temp_id: None,
         }
     }
 }
@@ -432,7 +513,7 @@ impl Job {
                 self.transient_error_count += 1;
                 self.no_progress_since.get_or_insert(now);
             }
-            Event::FatalFailure { error } => {
+            Event::FatalFailure { error } | Event::FileLost { error } => {
                 self.error = Some(error);
                 self.retry_at = None;
             }
@@ -440,18 +521,6 @@ impl Job {
         self.state = to;
         self.modified = now;
         Ok(to)
-    }
-
-    /// Records that file `index` has `bytes` on disk: progress resets the
-    /// NoProgressTimeout clock.
-    pub fn record_progress(&mut self, index: usize, bytes: u64, now: SystemTime) {
-        if let Some(f) = self.files.get_mut(index) {
-            if bytes != f.bytes_transferred {
-                f.bytes_transferred = bytes;
-                self.no_progress_since = None;
-                self.modified = now;
-            }
-        }
     }
 }
 

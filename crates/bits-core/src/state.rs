@@ -140,6 +140,13 @@ pub enum Event {
     /// Daemon: the transfer stopped for a reason of the daemon's own (shutdown,
     /// end of a time slice); the job waits for its turn again.
     Interrupted,
+    /// Daemon: a file the job had transferred is gone or is no longer the
+    /// file that was written (found by Complete). The file must be
+    /// transferred again; the job waits in Error for the user.
+    FileLost {
+        /// What was found.
+        error: JobError,
+    },
 }
 
 impl Event {
@@ -157,6 +164,7 @@ impl Event {
             Event::FatalFailure { .. } => "fatal failure",
             Event::RetryDue => "retry",
             Event::Interrupted => "interrupt",
+            Event::FileLost { .. } => "file lost",
         }
     }
 }
@@ -226,6 +234,7 @@ pub fn next_state(
         (Queued | Connecting | Transferring | TransientError, Event::FatalFailure { .. }) => Error,
         (TransientError, Event::RetryDue) => Queued,
         (Connecting | Transferring, Event::Interrupted) => Queued,
+        (_, Event::FileLost { .. }) => Error,
         _ => return Err(refuse()),
     };
     Ok(next)

@@ -2,8 +2,8 @@
 
 use crate::error::StoreError;
 use bits_core::{
-    ByteRange, ErrorContext, FileValidator, Job, JobError, JobFile, JobId, JobProps, JobState,
-    JobType, Priority, UploadSession,
+    ByteRange, Credential, ErrorContext, FileId, FileValidator, Job, JobError, JobFile, JobId,
+    JobProps, JobState, JobType, Priority, Secret, UploadSession,
 };
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, Row};
@@ -98,7 +98,8 @@ pub(crate) fn update_job_row(conn: &Connection, job: &Job) -> Result<usize, Stor
 
 const FILE_COLUMNS: &str = "job_id, idx, remote, local, temp, bytes_total, bytes_transferred, \
     complete, etag, last_modified, size, upload_session_id, upload_host_id, \
-    upload_host_fallback_ms, upload_reply_url, missing";
+    upload_host_fallback_ms, upload_reply_url, missing, last_modified_strong, temp_dev, temp_ino, \
+    auth_user, auth_password";
 
 /// A file row's values, in `FILE_COLUMNS` order, shared by insert and update.
 fn file_values(id: JobId, index: usize, f: &JobFile) -> Vec<Value> {
@@ -125,6 +126,12 @@ fn file_values(id: JobId, index: usize, f: &JobFile) -> Vec<Value> {
         } else {
             Value::Text(encode_ranges(&f.missing))
         },
+        Value::Integer(i64::from(f.validator.last_modified_strong)),
+        // Device and inode numbers are stored as their bit patterns.
+        opt_int(f.temp_id.map(|id| id.dev as i64)),
+        opt_int(f.temp_id.map(|id| id.ino as i64)),
+        opt_text(&f.credential.as_ref().map(|c| c.user.clone())),
+        opt_text(&f.credential.as_ref().map(|c| c.password.expose().to_string())),
     ]
 }
 
@@ -305,8 +312,29 @@ pub(crate) fn load_all(conn: &Connection) -> Result<Vec<Job>, StoreError> {
         let Some(&ji) = index.get(&job_id) else {
             continue;
         };
+        let temp_id = match (
+            row.get::<_, Option<i64>>(17).map_err(r)?,
+            row.get::<_, Option<i64>>(18).map_err(r)?,
+        ) {
+            (Some(dev), Some(ino)) => Some(FileId {
+                dev: dev as u64,
+                ino: ino as u64,
+            }),
+            _ => None,
+        };
+        let credential = match (
+            row.get::<_, Option<String>>(19).map_err(r)?,
+            row.get::<_, Option<String>>(20).map_err(r)?,
+        ) {
+            (Some(user), password) => Some(Credential {
+                user,
+                password: Secret::new(password.unwrap_or_default()),
+            }),
+            _ => None,
+        };
         let file = JobFile {
             remote: row.get(2).map_err(r)?,
+            credential,
             local: PathBuf::from(row.get::<_, String>(3).map_err(r)?),
             temp: PathBuf::from(row.get::<_, String>(4).map_err(r)?),
             bytes_total: row.get::<_, Option<i64>>(5).map_err(r)?.map(|b| b as u64),
@@ -315,6 +343,7 @@ pub(crate) fn load_all(conn: &Connection) -> Result<Vec<Job>, StoreError> {
             validator: FileValidator {
                 etag: row.get(8).map_err(r)?,
                 last_modified: row.get(9).map_err(r)?,
+                last_modified_strong: row.get::<_, i64>(16).map_err(r)? != 0,
                 size: row.get::<_, Option<i64>>(10).map_err(r)?.map(|b| b as u64),
             },
             upload: UploadSession {
@@ -329,6 +358,7 @@ pub(crate) fn load_all(conn: &Connection) -> Result<Vec<Job>, StoreError> {
                     decode_ranges(&text).ok_or_else(|| corrupt(&job_id, "missing", &text))?
                 }
             },
+            temp_id,
         };
         jobs[ji].files.push(file);
     }

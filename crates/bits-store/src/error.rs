@@ -14,6 +14,25 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The database file is not a SQLite database, or is corrupt.
+    #[error("the job database {path} is damaged; move it away to start bitsd with no jobs")]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite found.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database or one of its companion files could not be made
+    /// private to its owner.
+    #[error("cannot make {path} private to its owner")]
+    Permissions {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A statement failed.
     #[error("job database: {op} failed")]
     Sql {

@@ -38,14 +38,17 @@ impl Store {
     /// up to date. A database written by a newer version is refused rather
     /// than misread.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        make_private(path, true)?;
         let conn = Connection::open(path).map_err(|source| StoreError::Open {
             path: path.to_path_buf(),
             source,
         })?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(StoreError::sql("set busy timeout"))?;
+        // The first statement reads the file: a file that is not a database
+        // (or a corrupt one) shows here, and says so in plain words.
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(StoreError::sql("enable WAL"))?;
+            .map_err(|source| damaged_or(path, "enable WAL", source))?;
         // FULL: the WAL is fsynced at every commit, so a committed job or
         // checkpoint survives power loss, not only a process crash.
         conn.pragma_update(None, "synchronous", "FULL")
@@ -53,7 +56,17 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(StoreError::sql("enable foreign keys"))?;
         let mut store = Store { conn };
-        schema::migrate(&mut store.conn)?;
+        schema::migrate(&mut store.conn).map_err(|e| match e {
+            StoreError::Sql { op, source } => damaged_or(path, op, source),
+            other => other,
+        })?;
+        // SQLite creates the WAL and shared-memory files with the database's
+        // mode; files left by an older bitsd may still be readable by others.
+        for companion in ["-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(companion);
+            make_private(Path::new(&name), false)?;
+        }
         Ok(store)
     }
 
@@ -130,6 +143,46 @@ impl Store {
             .execute("DELETE FROM jobs WHERE id = ?1", params![id.to_string()])
             .map_err(StoreError::sql("delete job"))?;
         Ok(())
+    }
+}
+
+/// A SQLite failure that means the file is not (or no longer) a database
+/// becomes [`StoreError::Damaged`]; others keep what was being done.
+fn damaged_or(path: &Path, op: &'static str, source: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    match source.sqlite_error_code() {
+        Some(NotADatabase | DatabaseCorrupt) => StoreError::Damaged {
+            path: path.to_path_buf(),
+            source,
+        },
+        _ => StoreError::Sql { op, source },
+    }
+}
+
+/// Restricts `path` to its owner (0600), creating it empty first when
+/// `create` is set and it does not exist: jobs hold credentials and the
+/// names of users' files.
+fn make_private(path: &Path, create: bool) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let failed = |source| StoreError::Permissions {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(failed)
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map(drop)
+            .map_err(failed),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(failed(e)),
     }
 }
 

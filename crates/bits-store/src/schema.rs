@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Migrations; entry `i` moves version `i` to `i + 1`.
 pub(crate) const MIGRATIONS: &[&str] = &[
@@ -61,6 +61,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // count, and each file's missing ranges ("start-end,..."; NULL: none).
     "ALTER TABLE jobs ADD COLUMN connections INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE files ADD COLUMN missing TEXT;",
+    // 3 -> 4: whether a file's Last-Modified may prove its version (rows
+    // written before are taken as weak: such a download restarts rather
+    // than trust a date that may not tell two versions apart); the identity
+    // of the temporary file the bytes went to; credentials moved out of the
+    // URL.
+    "ALTER TABLE files ADD COLUMN last_modified_strong INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE files ADD COLUMN temp_dev INTEGER;
+    ALTER TABLE files ADD COLUMN temp_ino INTEGER;
+    ALTER TABLE files ADD COLUMN auth_user TEXT;
+    ALTER TABLE files ADD COLUMN auth_password TEXT;",
 ];
 
 /// Brings the schema to [`SCHEMA_VERSION`].

@@ -1,24 +1,42 @@
 //! Moves the bytes of one file: resumable, validated downloads over HTTP(S)
-//! and from local files, and resumable uploads with the BITS Upload Protocol
-//! (module `upload`).
+//! and from local files, and resumable uploads with the BITS Upload Protocol.
 //!
 //! Architecture invariant: this crate knows nothing of jobs, states, the
 //! store or the scheduler. It is given one file to move, where the bytes go,
-//! how far a previous attempt durably got and which version of the remote
-//! file those bytes belong to. It reports progress and checkpoints through
-//! [`Progress`] and returns an [`Outcome`] or a classified [`TransferError`].
-//! An upload is given the local file, the URL, the server session so far and
-//! the bytes the server acknowledged; it reports through [`UploadProgress`]
-//! and returns an [`UploadOutcome`].
-//! The daemon turns those into job events.
+//! and where a previous attempt durably stood ([`FileState`]). It reports
+//! through [`Progress`] (or [`UploadProgress`]), waits for each resume point
+//! to be saved before it relies on it, and returns an [`Outcome`] or a
+//! classified [`TransferError`]. The daemon turns those into job events.
+//!
+//! # Layout
+//!
+//! - `engine`: [`Engine`], its settings and the shared HTTP client.
+//! - `progress`: what a download is given and reports.
+//! - `version` (pure): which version bytes belong to and what a response
+//!   means for them; `headers` (pure): the header parsers.
+//! - `temp_file`: the temporary file, opened safely, and the one path by
+//!   which bytes become durable; `ranges` (pure): byte-range sets.
+//! - `download/`: the request loop, the front-to-back writer, ranges over
+//!   several connections, local copies.
+//! - `upload/`: the BITS Upload Protocol client.
+//! - `pace`: background pacing; `net`: URLs as shown, bounded requests;
+//!   `error`: failures, their classes and descriptions.
 
+mod download;
 mod engine;
 mod error;
+mod headers;
+mod net;
 mod pace;
-mod segmented;
+mod progress;
+mod ranges;
+mod temp_file;
 mod upload;
+mod version;
 
-pub use engine::{CheckpointPolicy, Engine, EngineConfig, FileTransfer, Outcome, Progress};
+pub use engine::{CheckpointPolicy, Engine, EngineConfig, DEFAULT_UPLOAD_FRAGMENT};
 pub use error::{Class, LocalOp, NetFailure, TransferError};
+pub use net::split_credential;
 pub use pace::Pacer;
-pub use upload::{UploadOutcome, UploadProgress, UploadTransfer, DEFAULT_UPLOAD_FRAGMENT};
+pub use progress::{FileState, FileTransfer, Finished, Outcome, Progress, SaveError, Saved};
+pub use upload::{UploadOutcome, UploadProgress, UploadTransfer};

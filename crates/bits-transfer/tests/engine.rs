@@ -8,7 +8,8 @@ use bits_core::error::codes;
 use bits_core::{ByteRange, ErrorContext, FileValidator};
 use bits_test_support::{content, Fault, TestServer};
 use bits_transfer::{
-    CheckpointPolicy, Class, Engine, EngineConfig, FileTransfer, Outcome, Progress, TransferError,
+    CheckpointPolicy, Class, Engine, EngineConfig, FileState, FileTransfer, Outcome, Progress,
+    Saved, TransferError,
 };
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,34 +18,42 @@ use tokio_util::sync::CancellationToken;
 /// Everything the engine reported.
 #[derive(Debug, Default)]
 struct Recorder {
+    /// Each `begin`: the total, the version and where writing continues.
     connected: Vec<(Option<u64>, FileValidator, u64)>,
-    /// The missing ranges each `connected` announced (empty: front to back).
+    /// The missing ranges each `begin` announced (empty: front to back).
     connected_missing: Vec<Vec<ByteRange>>,
     progress: u64,
+    /// Checkpoints of files written front to back.
     checkpoints: Vec<u64>,
     /// Checkpoints of files fetched over several connections.
     ranges: Vec<(u64, Vec<ByteRange>)>,
+    /// Every state saved, in order.
+    saved: Vec<FileState>,
+}
+
+fn ready<'a>() -> Saved<'a> {
+    Box::pin(std::future::ready(Ok(())))
 }
 
 impl Progress for Recorder {
-    fn connected(
-        &mut self,
-        total: Option<u64>,
-        validator: &FileValidator,
-        offset: u64,
-        missing: &[ByteRange],
-    ) {
-        self.connected.push((total, validator.clone(), offset));
-        self.connected_missing.push(missing.to_vec());
+    fn begin<'a>(&'a mut self, state: &'a FileState, total: Option<u64>) -> Saved<'a> {
+        self.connected
+            .push((total, state.validator.clone(), state.bytes));
+        self.connected_missing.push(state.missing.clone());
+        self.saved.push(state.clone());
+        ready()
     }
     fn progress(&mut self, bytes: u64) {
         self.progress = bytes;
     }
-    fn checkpoint(&mut self, bytes: u64) {
-        self.checkpoints.push(bytes);
-    }
-    fn checkpoint_ranges(&mut self, bytes: u64, missing: &[ByteRange]) {
-        self.ranges.push((bytes, missing.to_vec()));
+    fn checkpoint<'a>(&'a mut self, state: &'a FileState) -> Saved<'a> {
+        if state.missing.is_empty() {
+            self.checkpoints.push(state.bytes);
+        } else {
+            self.ranges.push((state.bytes, state.missing.clone()));
+        }
+        self.saved.push(state.clone());
+        ready()
     }
 }
 
@@ -90,11 +99,14 @@ async fn attempt(
     let cancel = CancellationToken::new();
     let file = FileTransfer {
         remote,
+        credential: None,
         temp,
-        offset,
-        validator,
+        resume: &FileState {
+            validator: validator.clone(),
+            bytes: offset,
+            ..FileState::default()
+        },
         sync_on_finish: true,
-        missing: &[],
         connections: 1,
         pace: None,
     };
@@ -486,7 +498,7 @@ async fn resume_without_validator_restarts_from_zero() {
 
     let (offset, validator) =
         interrupted_first_attempt(&engine, &server, &temp, &data, 200_000).await;
-    assert!(!validator.is_usable());
+    assert!(!validator.can_prove());
 
     let mut rec = Recorder::default();
     attempt(
@@ -539,7 +551,7 @@ async fn resume_at_end_completes_without_body() {
     )
     .await
     .unwrap();
-    assert_eq!(again, first);
+    assert_eq!((again.bytes, &again.validator), (first.bytes, &first.validator));
     assert_eq!(read(&temp), data);
     assert_eq!(server.body_bytes_sent("/a.bin"), data.len() as u64);
     assert_eq!(server.requests_for("/a.bin")[1].status, 416);
@@ -558,6 +570,7 @@ async fn checkpoint_beyond_file_length_restarts() {
     let validator = FileValidator {
         etag: server.etag("/a.bin"),
         last_modified: server.last_modified("/a.bin"),
+        last_modified_strong: true,
         size: Some(data.len() as u64),
     };
     let mut rec = Recorder::default();
@@ -603,11 +616,13 @@ async fn cancel_checkpoints_and_returns_cancelled() {
     let validator = FileValidator::default();
     let file = FileTransfer {
         remote: &url,
+        credential: None,
         temp: &temp,
-        offset: 0,
-        validator: &validator,
+        resume: &FileState {
+            validator: validator.clone(),
+            ..FileState::default()
+        },
         sync_on_finish: true,
-        missing: &[],
         connections: 1,
         pace: None,
     };
@@ -854,13 +869,18 @@ async fn attempt_ranges(
     rec: &mut Recorder,
 ) -> Result<Outcome, TransferError> {
     let cancel = CancellationToken::new();
+    let total = validator.size.unwrap_or(0);
     let file = FileTransfer {
         remote,
+        credential: None,
         temp,
-        offset: 0,
-        validator,
+        resume: &FileState {
+            validator: validator.clone(),
+            bytes: total - total_len(missing).min(total),
+            missing: missing.to_vec(),
+            temp_id: None,
+        },
         sync_on_finish: true,
-        missing,
         connections,
         pace: None,
     };
@@ -921,13 +941,16 @@ async fn several_connections_fetch_ranges_of_one_version() {
     assert_eq!(out.bytes, data.len() as u64);
     assert_eq!(out.validator.etag, server.etag("/a.bin"));
     assert_eq!(rec.last_checkpoint(), data.len() as u64);
-    let announced = &rec.connected_missing[0];
-    assert_eq!(announced.len(), 4, "{announced:?}");
-    assert_eq!(total_len(announced), data.len() as u64);
+    // The version was saved, at byte 0, before the first byte was written.
+    assert_eq!(rec.connected[0].2, 0);
+    assert_eq!(rec.connected[0].1.etag, server.etag("/a.bin"));
     let requests = server.requests_for("/a.bin");
     assert_eq!(requests[0].range, None, "the first request is a plain GET");
     let ranged: Vec<_> = requests[1..].iter().collect();
     assert!(ranged.len() >= 3, "{requests:?}");
+    let starts: std::collections::BTreeSet<_> =
+        ranged.iter().filter_map(|r| r.range_start()).collect();
+    assert!(starts.len() >= 3, "three more connections: {starts:?}");
     for r in &ranged {
         assert!(r.range.as_deref().is_some_and(|v| v.contains('-')), "{r:?}");
         assert_eq!(
@@ -1084,6 +1107,7 @@ async fn missing_ranges_without_a_full_size_file_restart() {
     let validator = FileValidator {
         etag: server.etag("/a.bin"),
         last_modified: server.last_modified("/a.bin"),
+        last_modified_strong: true,
         size: Some(data.len() as u64),
     };
     let missing = [ByteRange {
@@ -1133,11 +1157,13 @@ async fn cancelled_ranges_resume_exactly() {
     let none = FileValidator::default();
     let file = FileTransfer {
         remote: &url,
+        credential: None,
         temp: &temp,
-        offset: 0,
-        validator: &none,
+        resume: &FileState {
+            validator: none.clone(),
+            ..FileState::default()
+        },
         sync_on_finish: true,
-        missing: &[],
         connections: 3,
         pace: None,
     };
@@ -1216,11 +1242,13 @@ async fn a_paced_download_goes_by_ranges_of_one_version() {
     let url = server.url("a.bin");
     let file = FileTransfer {
         remote: &url,
+        credential: None,
         temp: &temp,
-        offset: 0,
-        validator: &none,
+        resume: &FileState {
+            validator: none.clone(),
+            ..FileState::default()
+        },
         sync_on_finish: true,
-        missing: &[],
         connections: 1,
         pace: Some(std::sync::Arc::new(bits_transfer::Pacer::new())),
     };

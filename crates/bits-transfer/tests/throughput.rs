@@ -1,18 +1,20 @@
 //! Loopback throughput, for comparison with curl. Ignored by default; run
 //! with `cargo test --release -p bits-transfer --test throughput -- --ignored --nocapture`.
 
-use bits_core::{ByteRange, FileValidator};
-use bits_transfer::{Engine, EngineConfig, FileTransfer, Progress};
+use bits_transfer::{Engine, EngineConfig, FileState, FileTransfer, Progress, Saved};
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 struct Quiet;
 impl Progress for Quiet {
-    fn connected(&mut self, _: Option<u64>, _: &FileValidator, _: u64, _: &[ByteRange]) {}
+    fn begin<'a>(&'a mut self, _: &'a FileState, _: Option<u64>) -> Saved<'a> {
+        Box::pin(std::future::ready(Ok(())))
+    }
     fn progress(&mut self, _: u64) {}
-    fn checkpoint(&mut self, _: u64) {}
-    fn checkpoint_ranges(&mut self, _: u64, _: &[ByteRange]) {}
+    fn checkpoint<'a>(&'a mut self, _: &'a FileState) -> Saved<'a> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// Measures MiB/s of a 512 MiB download from a minimal loopback server that
@@ -41,14 +43,13 @@ async fn throughput_loopback() {
     let temp = dir.path().join("big.tmp");
     let engine = Engine::new(EngineConfig::default()).unwrap();
     let url = format!("http://{addr}/big");
-    let v = FileValidator::default();
+    let v = FileState::default();
     let file = FileTransfer {
         remote: &url,
+        credential: None,
         temp: &temp,
-        offset: 0,
-        validator: &v,
+        resume: &v,
         sync_on_finish: true,
-        missing: &[],
         connections: 1,
         pace: None,
     };

@@ -13,7 +13,8 @@ use bits_core::{ErrorContext, FileValidator, UploadSession};
 use bits_server::{Notify, NotifyKind, ServeConfig, UploadConfig};
 use bits_test_support::{content, TestServer};
 use bits_transfer::{
-    Class, Engine, EngineConfig, TransferError, UploadOutcome, UploadProgress, UploadTransfer,
+    Class, Engine, EngineConfig, Saved, TransferError, UploadOutcome, UploadProgress,
+    UploadTransfer,
 };
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -51,15 +52,22 @@ struct Recorder {
 }
 
 impl UploadProgress for Recorder {
-    fn session(&mut self, session: &UploadSession, validator: &FileValidator, total: u64) {
+    fn session<'a>(
+        &'a mut self,
+        session: &'a UploadSession,
+        validator: &'a FileValidator,
+        total: u64,
+    ) -> Saved<'a> {
         self.sessions
             .push((session.clone(), validator.clone(), total));
+        Box::pin(std::future::ready(Ok(())))
     }
-    fn acknowledged(&mut self, bytes: u64) {
+    fn acknowledged(&mut self, bytes: u64) -> Saved<'_> {
         self.acks.push(bytes);
         if let Some(hook) = self.on_ack.as_mut() {
             hook(bytes);
         }
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 
@@ -97,9 +105,11 @@ async fn attempt(
     rec: &mut Recorder,
     cancel: &CancellationToken,
 ) -> Result<UploadOutcome, TransferError> {
+    let (url, credential) = bits_transfer::split_credential(url);
     let t = UploadTransfer {
         local,
-        url,
+        url: &url,
+        credential: credential.as_ref(),
         validator: &state.validator,
         session: &state.session,
         acknowledged: state.acknowledged,
@@ -772,14 +782,14 @@ async fn cancel_upload_removes_the_server_session() {
     let _ = attempt(&engine, &local, &url, &mut state, None, &mut rec, &cancel).await;
     assert_eq!(sessions_on_disk(root.path()), 1);
 
-    engine.cancel_upload(&url, &state.session).await.unwrap();
+    engine.cancel_upload(&url, None, &state.session).await.unwrap();
     assert_eq!(proxy.packets("Cancel-Session"), 1);
     assert_eq!(sessions_on_disk(root.path()), 0);
     assert!(!root.path().join("g.bin").exists());
     // No session: nothing to do, nothing sent.
     proxy.clear();
     engine
-        .cancel_upload(&url, &UploadSession::default())
+        .cancel_upload(&url, None, &UploadSession::default())
         .await
         .unwrap();
     assert!(proxy.text().is_empty());

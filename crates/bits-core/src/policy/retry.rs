@@ -55,7 +55,7 @@ pub fn decide(input: RetryInput, now: SystemTime) -> RetryDecision {
         return RetryDecision::Immediately;
     }
     let since = input.no_progress_since.unwrap_or(now);
-    let deadline = since + input.no_progress_timeout;
+    let deadline = later(since, input.no_progress_timeout);
     if now >= deadline {
         return RetryDecision::GiveUp;
     }
@@ -64,7 +64,19 @@ pub fn decide(input: RetryInput, now: SystemTime) -> RetryDecision {
         .map_or(input.min_retry_delay, |ra| ra.max(input.min_retry_delay));
     // One last attempt at the deadline rather than none: the server may be
     // back by then.
-    RetryDecision::At((now + delay).min(deadline))
+    RetryDecision::At(later(now, delay).min(deadline))
+}
+
+/// The last instant this policy ever names: 9999-12-31, the end of what an
+/// HTTP date can express.
+pub const FAR_FUTURE_SECS: u64 = 253_402_300_799;
+
+/// `t + d`, or [`FAR_FUTURE_SECS`] when that is later or cannot be
+/// represented: durations come from servers (`Retry-After`) and users
+/// (`--retry-timeout`), and adding any of them must not panic.
+pub fn later(t: SystemTime, d: Duration) -> SystemTime {
+    let far = SystemTime::UNIX_EPOCH + Duration::from_secs(FAR_FUTURE_SECS);
+    t.checked_add(d).map_or(far, |sum| sum.min(far))
 }
 
 #[cfg(test)]
@@ -118,6 +130,20 @@ mod tests {
         assert_eq!(decide(i, at(50)), RetryDecision::At(at(60)));
         assert_eq!(decide(i, at(95)), RetryDecision::At(at(100)));
         assert_eq!(decide(i, at(100)), RetryDecision::GiveUp);
+    }
+
+    /// Regression: `Retry-After: 18446744073709551615` panicked a runtime
+    /// worker (overflow adding it to the time), leaving the job stuck.
+    #[test]
+    fn a_huge_retry_after_or_timeout_does_not_overflow() {
+        let mut i = input();
+        i.retry_after = Some(Duration::from_secs(u64::MAX));
+        i.no_progress_timeout = Duration::from_secs(u64::MAX);
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(FAR_FUTURE_SECS);
+        assert_eq!(decide(i, at(5)), RetryDecision::At(far));
+        i.no_progress_timeout = Duration::from_secs(1000);
+        assert_eq!(decide(i, at(5)), RetryDecision::At(at(1005)));
+        assert_eq!(later(at(1), Duration::MAX), far);
     }
 
     #[test]

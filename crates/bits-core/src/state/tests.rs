@@ -19,9 +19,10 @@ fn events() -> Vec<Event> {
             error: err.clone(),
             retry_at: SystemTime::UNIX_EPOCH + Duration::from_secs(5),
         },
-        Event::FatalFailure { error: err },
+        Event::FatalFailure { error: err.clone() },
         Event::RetryDue,
         Event::Interrupted,
+        Event::FileLost { error: err },
     ]
 }
 
@@ -43,6 +44,7 @@ fn expected(state: JobState, event: &Event) -> Option<JobState> {
         (Queued, "fatal failure", Some(Error)),
         (Queued, "retry", None),
         (Queued, "interrupt", None),
+        (Queued, "file lost", Some(Error)),
         (Connecting, "resume", Some(Connecting)),
         (Connecting, "suspend", Some(Suspended)),
         (Connecting, "cancel", Some(Cancelled)),
@@ -54,6 +56,7 @@ fn expected(state: JobState, event: &Event) -> Option<JobState> {
         (Connecting, "fatal failure", Some(Error)),
         (Connecting, "retry", None),
         (Connecting, "interrupt", Some(Queued)),
+        (Connecting, "file lost", Some(Error)),
         (Transferring, "resume", Some(Transferring)),
         (Transferring, "suspend", Some(Suspended)),
         (Transferring, "cancel", Some(Cancelled)),
@@ -65,6 +68,7 @@ fn expected(state: JobState, event: &Event) -> Option<JobState> {
         (Transferring, "fatal failure", Some(Error)),
         (Transferring, "retry", None),
         (Transferring, "interrupt", Some(Queued)),
+        (Transferring, "file lost", Some(Error)),
         (Suspended, "resume", Some(Queued)),
         (Suspended, "suspend", Some(Suspended)),
         (Suspended, "cancel", Some(Cancelled)),
@@ -76,6 +80,7 @@ fn expected(state: JobState, event: &Event) -> Option<JobState> {
         (Suspended, "fatal failure", None),
         (Suspended, "retry", None),
         (Suspended, "interrupt", None),
+        (Suspended, "file lost", Some(Error)),
         (Error, "resume", Some(Queued)),
         (Error, "suspend", Some(Suspended)),
         (Error, "cancel", Some(Cancelled)),
@@ -87,6 +92,7 @@ fn expected(state: JobState, event: &Event) -> Option<JobState> {
         (Error, "fatal failure", None),
         (Error, "retry", None),
         (Error, "interrupt", None),
+        (Error, "file lost", Some(Error)),
         (TransientError, "resume", Some(Queued)),
         (TransientError, "suspend", Some(Suspended)),
         (TransientError, "cancel", Some(Cancelled)),
@@ -98,6 +104,7 @@ fn expected(state: JobState, event: &Event) -> Option<JobState> {
         (TransientError, "fatal failure", Some(Error)),
         (TransientError, "retry", Some(Queued)),
         (TransientError, "interrupt", None),
+        (TransientError, "file lost", Some(Error)),
         (Transferred, "resume", Some(Queued)),
         (Transferred, "suspend", Some(Suspended)),
         (Transferred, "cancel", Some(Cancelled)),
@@ -109,6 +116,7 @@ fn expected(state: JobState, event: &Event) -> Option<JobState> {
         (Transferred, "fatal failure", None),
         (Transferred, "retry", None),
         (Transferred, "interrupt", None),
+        (Transferred, "file lost", Some(Error)),
     ];
     if state.is_final() {
         return None;
@@ -144,7 +152,7 @@ fn every_state_event_pair_matches_the_table() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 9 * 11);
+    assert_eq!(checked, 9 * 12);
 }
 
 #[test]
@@ -214,9 +222,10 @@ mod model {
                 error: err.clone(),
                 retry_at: SystemTime::UNIX_EPOCH + Duration::from_secs(99),
             }),
-            Just(Event::FatalFailure { error: err }),
+            Just(Event::FatalFailure { error: err.clone() }),
             Just(Event::RetryDue),
             Just(Event::Interrupted),
+            Just(Event::FileLost { error: err }),
         ]
     }
 

@@ -6,7 +6,8 @@
 //! and the user gets a [`JobError`] from [`TransferError::job_error`] whose
 //! description is a self-contained sentence naming the URL or path.
 //!
-//! URLs stored in errors are always redacted (no `user:password@`), and the
+//! URLs stored in errors are always shown without credentials or query
+//! (see `net::shown`), and the
 //! `reqwest` errors kept as sources have their URL stripped, so credentials
 //! never reach logs, the store or a user's screen.
 
@@ -19,13 +20,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// E_ABORT: the operation was aborted (used for a cancelled transfer).
-const E_ABORT: u32 = 0x8000_4004;
+pub(crate) const E_ABORT: u32 = 0x8000_4004;
 /// E_INVALIDARG: the remote name is not something we can download from.
-const E_INVALIDARG: u32 = 0x8007_0057;
+pub(crate) const E_INVALIDARG: u32 = 0x8007_0057;
 /// E_PENDING: the data is not yet available (an upload's reply).
-const E_PENDING: u32 = 0x8000_000A;
+pub(crate) const E_PENDING: u32 = 0x8000_000A;
 /// HRESULT_FROM_WIN32(ERROR_WINHTTP_REDIRECT_FAILED).
-const E_REDIRECT_FAILED: u32 = 0x8007_2F7C;
+pub(crate) const E_REDIRECT_FAILED: u32 = 0x8007_2F7C;
 
 /// How the daemon should react to a failed transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +111,7 @@ impl NetFailure {
         found
     }
 
-    fn code(self) -> u32 {
+    pub(crate) fn code(self) -> u32 {
         match self {
             NetFailure::Refused | NetFailure::Other => codes::E_CANNOT_CONNECT,
             NetFailure::Reset => codes::E_CONNECTION_RESET,
@@ -181,6 +182,37 @@ pub enum TransferError {
         /// The cause (URL stripped).
         #[source]
         source: reqwest::Error,
+    },
+    /// Connected (or connecting), but no complete response head arrived in
+    /// time: a server that accepts and never answers, or trickles its
+    /// headers a byte at a time.
+    #[error("no response from {url} within {secs} s")]
+    NoHeaders {
+        /// The URL (credentials and query removed).
+        url: String,
+        /// The bound, in seconds.
+        secs: u64,
+    },
+    /// The server coded the body (`Content-Encoding`) although bits asked
+    /// for the file itself; a coded body is not the file, so nothing of it
+    /// was written.
+    #[error("{url} was sent with Content-Encoding {coding}")]
+    Coded {
+        /// The URL (credentials and query removed).
+        url: String,
+        /// The codings.
+        coding: String,
+    },
+    /// The caller could not save the resume point (its store failed): the
+    /// transfer stopped, since bytes it cannot account for must not be
+    /// written.
+    #[error("the transfer's progress could not be saved")]
+    NotSaved {
+        /// Bytes of this attempt made durable (and saved) before.
+        written: u64,
+        /// Why.
+        #[source]
+        source: crate::progress::SaveError,
     },
     /// Connected, but no response headers arrived (closed, reset, timeout).
     #[error("no response from {url}")]
@@ -403,8 +435,11 @@ impl TransferError {
             InvalidSource { .. } | Client { .. } | Redirect { .. } | SourceMissing { .. } => {
                 Class::Fatal
             }
+            Coded { .. } => Class::Fatal,
             Connect { .. }
             | NoResponse { .. }
+            | NoHeaders { .. }
+            | NotSaved { .. }
             | InvalidContentRange { .. }
             | Overrun { .. }
             | BodyCut { .. }
@@ -476,6 +511,7 @@ impl TransferError {
             | BodyCut { written, .. }
             | Stalled { written, .. }
             | LocalFile { written, .. }
+            | NotSaved { written, .. }
             | SourceRead { written, .. } => *written = bytes,
             _ => {}
         }
@@ -491,307 +527,12 @@ impl TransferError {
             | BodyCut { written, .. }
             | Stalled { written, .. }
             | LocalFile { written, .. }
+            | NotSaved { written, .. }
             | SourceRead { written, .. } => *written,
             AfterProgress { acknowledged, .. } => *acknowledged,
             _ => 0,
         }
     }
-
-    /// The error as a job carries it: context, BITS code and a sentence that
-    /// stands on its own (it includes the underlying cause).
-    pub fn job_error(&self) -> JobError {
-        use TransferError::*;
-        let (context, code, description) = match self {
-            InvalidSource { remote } => (
-                ErrorContext::RemoteFile,
-                E_INVALIDARG,
-                format!(
-                    "'{remote}' is not an http, https or file URL, nor an absolute path, \
-                     so it cannot be downloaded."
-                ),
-            ),
-            Client { source } => (
-                ErrorContext::GeneralQueueManager,
-                codes::E_FAIL,
-                format!(
-                    "The HTTP client could not be initialised: {}.",
-                    root_cause(source)
-                ),
-            ),
-            Connect { url, kind, source } => {
-                let cause = root_cause(source);
-                let text = match kind {
-                    NetFailure::NameNotResolved => {
-                        format!("The server name in {url} could not be resolved: {cause}.")
-                    }
-                    NetFailure::Timeout => {
-                        format!("Connecting to the server for {url} timed out.")
-                    }
-                    NetFailure::Tls => {
-                        format!("The secure (TLS) connection for {url} failed: {cause}.")
-                    }
-                    _ => format!("Could not connect to the server for {url}: {cause}."),
-                };
-                (ErrorContext::GeneralTransport, kind.code(), text)
-            }
-            NoResponse { url, kind, source } => {
-                let text = match kind {
-                    NetFailure::Timeout => {
-                        format!("The server did not answer the request for {url} in time.")
-                    }
-                    NetFailure::Tls => {
-                        format!(
-                            "The secure (TLS) connection for {url} failed: {}.",
-                            root_cause(source)
-                        )
-                    }
-                    _ => format!(
-                        "The connection to the server closed before it answered the request \
-                         for {url}: {}.",
-                        root_cause(source)
-                    ),
-                };
-                (ErrorContext::GeneralTransport, kind.code(), text)
-            }
-            Redirect { url, source } => (
-                ErrorContext::RemoteFile,
-                E_REDIRECT_FAILED,
-                format!(
-                    "Following the redirects for {url} failed: {}.",
-                    root_cause(source)
-                ),
-            ),
-            HttpStatus { url, status, .. } => (
-                ErrorContext::RemoteFile,
-                codes::http_status(*status),
-                format!(
-                    "The server returned HTTP {status}{} for {url}.",
-                    status_reason(*status)
-                ),
-            ),
-            InvalidContentRange { url, got, expected } => (
-                ErrorContext::RemoteFile,
-                codes::BG_E_INVALID_SERVER_RESPONSE,
-                match got {
-                    Some(got) => format!(
-                        "The server answered the request for {url} with Content-Range \
-                         \"{got}\" instead of \"{expected}\"; nothing was written."
-                    ),
-                    None => format!(
-                        "The server answered the request for {url} with a partial response \
-                         without a valid Content-Range (expected \"{expected}\"); nothing was \
-                         written."
-                    ),
-                },
-            ),
-            Overrun { url, expected, .. } => (
-                ErrorContext::RemoteFile,
-                codes::BG_E_INVALID_SERVER_RESPONSE,
-                format!("The server sent more than the {expected} bytes it announced for {url}."),
-            ),
-            BodyCut {
-                url,
-                received,
-                expected,
-                source,
-                ..
-            } => {
-                let of = expected.map(|e| format!(" of {e}")).unwrap_or_default();
-                let cause = source
-                    .as_ref()
-                    .map(|s| format!(": {}", root_cause(s)))
-                    .unwrap_or_default();
-                (
-                    ErrorContext::GeneralTransport,
-                    codes::E_CONNECTION_RESET,
-                    format!(
-                        "The download of {url} was interrupted after {received}{of} bytes{cause}."
-                    ),
-                )
-            }
-            Stalled { url, secs, .. } => (
-                ErrorContext::GeneralTransport,
-                codes::E_TIMEOUT,
-                format!("The server sent no data for {secs} seconds while downloading {url}."),
-            ),
-            LocalFile {
-                op, path, source, ..
-            } => {
-                let path = path.display();
-                let errno = source.raw_os_error();
-                let description = match errno {
-                    Some(libc::ENOSPC) => format!("No space left on device writing {path}."),
-                    Some(libc::EDQUOT) => format!("Disk quota exceeded writing {path}."),
-                    _ => format!("Could not {op} {path}: {source}."),
-                };
-                let code = match errno {
-                    Some(n) => codes::from_errno(n),
-                    None => codes::E_FAIL,
-                };
-                (ErrorContext::LocalFile, code, description)
-            }
-            SourceMissing { path } => (
-                ErrorContext::RemoteFile,
-                codes::E_FILE_NOT_FOUND,
-                format!("The source file {} does not exist.", path.display()),
-            ),
-            SourceRead { path, source, .. } => (
-                ErrorContext::RemoteFile,
-                source
-                    .raw_os_error()
-                    .map_or(codes::E_FAIL, codes::from_errno),
-                format!(
-                    "Could not read the source file {}: {source}.",
-                    path.display()
-                ),
-            ),
-            SourceChanged {
-                source_name,
-                restarts,
-            } => (
-                ErrorContext::RemoteFile,
-                codes::BG_E_REMOTE_FILE_CHANGED,
-                format!(
-                    "{source_name} changed {restarts} times while it was being downloaded; \
-                     the download will start over later."
-                ),
-            ),
-            Cancelled => (
-                ErrorContext::GeneralQueueManager,
-                E_ABORT,
-                "The transfer was cancelled.".to_string(),
-            ),
-            InvalidUploadUrl { url } => (
-                ErrorContext::RemoteFile,
-                E_INVALIDARG,
-                format!("'{url}' is not an http or https URL, so nothing can be uploaded to it."),
-            ),
-            UploadRead { path, source } => {
-                let path = path.display();
-                let description = if source.kind() == io::ErrorKind::NotFound {
-                    format!("The file to upload, {path}, does not exist.")
-                } else {
-                    format!("Could not read the file to upload, {path}: {source}.")
-                };
-                let code = source
-                    .raw_os_error()
-                    .map_or(codes::E_FAIL, codes::from_errno);
-                (ErrorContext::LocalFile, code, description)
-            }
-            EmptyUpload { path } => (
-                ErrorContext::LocalFile,
-                E_INVALIDARG,
-                format!(
-                    "The file to upload, {}, is empty; the BITS Upload Protocol cannot \
-                     upload an empty file.",
-                    path.display()
-                ),
-            ),
-            LocalFileChanged { path } => (
-                ErrorContext::LocalFile,
-                codes::BG_E_LOCAL_FILE_CHANGED,
-                format!(
-                    "{} changed (size or modification time) after its upload began; \
-                     the upload cannot continue.",
-                    path.display()
-                ),
-            ),
-            NotBitsServer {
-                url,
-                status,
-                detail,
-            } => (
-                ErrorContext::RemoteFile,
-                if *status >= 400 {
-                    codes::http_status(*status)
-                } else {
-                    codes::BG_E_INVALID_SERVER_RESPONSE
-                },
-                format!("The server at {url} does not accept BITS uploads ({detail})."),
-            ),
-            UploadRefused {
-                url,
-                status,
-                code,
-                context,
-                ..
-            } => {
-                let context = if *context == bits_upload_proto::CONTEXT_REMOTE_APPLICATION {
-                    ErrorContext::RemoteApplication
-                } else {
-                    ErrorContext::RemoteFile
-                };
-                let who = if context == ErrorContext::RemoteApplication {
-                    "The server application"
-                } else {
-                    "The server"
-                };
-                let name = upload_code_name(*code)
-                    .map(|n| format!(" ({n})"))
-                    .unwrap_or_default();
-                (
-                    context,
-                    *code,
-                    format!(
-                        "{who} refused the upload to {url}: HTTP {status}{}, \
-                         BITS error {code:#010X}{name}.",
-                        status_reason(*status)
-                    ),
-                )
-            }
-            UploadProtocol { url, detail } => (
-                ErrorContext::RemoteFile,
-                codes::BG_E_INVALID_SERVER_RESPONSE,
-                format!("The server at {url} broke the BITS Upload Protocol: {detail}."),
-            ),
-            UploadStalled { url, secs } => (
-                ErrorContext::GeneralTransport,
-                codes::E_TIMEOUT,
-                format!(
-                    "The server at {url} neither took nor answered upload data for {secs} seconds."
-                ),
-            ),
-            ReplyPending { url } => (
-                ErrorContext::RemoteApplication,
-                E_PENDING,
-                format!(
-                    "Every byte of the upload to {url} arrived, but the server application has \
-                     not replied yet; the reply will be fetched later."
-                ),
-            ),
-            AfterProgress { inner, .. } => return inner.job_error(),
-        };
-        JobError::new(context, code, description)
-    }
-}
-
-/// " Not Found" for 404: the status' reason phrase with a leading space, or
-/// nothing for an unknown status.
-pub(crate) fn status_reason(status: u16) -> String {
-    reqwest::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .map(|r| format!(" {r}"))
-        .unwrap_or_default()
-}
-
-/// The bitsmsg.h name of a BITS-Error-Code an upload server may send, so the
-/// description says more than a number.
-fn upload_code_name(code: u32) -> Option<&'static str> {
-    use bits_upload_proto::codes as up;
-    Some(match code {
-        up::BG_E_TOO_LARGE => "the file is larger than the server accepts",
-        up::BG_E_SESSION_NOT_FOUND => "the server does not know the upload session",
-        up::ERROR_FILE_EXISTS => "the remote file exists and may not be overwritten",
-        up::ERROR_PATH_NOT_FOUND => "the remote directory does not exist",
-        up::ERROR_DISK_FULL => "the server is out of disk space",
-        up::E_ACCESSDENIED => "access denied",
-        up::E_INVALIDARG => "the server found the request invalid",
-        up::BG_E_CLIENT_SERVER_PROTOCOL_MISMATCH => "no common upload protocol",
-        up::ERROR_WINHTTP_TIMEOUT => "the server application did not answer in time",
-        up::ERROR_WINHTTP_CANNOT_CONNECT => "the server application could not be reached",
-        _ => return None,
-    })
 }
 
 /// 5xx, 408 Request Timeout and 429 Too Many Requests are worth retrying;
@@ -803,7 +544,7 @@ pub(crate) fn is_transient_status(status: u16) -> bool {
 /// Resource shortages that go away by themselves (space freed, descriptors
 /// closed) are transient; permissions, missing directories, read-only or
 /// failing disks need a person.
-fn is_transient_io(err: &io::Error) -> bool {
+pub(crate) fn is_transient_io(err: &io::Error) -> bool {
     matches!(
         err.raw_os_error(),
         Some(
@@ -820,39 +561,13 @@ fn is_transient_io(err: &io::Error) -> bool {
     )
 }
 
-/// The innermost error's text: the most specific description of the cause
-/// ("Connection refused (os error 111)") without the wrappers' generic
-/// labels ("error sending request"). reqwest errors are stored without
-/// their URL, so no credentials can leak through here.
-fn root_cause(err: &(dyn StdError + 'static)) -> String {
-    let mut cur = err;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    let text = cur.to_string();
-    text.trim_end_matches('.').to_string()
-}
 
-/// A URL for messages and logs: `user:password@` removed.
-pub(crate) fn redact(url: &url::Url) -> String {
-    let mut url = url.clone();
-    if !url.username().is_empty() || url.password().is_some() {
-        // Only fails for URLs that cannot have credentials, which then have none.
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
-    }
-    url.to_string()
-}
+mod describe;
+pub(crate) use describe::status_reason;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redact_removes_userinfo() {
-        let u = url::Url::parse("https://alice:s3cret@example.com/a.bin").unwrap();
-        assert_eq!(redact(&u), "https://example.com/a.bin");
-    }
 
     #[test]
     fn statuses_classify_like_bits() {

@@ -35,7 +35,7 @@
 //! a transient error, and the daemon's retry resumes from the last
 //! acknowledgement. Fragment bodies are read with `pread` on tokio's
 //! blocking pool, one fragment at a time: memory use is one fragment,
-//! whatever the file's size. See [`DEFAULT_UPLOAD_FRAGMENT`] for the size.
+//! whatever the file's size. See [`crate::DEFAULT_UPLOAD_FRAGMENT`] for the size.
 //!
 //! An empty file cannot be uploaded: a Fragment's `Content-Range` holds at
 //! least one byte, so it is refused up front ([`TransferError::EmptyUpload`]).
@@ -51,39 +51,36 @@
 //! a new one is created at the job's URL (its bytes are lost with the
 //! machine). Without a fallback timeout the host is used for ever.
 
-use crate::engine::{content_length, join_error, request_error, retry_after};
-use crate::engine::{Engine, FileTransfer, Progress};
-use crate::error::{is_transient_status, redact, status_reason, NetFailure, TransferError};
+mod exchange;
+mod fragment;
+mod reply;
+mod session;
+
+use crate::engine::Engine;
+use crate::error::{is_transient_status, status_reason, NetFailure, TransferError};
+use crate::net::{self, shown};
 use crate::pace::{probe_target, Pacer};
-use bits_core::{ByteRange, FileValidator, UploadSession};
+use crate::progress::Saved;
+use crate::temp_file::join_error;
+use crate::version;
+use bits_core::{Credential, FileValidator, UploadSession};
 use bits_upload_proto::{self as proto, Ack, FragmentRange, Request};
 use bytes::Bytes;
+use exchange::{header_text, is_ack, not_bits, Answer};
+use fragment::Payload;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use session::{parse_upload_url, past_fallback, session_target, with_host};
 use std::fs::File;
-use std::future::Future;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use url::Url;
 
-/// Default bytes per Fragment packet: 4 MiB.
-///
-/// The protocol allows one outstanding packet at a time, so every fragment
-/// costs one round trip of idle link on top of its transfer time, while a
-/// connection cut mid-fragment costs resending the fragment (the server
-/// acknowledges whole fragments). 4 MiB balances the two: at 100 Mbit/s it
-/// takes ~0.34 s, so a 20 ms round trip wastes ~6%; at 1 Mbit/s a cut
-/// resends at most ~34 s of work. It also stays far below common server
-/// request-size limits (IIS allows 30,000,000 bytes by default) and keeps
-/// one buffer per running upload cheap.
-pub const DEFAULT_UPLOAD_FRAGMENT: u64 = 4 << 20;
 
 /// How long to wait for the Ack of a *final* fragment once its bytes are
 /// sent: the server may first hand the file to its application and wait for
@@ -118,8 +115,11 @@ const MAX_DRAIN: u64 = 64 << 10;
 pub struct UploadTransfer<'a> {
     /// The local file to send.
     pub local: &'a Path,
-    /// The job's remote URL (http or https).
+    /// The job's remote URL (http or https), without userinfo.
     pub url: &'a str,
+    /// The server's credentials, if any: sent (as Basic authentication)
+    /// only to the job URL's origin, never to another host a server names.
+    pub credential: Option<&'a Credential>,
     /// Size and mtime of the local file when the upload began; default (all
     /// None) the first time: the engine fills it in through
     /// [`UploadProgress::session`] before sending any byte.
@@ -136,16 +136,22 @@ pub struct UploadTransfer<'a> {
     pub pace: Option<Arc<Pacer>>,
 }
 
-/// Receives upload progress; the daemon persists what it is told. Called
-/// from the transfer task; must be quick.
+/// Receives upload progress; the daemon saves what it is told, and the
+/// engine waits for each save: a session or resume point that could not be
+/// saved stops the upload ([`TransferError::NotSaved`]).
 pub trait UploadProgress: Send {
     /// The session (new or changed), the local file's validator and total
-    /// size: persist before fragments are sent. A new session is followed
-    /// by `acknowledged(0)`.
-    fn session(&mut self, session: &UploadSession, validator: &FileValidator, total: u64);
-    /// The server has acknowledged `bytes` (durable on the server): persist
-    /// as the resume point.
-    fn acknowledged(&mut self, bytes: u64);
+    /// size: save before fragments are sent. A new session is followed by
+    /// `acknowledged(0)`.
+    fn session<'a>(
+        &'a mut self,
+        session: &'a UploadSession,
+        validator: &'a FileValidator,
+        total: u64,
+    ) -> Saved<'a>;
+    /// The server has acknowledged `bytes` (durable on the server): save as
+    /// the resume point.
+    fn acknowledged(&mut self, bytes: u64) -> Saved<'_>;
 }
 
 /// A finished upload.
@@ -177,12 +183,13 @@ impl Engine {
         let url = parse_upload_url(t.url)?;
         let mut run = Run {
             engine: self,
-            shown: redact(&url),
+            shown: shown(&url),
             url,
             local: t.local,
             reply_to: t.reply_to,
             progress,
             cancel,
+            credential: t.credential,
             validator: FileValidator::default(),
             total: 0,
             gained: 0,
@@ -211,6 +218,7 @@ impl Engine {
     pub async fn cancel_upload(
         &self,
         url: &str,
+        credential: Option<&Credential>,
         session: &UploadSession,
     ) -> Result<(), TransferError> {
         let Some(id) = &session.id else {
@@ -218,143 +226,20 @@ impl Engine {
         };
         let url = parse_upload_url(url)?;
         let target = session_target(&url, session);
+        let credential = credential.filter(|_| target.origin() == url.origin());
         let packet = Request::CancelSession {
             session_id: id.clone(),
         };
         let never = CancellationToken::new();
         let answer = self
-            .exchange(&target, &packet, None, self.config.read_timeout, &never)
+            .exchange(&target, credential, &packet, None, self.config.read_timeout, &never)
             .await?;
         debug!(url = %answer.shown, status = answer.status, "Cancel-Session answered");
         Ok(())
     }
 
-    /// Sends one packet (with `body` for a Fragment) and returns the answer's
-    /// status and headers, retrying at once (up to [`PACKET_RETRIES`] times)
-    /// when the connection closed before any answer.
-    ///
-    /// Why retry here when downloads leave retries to the daemon: such a
-    /// failure is most often a kept-alive connection the server closed while
-    /// it sat idle in the pool (servers time idle connections out, and a
-    /// restarted server closes them all); the request never reached anyone,
-    /// and without a retry the job would wait a whole retry delay for
-    /// nothing. Repeating a packet is safe in this protocol: a repeated
-    /// Fragment only overlaps bytes the server has (it writes only new ones),
-    /// a repeated Close or Cancel is answered as the first was, and a
-    /// Create-Session whose Ack was lost leaves a session the server's
-    /// clean-up removes.
-    async fn exchange(
-        &self,
-        target: &Url,
-        packet: &Request,
-        body: Option<Payload>,
-        wait: Duration,
-        cancel: &CancellationToken,
-    ) -> Result<Answer, TransferError> {
-        let mut retries = 0;
-        loop {
-            match self
-                .exchange_once(target, packet, body.clone(), wait, cancel)
-                .await
-            {
-                Err(TransferError::NoResponse {
-                    url,
-                    kind: NetFailure::Reset,
-                    source,
-                }) if retries < PACKET_RETRIES => {
-                    retries += 1;
-                    debug!(url = %url, error = %source, retries, "the connection closed before the answer; sending the packet again");
-                }
-                r => return r,
-            }
-        }
-    }
-
-    /// One attempt of [`Engine::exchange`]. Fails with
-    /// [`TransferError::UploadStalled`] when the connection takes none of
-    /// the body for the read timeout, or no answer comes within `wait` after
-    /// the body is sent.
-    async fn exchange_once(
-        &self,
-        target: &Url,
-        packet: &Request,
-        body: Option<Payload>,
-        wait: Duration,
-        cancel: &CancellationToken,
-    ) -> Result<Answer, TransferError> {
-        let shown = redact(target);
-        let method = reqwest::Method::from_bytes(proto::METHOD.as_bytes())
-            .expect("BITS_POST is a valid method token");
-        let mut headers = HeaderMap::new();
-        for (name, value) in packet.headers() {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .expect("the protocol crate names valid headers");
-            match HeaderValue::from_bytes(value.as_bytes()) {
-                Ok(v) => {
-                    headers.insert(name, v);
-                }
-                // Content-Name is informative; a file name with control
-                // characters is simply not announced.
-                Err(_)
-                    if name
-                        .as_str()
-                        .eq_ignore_ascii_case(proto::header::CONTENT_NAME) => {}
-                Err(_) => {
-                    return Err(TransferError::UploadProtocol {
-                        url: shown,
-                        detail: format!("cannot send header {name} with value {value:?}"),
-                    })
-                }
-            }
-        }
-        // Servers (IIS among them) want a Content-Length on every BITS_POST,
-        // and hyper sends none for an empty body.
-        let len = body.as_ref().map_or(0, |b| b.data.len() as u64);
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
-
-        let watch = Arc::new(Watch::new(body.is_none()));
-        let mut request = self.client.request(method, target.clone()).headers(headers);
-        if let Some(Payload { data, pace }) = body {
-            request = request.body(reqwest::Body::wrap(FragmentBody {
-                data,
-                watch: watch.clone(),
-                pace,
-                pause: None,
-            }));
-        }
-        let read_timeout = self.config.read_timeout;
-        let send = request.send();
-        tokio::pin!(send);
-        let response = loop {
-            let (at, sent) = watch.get();
-            let deadline = at
-                + if sent {
-                    wait.max(read_timeout)
-                } else {
-                    read_timeout
-                };
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => return Err(TransferError::Cancelled),
-                r = &mut send => break r.map_err(|e| request_error(&shown, e))?,
-                () = sleep_until(deadline) => {
-                    if watch.get() == (at, sent) {
-                        let secs = (deadline - at).as_secs_f64().ceil() as u64;
-                        return Err(TransferError::UploadStalled { url: shown, secs });
-                    }
-                }
-            }
-        };
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        drain(response, read_timeout, cancel).await;
-        Ok(Answer {
-            status,
-            headers,
-            shown,
-        })
-    }
 }
+
 
 /// The state of one `upload` call.
 struct Run<'a> {
@@ -366,6 +251,8 @@ struct Run<'a> {
     reply_to: Option<&'a Path>,
     progress: &'a mut dyn UploadProgress,
     cancel: &'a CancellationToken,
+    /// The server's credentials, for the job URL's origin.
+    credential: Option<&'a Credential>,
     /// The local file's version being sent.
     validator: FileValidator,
     total: u64,
@@ -390,7 +277,7 @@ impl Run<'_> {
     async fn run(&mut self, t: &UploadTransfer<'_>) -> Result<UploadOutcome, TransferError> {
         let (file, meta) = open_local(self.local).await?;
         let file = Arc::new(file);
-        let current = validator_of(&meta);
+        let current = version::of_local_file(&meta);
         self.total = meta.len();
         let mut session = t.session.clone();
         let mut offset = t.acknowledged;
@@ -448,14 +335,14 @@ impl Run<'_> {
                 // Persist the new session, then its resume point, so that a
                 // crash now resumes the new session from 0 rather than
                 // from the old session's offset.
-                self.progress.session(&session, &self.validator, self.total);
-                self.progress.acknowledged(0);
+                self.save_session(&session).await?;
+                self.save_acknowledged(0).await?;
                 offset = 0;
                 report = false;
                 inherited = false;
             }
             if report {
-                self.progress.session(&session, &self.validator, self.total);
+                self.save_session(&session).await?;
                 report = false;
             }
             let (first, len) = if offset < self.total {
@@ -492,10 +379,12 @@ impl Run<'_> {
                 self.engine.config.read_timeout
             };
             debug!(url = %self.shown, first, len, total = self.total, "sending a fragment");
+            let credential = self.credential_for(&target);
             let answer = match self
                 .engine
                 .exchange(
                     &target,
+                    credential,
                     &packet,
                     Some(Payload {
                         data,
@@ -544,7 +433,7 @@ impl Run<'_> {
             }
             if next != offset {
                 offset = next;
-                self.progress.acknowledged(offset);
+                self.save_acknowledged(offset).await?;
             }
             if offset == self.total && last && self.reply_to.is_some() {
                 match Ack::parse(header_text(&answer.headers)) {
@@ -553,7 +442,7 @@ impl Run<'_> {
                         ..
                     }) => {
                         session.reply_url = Some(self.reply_url(&target, &reply)?);
-                        self.progress.session(&session, &self.validator, self.total);
+                        self.save_session(&session).await?;
                     }
                     _ => {
                         return Err(TransferError::ReplyPending {
@@ -575,6 +464,37 @@ impl Run<'_> {
         })
     }
 
+    /// Saves the session (and the file's validator) before a byte of it
+    /// depends on it.
+    async fn save_session(&mut self, session: &UploadSession) -> Result<(), TransferError> {
+        let gained = self.gained;
+        self.progress
+            .session(session, &self.validator, self.total)
+            .await
+            .map_err(|source| TransferError::NotSaved {
+                written: gained,
+                source,
+            })
+    }
+
+    /// Saves the server's acknowledgement as the resume point.
+    async fn save_acknowledged(&mut self, bytes: u64) -> Result<(), TransferError> {
+        let gained = self.gained;
+        self.progress
+            .acknowledged(bytes)
+            .await
+            .map_err(|source| TransferError::NotSaved {
+                written: gained,
+                source,
+            })
+    }
+
+    /// The credential for a packet to `target`: only the job URL's origin
+    /// gets it.
+    fn credential_for(&self, target: &Url) -> Option<&Credential> {
+        self.credential.filter(|_| target.origin() == self.url.origin())
+    }
+
     /// Create-Session at the job's URL; returns the new session.
     async fn create_session(&mut self) -> Result<UploadSession, TransferError> {
         let packet = Request::CreateSession {
@@ -584,6 +504,7 @@ impl Run<'_> {
             .engine
             .exchange(
                 &self.url,
+                self.credential,
                 &packet,
                 None,
                 self.engine.config.read_timeout,
@@ -734,7 +655,9 @@ impl Run<'_> {
             r = read => r.unwrap_or_else(|e| Err(join_error(e))),
         };
         match result {
-            Ok((buf, meta)) if validator_of(&meta) == self.validator => Ok(Bytes::from(buf)),
+            Ok((buf, meta)) if version::of_local_file(&meta) == self.validator => {
+                Ok(Bytes::from(buf))
+            }
             Ok(_) => Err(self.changed()),
             // Shorter than when the upload began.
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(self.changed()),
@@ -751,54 +674,6 @@ impl Run<'_> {
         }
     }
 
-    /// The reply URL of a final Ack, absolute (resolved against the URL the
-    /// fragment went to) and without credentials (it is persisted; they are
-    /// put back when it is fetched). Only http(s): a server must not make
-    /// the daemon copy a local file (`file:`) into the reply.
-    fn reply_url(&self, target: &Url, reply: &str) -> Result<String, TransferError> {
-        let resolved = target
-            .join(reply.trim())
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
-        match resolved {
-            Some(u) => Ok(redact(&u)),
-            None => Err(TransferError::UploadProtocol {
-                url: self.shown.clone(),
-                detail: format!("its reply URL {reply:?} is not an http or https URL"),
-            }),
-        }
-    }
-
-    /// Downloads the reply whole into `to` with the download engine (a
-    /// validated GET from byte 0; checkpoints are not needed since the reply
-    /// is fetched again if this fails).
-    async fn fetch_reply(&mut self, reply: &str, to: &Path) -> Result<u64, TransferError> {
-        let mut url = Url::parse(reply).map_err(|_| TransferError::UploadProtocol {
-            url: self.shown.clone(),
-            detail: format!("its reply URL {reply:?} is not a URL"),
-        })?;
-        // The job's credentials apply to the reply when it lives on the same
-        // server (as a relative reply URL does).
-        if url.origin() == self.url.origin() && url.username().is_empty() {
-            let _ = url.set_username(self.url.username());
-            let _ = url.set_password(self.url.password());
-        }
-        let none = FileValidator::default();
-        let file = FileTransfer {
-            remote: url.as_str(),
-            temp: to,
-            offset: 0,
-            validator: &none,
-            sync_on_finish: true,
-            missing: &[],
-            connections: 1,
-            pace: None,
-        };
-        let out = self.engine.download(file, &mut Quiet, self.cancel).await?;
-        info!(url = %self.shown, bytes = out.bytes, "upload reply received");
-        Ok(out.bytes)
-    }
-
     /// Close-Session after a complete upload. The server already has every
     /// byte (and has stored or handed on the file at the last fragment), so a
     /// failure here only leaves the session to the server's clean-up: it is
@@ -810,9 +685,10 @@ impl Run<'_> {
         };
         let target = session_target(&self.url, session);
         let read_timeout = self.engine.config.read_timeout;
+        let credential = self.credential_for(&target);
         match self
             .engine
-            .exchange(&target, &packet, None, read_timeout, self.cancel)
+            .exchange(&target, credential, &packet, None, read_timeout, self.cancel)
             .await
         {
             Ok(a) if a.ok() => debug!(url = %a.shown, "upload session closed"),
@@ -826,179 +702,6 @@ impl Run<'_> {
     }
 }
 
-/// A response to a packet: status and headers (the body was drained).
-struct Answer {
-    status: u16,
-    headers: HeaderMap,
-    /// The URL it came from, credentials removed.
-    shown: String,
-}
-
-impl Answer {
-    fn ok(&self) -> bool {
-        (200..300).contains(&self.status)
-    }
-
-    fn protocol_error(&self, detail: String) -> TransferError {
-        TransferError::UploadProtocol {
-            url: self.shown.clone(),
-            detail,
-        }
-    }
-
-    fn http_error(&self) -> TransferError {
-        TransferError::HttpStatus {
-            url: self.shown.clone(),
-            status: self.status,
-            retry_after: retry_after(&self.headers),
-        }
-    }
-
-    /// A failed Ack: its BITS-Error-Code if it has one, else its status.
-    fn failure(&self, ack: &Ack) -> TransferError {
-        match &ack.error {
-            Some(e) => TransferError::UploadRefused {
-                url: self.shown.clone(),
-                status: self.status,
-                code: e.code,
-                context: e.context,
-                retry_after: retry_after(&self.headers),
-            },
-            None if self.ok() => self.protocol_error(format!(
-                "it answered HTTP {} where an error was expected",
-                self.status
-            )),
-            None => self.http_error(),
-        }
-    }
-}
-
-/// A case-insensitive header lookup for [`Ack::parse`].
-fn header_text(headers: &HeaderMap) -> impl Fn(&str) -> Option<String> + '_ {
-    |name| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    }
-}
-
-/// Whether a response says it is an Ack (`BITS-Packet-Type: Ack`).
-/// [`Ack::parse`] tolerates its absence; success answers must have it.
-fn is_ack(headers: &HeaderMap) -> bool {
-    header_text(headers)(proto::header::PACKET_TYPE)
-        .and_then(|t| proto::PacketType::parse(&t))
-        .is_some_and(|t| t == proto::PacketType::Ack)
-}
-
-/// The error for an answer to Create-Session that is not an Ack: a server
-/// (or a proxy in front of it) without BITS upload support. Only statuses
-/// that may pass (5xx other than 501, 408, 429) stay transient.
-fn not_bits(answer: &Answer) -> TransferError {
-    let status = answer.status;
-    let html = answer
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.to_ascii_lowercase().contains("html"));
-    let page = if html { " (an HTML page)" } else { "" };
-    let reason = status_reason(status);
-    match status {
-        400 | 404 | 405 | 501 => TransferError::NotBitsServer {
-            url: answer.shown.clone(),
-            status,
-            detail: format!("HTTP {status}{reason}"),
-        },
-        s if is_transient_status(s) => answer.http_error(),
-        s if s < 400 => TransferError::NotBitsServer {
-            url: answer.shown.clone(),
-            status,
-            detail: format!(
-                "it answered BITS_POST with HTTP {status}{reason}{page}, not a BITS Ack"
-            ),
-        },
-        _ => answer.http_error(),
-    }
-}
-
-/// Reads (and drops) a small response body so its connection goes back to
-/// the pool; gives up quietly on anything large, slow or broken.
-async fn drain(mut response: reqwest::Response, timeout: Duration, cancel: &CancellationToken) {
-    if content_length(response.headers()).is_some_and(|n| n > MAX_DRAIN) {
-        return;
-    }
-    let mut read = 0u64;
-    let deadline = Instant::now() + timeout;
-    while read <= MAX_DRAIN {
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return,
-            () = sleep_until(deadline) => return,
-            chunk = response.chunk() => match chunk {
-                Ok(Some(c)) => read += c.len() as u64,
-                _ => return,
-            },
-        }
-    }
-}
-
-/// Where the session's packets go: the job's URL, with the host replaced by
-/// the session's BITS-Host-Id if it has one.
-fn session_target(url: &Url, session: &UploadSession) -> Url {
-    session
-        .host_id
-        .as_deref()
-        .and_then(|h| with_host(url, h))
-        .unwrap_or_else(|| url.clone())
-}
-
-/// Whether the session's host affinity has passed its fallback time.
-fn past_fallback(session: &UploadSession) -> bool {
-    session.host_id.is_some()
-        && session
-            .host_fallback_at
-            .is_some_and(|at| SystemTime::now() >= at)
-}
-
-/// `url` with its host replaced by `host_id` (`host`, `host:port`,
-/// `[v6]:port`, with or without an `http://` prefix). Without a port in
-/// `host_id` the URL's port is kept (a farm's machines listen where the
-/// farm does). `None` if `host_id` is not a plain host.
-fn with_host(url: &Url, host_id: &str) -> Option<Url> {
-    let mut h = host_id.trim();
-    for prefix in ["http://", "https://"] {
-        if h.len() >= prefix.len() && h[..prefix.len()].eq_ignore_ascii_case(prefix) {
-            h = &h[prefix.len()..];
-        }
-    }
-    let h = h.trim_end_matches('/');
-    if h.is_empty() || h.contains(['/', '@', '?', '#']) {
-        return None;
-    }
-    // A scheme without a default port, so an explicit ":80" is kept.
-    let probe = Url::parse(&format!("bits-host://{h}/")).ok()?;
-    let mut out = url.clone();
-    out.set_host(Some(probe.host_str()?)).ok()?;
-    if let Some(port) = probe.port() {
-        out.set_port(Some(port)).ok()?;
-    }
-    Some(out)
-}
-
-fn parse_upload_url(url: &str) -> Result<Url, TransferError> {
-    match Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(u),
-        Ok(u) => Err(TransferError::InvalidUploadUrl { url: redact(&u) }),
-        Err(_) => Err(TransferError::InvalidUploadUrl {
-            // Not a URL, so it cannot be redacted by parts: hide anything
-            // that may be user info.
-            url: match url.rsplit_once('@') {
-                Some((_, rest)) => format!("…@{rest}"),
-                None => url.to_string(),
-            },
-        }),
-    }
-}
 
 /// The local file's name for Content-Name (no directories).
 fn file_name(path: &Path) -> String {
@@ -1024,124 +727,6 @@ async fn open_local(path: &Path) -> Result<(File, std::fs::Metadata), TransferEr
         path: PathBuf::from(path),
         source,
     })
-}
-
-/// The version of a local file: its size and modification time. The time
-/// is kept as `seconds.nanoseconds` since the Unix epoch rather than as an
-/// HTTP date, whose one-second resolution would miss a rewrite of the same
-/// size within the same second.
-fn validator_of(meta: &std::fs::Metadata) -> FileValidator {
-    let mtime = meta
-        .modified()
-        .ok()
-        .map(|t| match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => format!("{}.{:09}", d.as_secs(), d.subsec_nanos()),
-            Err(before) => {
-                let d = before.duration();
-                format!("-{}.{:09}", d.as_secs(), d.subsec_nanos())
-            }
-        });
-    FileValidator {
-        etag: None,
-        last_modified: mtime,
-        size: Some(meta.len()),
-    }
-}
-
-/// Ignores the download engine's progress while fetching a reply: the reply
-/// is small and fetched whole again if interrupted.
-struct Quiet;
-
-impl Progress for Quiet {
-    fn connected(&mut self, _: Option<u64>, _: &FileValidator, _: u64, _: &[ByteRange]) {}
-    fn progress(&mut self, _: u64) {}
-    fn checkpoint(&mut self, _: u64) {}
-    fn checkpoint_ranges(&mut self, _: u64, _: &[ByteRange]) {}
-}
-
-/// When the connection last took part of a fragment body, and whether it
-/// has taken all of it: the stall watchdog of [`Engine::exchange`].
-struct Watch(Mutex<(Instant, bool)>);
-
-impl Watch {
-    fn new(sent: bool) -> Watch {
-        Watch(Mutex::new((Instant::now(), sent)))
-    }
-
-    fn get(&self) -> (Instant, bool) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn touch(&self, sent: bool) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), sent);
-    }
-}
-
-/// A fragment's bytes as an HTTP body, handed over in [`BODY_CHUNK`]
-/// slices. Each request for the next slice means the connection has taken
-/// the previous one (hyper asks only when it can write), which is what the
-/// stall watchdog needs and `Vec<u8>` bodies cannot tell.
-struct FragmentBody {
-    data: Bytes,
-    watch: Arc<Watch>,
-    /// A background upload's pace, and the pause that pays for the next
-    /// slice.
-    pace: Option<Arc<Pacer>>,
-    pause: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-/// A fragment's bytes and the pace to send them at.
-#[derive(Clone)]
-struct Payload {
-    data: Bytes,
-    pace: Option<Arc<Pacer>>,
-}
-
-impl http_body::Body for FragmentBody {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        let this = self.get_mut();
-        if this.data.is_empty() {
-            this.watch.touch(true);
-            return Poll::Ready(None);
-        }
-        let n = this.data.len().min(BODY_CHUNK);
-        // A background upload pays for each slice before handing it over:
-        // the server has the whole length announced, so nothing may be
-        // held back after the last byte.
-        if let Some(pacer) = &this.pace {
-            if this.pause.is_none() {
-                let wait = pacer.take(n);
-                if !wait.is_zero() {
-                    this.pause = Some(Box::pin(tokio::time::sleep(wait)));
-                }
-            }
-            if let Some(pause) = &mut this.pause {
-                if pause.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                // Waiting for the pace is not the connection stalling.
-                this.watch.touch(false);
-            }
-            this.pause = None;
-        }
-        let chunk = this.data.split_to(n);
-        this.watch.touch(this.data.is_empty());
-        Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.data.is_empty()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.data.len() as u64)
-    }
 }
 
 #[cfg(test)]
@@ -1207,7 +792,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a");
         std::fs::write(&p, b"abc").unwrap();
-        let v = validator_of(&std::fs::metadata(&p).unwrap());
+        let v = version::of_local_file(&std::fs::metadata(&p).unwrap());
         assert_eq!(v.size, Some(3));
         let lm = v.last_modified.unwrap();
         let (secs, nanos) = lm.split_once('.').unwrap();
@@ -1220,8 +805,17 @@ mod tests {
         fn assert_send<T: Send>(_: &T) {}
         struct P;
         impl UploadProgress for P {
-            fn session(&mut self, _: &UploadSession, _: &FileValidator, _: u64) {}
-            fn acknowledged(&mut self, _: u64) {}
+            fn session<'a>(
+                &'a mut self,
+                _: &'a UploadSession,
+                _: &'a FileValidator,
+                _: u64,
+            ) -> Saved<'a> {
+                Box::pin(std::future::ready(Ok(())))
+            }
+            fn acknowledged(&mut self, _: u64) -> Saved<'_> {
+                Box::pin(std::future::ready(Ok(())))
+            }
         }
         let engine = Engine::new(crate::EngineConfig::default()).unwrap();
         let v = FileValidator::default();
@@ -1231,6 +825,7 @@ mod tests {
         let t = UploadTransfer {
             local: Path::new("/nonexistent"),
             url: "http://127.0.0.1:9/",
+            credential: None,
             validator: &v,
             session: &s,
             acknowledged: 0,
@@ -1239,7 +834,8 @@ mod tests {
         };
         let fut = engine.upload(t, &mut p, &cancel);
         assert_send(&fut);
-        let fut = engine.cancel_upload("http://127.0.0.1:9/", &s);
+        let fut = engine.cancel_upload("http://127.0.0.1:9/", None, &s);
         assert_send(&fut);
     }
 }
+

@@ -17,19 +17,17 @@
 //! stops where the taken half begins), so every connection stays busy until
 //! the end.
 
-use crate::engine::{
-    accept_content_range, changed, content_length, if_range_value, join_error, mtime_of,
-    request_error, response_validator, retry_after, same_version, write_all_at, Engine, Outcome,
-    Progress,
-};
+use crate::engine::Engine;
 use crate::error::{LocalOp, TransferError};
+use crate::net;
 use crate::pace::Pacer;
-use bits_core::{ByteRange, FileValidator};
+use crate::progress::{FileState, Finished, Outcome, Progress};
+use crate::temp_file::{join_error, TempFile};
+use crate::version::{self, Answer, Ask, Plan};
+use bits_core::{ByteRange, Credential, FileValidator};
 use reqwest::header;
-use std::fs::File;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -62,11 +60,23 @@ pub(crate) enum SegEnd {
     Failed(TransferError),
 }
 
+impl SegEnd {
+    /// Why the ranges cannot go on, for the log.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            SegEnd::Restart(why) => why,
+            SegEnd::NoRanges => "the server answers ranges with the whole file",
+            SegEnd::Failed(_) => "a connection failed",
+        }
+    }
+}
+
 /// One segmented download.
 pub(crate) struct Segmented<'a> {
     pub url: &'a Url,
+    pub credential: Option<&'a Credential>,
     pub shown: &'a str,
-    pub temp: &'a Path,
+    pub temp: Arc<TempFile>,
     /// The version: a known size and something `If-Range` can carry.
     pub validator: &'a FileValidator,
     /// What is still to fetch: sorted, disjoint, non-empty ranges inside the
@@ -251,12 +261,11 @@ fn missing_len(missing: &[ByteRange]) -> u64 {
 struct Ctx {
     engine: Engine,
     url: Url,
+    credential: Option<Credential>,
     shown: String,
-    temp: PathBuf,
-    file: Arc<File>,
+    temp: Arc<TempFile>,
     table: Mutex<Table>,
     validator: FileValidator,
-    if_range: String,
     total: u64,
     /// Stops every connection (the caller's cancel, or another one failed).
     stop: CancellationToken,
@@ -274,7 +283,7 @@ impl Ctx {
     fn local_error(&self, op: LocalOp, source: std::io::Error) -> SegEnd {
         SegEnd::Failed(TransferError::LocalFile {
             op,
-            path: self.temp.clone(),
+            path: self.temp.path().to_path_buf(),
             written: 0,
             source,
         })
@@ -295,47 +304,38 @@ impl Ctx {
 
     /// Asks for `[pos, end)` of the version being written.
     async fn request(&self, pos: u64, end: u64) -> Result<reqwest::Response, SegEnd> {
-        let request = self
-            .engine
-            .client
-            .get(self.url.clone())
-            .header(header::RANGE, format!("bytes={pos}-{}", end - 1))
-            .header(header::IF_RANGE, &self.if_range);
-        let response = tokio::select! {
-            biased;
-            _ = self.stop.cancelled() => return Err(SegEnd::Failed(TransferError::Cancelled)),
-            r = request.send() => r,
+        let ask = Ask {
+            start: pos,
+            end: Some(end),
+            stored: &self.validator,
         };
-        let response = response.map_err(|e| SegEnd::Failed(request_error(&self.shown, e)))?;
-        match response.status().as_u16() {
-            206 => {
-                if changed(&response_validator(response.headers()), &self.validator) {
-                    return Err(SegEnd::Restart("a range of the file names another version"));
-                }
-                accept_content_range(response.headers(), pos, Some(self.total), &self.shown)
-                    .map_err(SegEnd::Failed)?;
-                Ok(response)
-            }
-            200 => {
-                let mut got = response_validator(response.headers());
-                got.size = content_length(response.headers());
-                if same_version(&got, &self.validator) {
-                    Err(SegEnd::NoRanges)
-                } else {
-                    // If-Range failed: not the version being written.
-                    Err(SegEnd::Restart(
-                        "the server sent the whole file instead of a range: it changed",
-                    ))
-                }
-            }
-            416 => Err(SegEnd::Restart(
-                "the server cannot satisfy a range of the file",
+        let mut request = net::with_credential(
+            self.engine.client.get(self.url.clone()),
+            self.credential.as_ref(),
+        );
+        if let Some(range) = ask.range() {
+            request = request.header(header::RANGE, range);
+        }
+        if let Some(tag) = ask.if_range() {
+            request = request.header(header::IF_RANGE, tag);
+        }
+        let response = net::send(request, &self.shown, self.engine.config.read_timeout, &self.stop)
+            .await
+            .map_err(SegEnd::Failed)?;
+        let answer = Answer::from_headers(
+            response.status().as_u16(),
+            response.headers(),
+            SystemTime::now(),
+        );
+        match version::plan(&ask, &answer) {
+            Plan::Write { fresh: false, .. } => Ok(response),
+            // If-Range failed: the whole body is another version.
+            Plan::Write { fresh: true, .. } | Plan::Complete => Err(SegEnd::Restart(
+                "the server sent the whole file instead of a range: it changed",
             )),
-            status => Err(SegEnd::Failed(TransferError::HttpStatus {
-                url: self.shown.clone(),
-                status,
-                retry_after: retry_after(response.headers()),
-            })),
+            Plan::Restart(why) => Err(SegEnd::Restart(why)),
+            Plan::NoRanges => Err(SegEnd::NoRanges),
+            Plan::Refuse(refusal) => Err(SegEnd::Failed(super::refused(refusal, &self.shown))),
         }
     }
 
@@ -345,10 +345,10 @@ impl Ctx {
             return Ok(());
         }
         let at = pos - buf.len() as u64;
-        let file = self.file.clone();
+        let temp = self.temp.clone();
         let data = std::mem::take(buf);
         let (data, result) = tokio::task::spawn_blocking(move || {
-            let r = write_all_at(&file, &data, at);
+            let r = temp.write_at(&data, at);
             (data, r)
         })
         .await
@@ -465,83 +465,78 @@ impl Ctx {
     }
 }
 
-/// A checkpoint in flight: the missing ranges it will make true, and the
-/// `fdatasync` that makes them so.
-type Syncing = JoinHandle<(Vec<ByteRange>, std::io::Result<()>)>;
+/// A checkpoint in flight: the `fdatasync` whose result is the durable set.
+type Syncing = JoinHandle<std::io::Result<crate::ranges::RangeSet>>;
+
+/// Starts a sync of the file on the blocking pool.
+fn start_sync(temp: &Arc<TempFile>) -> Syncing {
+    let temp = temp.clone();
+    tokio::task::spawn_blocking(move || temp.sync())
+}
 
 impl Engine {
     /// Downloads the missing ranges of one file over up to `connections`
     /// connections. On success every byte is written (and fsynced, with the
-    /// last checkpoint reported, if `sync_on_finish`).
+    /// last checkpoint saved, if `sync_on_finish`).
     pub(crate) async fn download_segments(
         &self,
         job: Segmented<'_>,
         progress: &mut dyn Progress,
         cancel: &CancellationToken,
     ) -> Result<Outcome, SegEnd> {
-        let total = job
-            .validator
-            .size
-            .expect("segmented downloads need a known size");
-        let Some(if_range) = if_range_value(job.validator) else {
-            return Err(SegEnd::Restart(
-                "no ETag or Last-Modified ties the ranges to one version",
-            ));
+        let Some(total) = job.validator.size else {
+            return Err(SegEnd::Restart("the file's size is not known"));
         };
-        let fresh = job.first.is_some();
-        let path = job.temp.to_path_buf();
-        let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Option<File>> {
-            // A fresh download's file may not exist yet (it is created by
-            // the first write; see `Handle`).
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(fresh)
-                .open(path)?;
-            if fresh {
-                // Holes read as zeros until their bytes arrive; the missing
-                // list says which ones are real.
-                file.set_len(total)?;
-            } else if file.metadata()?.len() != total {
-                return Ok(None);
-            }
-            Ok(Some(file))
-        })
-        .await
-        .unwrap_or_else(|e| Err(join_error(e)));
-        let file = match opened {
-            Ok(Some(file)) => Arc::new(file),
-            Ok(None) => {
-                return Err(SegEnd::Restart(
-                    "the temporary file does not have the file's size",
-                ))
-            }
-            Err(source) => {
+        if version::if_range(job.validator).is_none() {
+            return Err(SegEnd::Restart(
+                "no strong ETag or date ties the ranges to one version",
+            ));
+        }
+        let temp = job.temp.clone();
+        let state = |durable: &crate::ranges::RangeSet| FileState {
+            validator: job.validator.clone(),
+            bytes: durable.len(),
+            missing: durable.complement(total).ranges().to_vec(),
+            temp_id: temp.id(),
+        };
+        if job.first.is_some() {
+            // A fresh download (its resume point was saved as the version at
+            // byte 0): give the file its full size; holes read as zeros
+            // until their bytes arrive, and the durable set says which are
+            // real.
+            let t = temp.clone();
+            let sized = tokio::task::spawn_blocking(move || t.set_len(total))
+                .await
+                .unwrap_or_else(|e| Err(join_error(e)));
+            if let Err(source) = sized {
                 return Err(SegEnd::Failed(TransferError::LocalFile {
-                    op: LocalOp::Open,
-                    path: job.temp.to_path_buf(),
+                    op: LocalOp::Truncate,
+                    path: temp.path().to_path_buf(),
                     written: 0,
                     source,
-                }))
+                }));
             }
-        };
+        } else {
+            // Resuming the record's ranges (the caller checked the file).
+            let resumed = state(&temp.durable());
+            if let Err(e) = progress.begin(&resumed, Some(total)).await {
+                return Err(SegEnd::Failed(TransferError::NotSaved {
+                    written: 0,
+                    source: e,
+                }));
+            }
+        }
+        let durable_at_start = temp.durable().len();
+        let mut saved_durable = durable_at_start;
 
-        let mut durable_missing = job.missing.clone();
-        let durable_at_start = total - missing_len(&durable_missing);
-        progress.connected(
-            Some(total),
-            job.validator,
-            durable_at_start,
-            &durable_missing,
-        );
         let ctx = Arc::new(Ctx {
             engine: self.clone(),
             url: job.url.clone(),
+            credential: job.credential.cloned(),
             shown: job.shown.to_string(),
-            temp: job.temp.to_path_buf(),
-            file: file.clone(),
+            temp: temp.clone(),
             table: Mutex::new(Table::new(job.missing)),
             validator: job.validator.clone(),
-            if_range,
             total,
             stop: cancel.child_token(),
             pace: job.pace.clone(),
@@ -567,22 +562,15 @@ impl Engine {
         let mut last_cp = Instant::now();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let start_sync = |missing: Vec<ByteRange>| -> Syncing {
-            let file = file.clone();
-            tokio::task::spawn_blocking(move || {
-                let r = file.sync_data();
-                (missing, r)
-            })
-        };
 
-        while !workers.is_empty() {
+        while !workers.is_empty() || syncing.is_some() {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled(), if failure.is_none() => {
                     failure = Some(SegEnd::Failed(TransferError::Cancelled));
                     ctx.stop.cancel();
                 }
-                joined = workers.join_next() => {
+                joined = workers.join_next(), if !workers.is_empty() => {
                     let Some(joined) = joined else { continue };
                     let (id, result) = joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
                     ctx.table().finish(id);
@@ -604,12 +592,18 @@ impl Engine {
                 done = async { syncing.as_mut().expect("guarded").await }, if syncing.is_some() => {
                     syncing = None;
                     last_cp = Instant::now();
-                    match done.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())) {
-                        (missing, Ok(())) => {
-                            durable_missing = missing;
-                            progress.checkpoint_ranges(total - missing_len(&durable_missing), &durable_missing);
+                    match done.unwrap_or_else(|e| Err(join_error(e))) {
+                        Ok(durable) => {
+                            if let Err(e) = progress.checkpoint(&state(&durable)).await {
+                                if failure.is_none() {
+                                    failure = Some(SegEnd::Failed(TransferError::NotSaved { written: 0, source: e }));
+                                    ctx.stop.cancel();
+                                }
+                            } else {
+                                saved_durable = durable.len();
+                            }
                         }
-                        (_, Err(source)) => {
+                        Err(source) => {
                             if failure.is_none() {
                                 failure = Some(ctx.local_error(LocalOp::Sync, source));
                                 ctx.stop.cancel();
@@ -617,56 +611,39 @@ impl Engine {
                         }
                     }
                 }
-                _ = tick.tick() => {
-                    let (received, missing) = {
-                        let t = ctx.table();
-                        (total - t.unreceived(), t.missing())
-                    };
+                _ = tick.tick(), if !workers.is_empty() => {
+                    let received = total - ctx.table().unreceived();
                     progress.progress(received);
-                    let gained = missing_len(&durable_missing) - missing_len(&missing).min(missing_len(&durable_missing));
+                    let written = total - missing_len(&ctx.table().missing());
+                    let gained = written.saturating_sub(saved_durable);
                     let due = last_cp.elapsed() >= policy.interval || gained >= policy.bytes;
                     if syncing.is_none() && failure.is_none() && due && gained > 0 {
-                        syncing = Some(start_sync(missing));
+                        syncing = Some(start_sync(&temp));
                     }
                 }
-            }
-        }
-        if let Some(handle) = syncing.take() {
-            if let (missing, Ok(())) = handle
-                .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-            {
-                durable_missing = missing;
-                progress.checkpoint_ranges(total - missing_len(&durable_missing), &durable_missing);
             }
         }
 
-        match failure {
-            Some(end @ (SegEnd::Restart(_) | SegEnd::NoRanges)) => return Err(end),
-            Some(SegEnd::Failed(error)) => {
-                // Every connection has stopped and written what it had:
-                // make it durable so the next attempt starts from there.
-                let missing = ctx.table().missing();
-                if missing_len(&missing) < missing_len(&durable_missing) {
-                    match start_sync(missing)
-                        .await
-                        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-                    {
-                        (missing, Ok(())) => {
-                            durable_missing = missing;
-                            progress.checkpoint_ranges(
-                                total - missing_len(&durable_missing),
-                                &durable_missing,
-                            );
-                        }
-                        (_, Err(e)) => warn!(error = %e, "could not checkpoint a failed transfer"),
+        if let Some(SegEnd::Failed(error)) = failure {
+            // Every connection has stopped and written what it had: make it
+            // durable so the next attempt starts from there. After a failed
+            // sync this adds nothing (the file counts only what a
+            // successful sync covered).
+            match start_sync(&temp).await.unwrap_or_else(|e| Err(join_error(e))) {
+                Ok(durable) if durable.len() > saved_durable => {
+                    match progress.checkpoint(&state(&durable)).await {
+                        Ok(()) => saved_durable = durable.len(),
+                        Err(e) => warn!(error = %e, "could not save the checkpoint of a failed transfer"),
                     }
                 }
-                let written =
-                    (total - missing_len(&durable_missing)).saturating_sub(durable_at_start);
-                return Err(SegEnd::Failed(error.with_written(written)));
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "could not checkpoint a failed transfer"),
             }
-            None => {}
+            let written = saved_durable.saturating_sub(durable_at_start);
+            return Err(SegEnd::Failed(error.with_written(written)));
+        }
+        if let Some(end) = failure {
+            return Err(end);
         }
         let left = ctx.table().missing();
         if !left.is_empty() {
@@ -682,36 +659,41 @@ impl Engine {
             }));
         }
         drop(ctx);
-        let mtime = mtime_of(job.validator);
+        let mtime = super::mtime_of(job.validator);
         let sync = job.sync_on_finish;
-        let temp = job.temp.to_path_buf();
+        let t = temp.clone();
         let finished = tokio::task::spawn_blocking(move || {
-            if let Some(t) = mtime {
-                if let Err(e) = filetime::set_file_handle_times(&file, None, Some(t)) {
-                    warn!(path = %temp.display(), error = %e, "could not set the modification time");
-                }
-            }
-            if sync {
-                file.sync_all()?;
-            }
-            Ok(())
+            t.finish(mtime, sync).map_err(|f| f.source)?;
+            t.file()
         })
         .await
         .unwrap_or_else(|e| Err(join_error(e)));
-        if let Err(source) = finished {
-            return Err(SegEnd::Failed(TransferError::LocalFile {
+        let (file, id) = finished.map_err(|source| {
+            SegEnd::Failed(TransferError::LocalFile {
                 op: LocalOp::Sync,
-                path: job.temp.to_path_buf(),
+                path: temp.path().to_path_buf(),
                 written: 0,
                 source,
-            }));
-        }
+            })
+        })?;
         if sync {
-            progress.checkpoint(total);
+            let done = FileState {
+                validator: job.validator.clone(),
+                bytes: total,
+                missing: Vec::new(),
+                temp_id: Some(id),
+            };
+            if let Err(e) = progress.checkpoint(&done).await {
+                return Err(SegEnd::Failed(TransferError::NotSaved {
+                    written: 0,
+                    source: e,
+                }));
+            }
         }
         Ok(Outcome {
             bytes: total,
             validator: job.validator.clone(),
+            temp: Finished { file, id },
         })
     }
 }

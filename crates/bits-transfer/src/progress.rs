@@ -1,0 +1,116 @@
+//! What a download is given and what it reports: the file to move, where it
+//! durably stands ([`FileState`]), and the [`Progress`] the engine tells
+//! about every step.
+//!
+//! The engine never writes a byte that the caller's record does not cover:
+//! before the first byte of a version that replaces what the record
+//! describes, it waits for [`Progress::begin`] to have saved the new resume
+//! point; after every `fdatasync` it waits for [`Progress::checkpoint`] to
+//! have saved what is durable. A save that fails stops the transfer
+//! ([`crate::TransferError::NotSaved`]): a result that could not be saved
+//! did not happen.
+
+use crate::pace::Pacer;
+use bits_core::{ByteRange, Credential, FileId, FileValidator};
+use std::fs::File;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// Where a file durably stands: the resume point the caller keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileState {
+    /// The version the bytes belong to.
+    pub validator: FileValidator,
+    /// Durable bytes. When `missing` is empty they are the file's first
+    /// `bytes` bytes; otherwise every byte outside `missing` is durable and
+    /// `bytes` counts them.
+    pub bytes: u64,
+    /// A file fetched over several connections: the ranges not yet durable,
+    /// sorted. Empty for a file written front to back.
+    pub missing: Vec<ByteRange>,
+    /// The temporary file the bytes are in (device and inode): a file found
+    /// under the same name later is trusted only if it is this one.
+    pub temp_id: Option<FileId>,
+}
+
+impl FileState {
+    /// Whether nothing is recorded: a transfer from it starts from byte 0
+    /// and has nothing to protect.
+    pub fn is_empty(&self) -> bool {
+        self.bytes == 0 && self.missing.is_empty()
+    }
+}
+
+/// A failed save of a resume point (the caller's store could not be
+/// written). The engine stops; the message says why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct SaveError {
+    /// What failed, for people.
+    pub message: String,
+}
+
+/// The future of a save the engine waits for.
+pub type Saved<'a> = Pin<Box<dyn Future<Output = Result<(), SaveError>> + Send + 'a>>;
+
+/// Receives a download's progress. Called from the transfer task.
+pub trait Progress: Send {
+    /// The source answered; `state` is the version being written and where
+    /// writing continues (`bytes: 0` for a new version). Awaited before any
+    /// byte of that version is written: save it as the resume point unless
+    /// it is what is already saved. `total` is the file's size, if known.
+    fn begin<'a>(&'a mut self, state: &'a FileState, total: Option<u64>) -> Saved<'a>;
+    /// `received` bytes of the file have arrived (not all durable). Memory
+    /// only: must be quick.
+    fn progress(&mut self, received: u64);
+    /// The bytes `state` describes are durable: save it as the resume point.
+    fn checkpoint<'a>(&'a mut self, state: &'a FileState) -> Saved<'a>;
+}
+
+/// One file to download.
+#[derive(Debug, Clone)]
+pub struct FileTransfer<'a> {
+    /// http(s) URL, file:// URL or absolute local path, without userinfo.
+    pub remote: &'a str,
+    /// The server's credentials, if any (sent as Basic authentication).
+    pub credential: Option<&'a Credential>,
+    /// Where the bytes are written.
+    pub temp: &'a Path,
+    /// Where the last attempt durably stopped (default: nothing yet).
+    pub resume: &'a FileState,
+    /// Whether the engine makes the finished file durable itself (fsync,
+    /// then a last [`Progress::checkpoint`]). A caller that moves many files
+    /// passes `false` and makes a batch of them durable at once with the
+    /// handle in [`Outcome::temp`]; until it has, the bytes past the last
+    /// checkpoint are not promised to survive a power cut.
+    pub sync_on_finish: bool,
+    /// How many connections this file may use (ranges of one version side
+    /// by side) when the server allows ranges. 1: front to back.
+    pub connections: u32,
+    /// For a background job: paces HTTP(S) reads to the bandwidth nobody
+    /// else uses (see [`Pacer`]). `None`: as fast as the path allows.
+    pub pace: Option<Arc<Pacer>>,
+}
+
+/// A finished file.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The file's size.
+    pub bytes: u64,
+    /// The version downloaded.
+    pub validator: FileValidator,
+    /// The temporary file, still open.
+    pub temp: Finished,
+}
+
+/// The temporary file of a finished download, still open, so that a caller
+/// syncing many files at once never has to find them again by name.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The open file.
+    pub file: Arc<File>,
+    /// Its identity.
+    pub id: FileId,
+}
