@@ -124,20 +124,61 @@ impl Connection {
         ))
     }
 
-    /// Sends a request that answers with one job.
+    /// Sends a request that answers with one job; its file list is filled
+    /// in (the daemon sends long lists a page at a time).
     pub async fn job(&mut self, req: &Request) -> anyhow::Result<JobObject> {
         match self.request(req).await? {
-            Response::Job { job } => Ok(*job),
+            Response::Job { job } => {
+                let mut job = *job;
+                self.fill_files(&mut job).await?;
+                Ok(job)
+            }
             other => Err(unexpected(&other)),
         }
     }
 
-    /// Sends a request that answers with a list of jobs.
-    pub async fn jobs(&mut self, req: &Request) -> anyhow::Result<Vec<JobObject>> {
-        match self.request(req).await? {
-            Response::Jobs { jobs } => Ok(jobs),
-            other => Err(unexpected(&other)),
+    /// Fetches the rest of a job's file list, page after page.
+    pub async fn fill_files(&mut self, job: &mut JobObject) -> anyhow::Result<()> {
+        while let Some(from) = job.file_list_next.take() {
+            let page = match self
+                .request(&Request::Info {
+                    job: job.job_id.clone(),
+                    files_from: from,
+                })
+                .await?
+            {
+                Response::Job { job } => *job,
+                other => return Err(unexpected(&other)),
+            };
+            if page.file_list.is_empty() {
+                break;
+            }
+            job.file_list.extend(page.file_list);
+            job.file_list_next = page.file_list_next;
         }
+        Ok(())
+    }
+
+    /// Lists jobs (`List`), page after page, with their file lists filled in
+    /// unless the request asks for a summary.
+    pub async fn jobs(&mut self, req: &Request) -> anyhow::Result<Vec<JobObject>> {
+        let mut req = req.clone();
+        let mut all = Vec::new();
+        loop {
+            let (jobs, next) = match self.request(&req).await? {
+                Response::Jobs { jobs, next } => (jobs, next),
+                other => return Err(unexpected(&other)),
+            };
+            all.extend(jobs);
+            match (&mut req, next) {
+                (Request::List { after, .. }, Some(cursor)) => *after = Some(cursor),
+                _ => break,
+            }
+        }
+        for job in &mut all {
+            self.fill_files(job).await?;
+        }
+        Ok(all)
     }
 }
 

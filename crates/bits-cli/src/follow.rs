@@ -116,7 +116,10 @@ pub async fn follow(
             }
             "Transferred" | "Acknowledged" => {
                 let full = conn
-                    .job(&Request::Info { job: id.clone() })
+                    .job(&Request::Info {
+                        job: id.clone(),
+                        files_from: 0,
+                    })
                     .await
                     .inspect_err(|_| progress.abandon())?;
                 progress.finish(&full);

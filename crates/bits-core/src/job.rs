@@ -481,6 +481,54 @@ impl Job {
     /// fields that belong to states (error, retry time, counters) in step.
     pub fn apply(&mut self, event: Event, now: SystemTime) -> Result<JobState, InvalidTransition> {
         let to = next_state(self.state, &event, self.job_type, &self.files)?;
+        self.enter(to, event, now);
+        Ok(to)
+    }
+
+    /// [`Job::apply`] on a copy of the job's row (see [`Job::row`]) whose
+    /// files are `files`: the daemon decides a transition on the row alone
+    /// and publishes it once it is saved, while the files stay where they
+    /// are.
+    pub fn apply_given(
+        &mut self,
+        event: Event,
+        now: SystemTime,
+        files: &[JobFile],
+    ) -> Result<JobState, InvalidTransition> {
+        let to = next_state(self.state, &event, self.job_type, files)?;
+        self.enter(to, event, now);
+        Ok(to)
+    }
+
+    /// The job without its files: what the store's job row holds.
+    pub fn row(&self) -> Job {
+        Job {
+            id: self.id,
+            job_type: self.job_type,
+            props: self.props.clone(),
+            owner: self.owner.clone(),
+            owner_uid: self.owner_uid,
+            state: self.state,
+            files: Vec::new(),
+            error: self.error.clone(),
+            created: self.created,
+            modified: self.modified,
+            transfer_completed: self.transfer_completed,
+            transient_error_count: self.transient_error_count,
+            retry_at: self.retry_at,
+            no_progress_since: self.no_progress_since,
+            active_time: self.active_time,
+        }
+    }
+
+    /// Takes every field but the files from `row`.
+    pub fn set_row(&mut self, row: Job) {
+        let files = std::mem::take(&mut self.files);
+        *self = Job { files, ..row };
+    }
+
+    /// The state `to` that `event` led to, with the fields that go with it.
+    fn enter(&mut self, to: JobState, event: Event, now: SystemTime) {
         match event {
             Event::Resume => {
                 if to != self.state {
@@ -520,7 +568,6 @@ impl Job {
         }
         self.state = to;
         self.modified = now;
-        Ok(to)
     }
 }
 

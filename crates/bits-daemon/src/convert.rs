@@ -1,28 +1,79 @@
 //! Domain job -> the JSON job object of the contract. The only place that
 //! sees both `bits_core` and `bits_proto` types.
+//!
+//! Answers are bounded whatever a job holds: a job's `FileList` is sent a
+//! page at a time, as many files as fit [`REPLY_BUDGET`] bytes, and the
+//! object says where the rest begins (`FileListNext`); the client fills the
+//! list in before showing it.
 
-use bits_core::Job;
+use crate::state::Entry;
 use bits_proto::{FileObject, JobObject};
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
 use std::time::SystemTime;
+
+/// The most bytes of JSON one answer carries: far below the 64 MiB frame
+/// limit, large enough that a job of 10,000 files goes in one or two.
+pub const REPLY_BUDGET: usize = 8 << 20;
 
 /// RFC 3339 in UTC, seconds precision.
 pub fn rfc3339(t: SystemTime) -> String {
     DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// The JSON object for `job` without its `FileList` (totals only).
-pub fn job_summary(job: &Job) -> JobObject {
-    object(job, false)
+/// The size of `value` as JSON.
+pub fn json_len<T: Serialize>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Serialising these types cannot fail (no maps with non-string keys).
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
-/// The JSON object for `job`.
-pub fn job_object(job: &Job) -> JobObject {
-    object(job, true)
+/// The JSON object for a job without its `FileList` (totals only).
+pub fn job_summary(entry: &Entry) -> JobObject {
+    object(entry)
 }
 
-fn object(job: &Job, with_files: bool) -> JobObject {
+/// The JSON object for a job with its files from index `from` on, as many
+/// as fit `budget` bytes with the rest of the object (at least one, so that
+/// a client paging through always moves on).
+pub fn job_object(entry: &Entry, from: usize, budget: usize) -> JobObject {
+    let mut job = object(entry);
+    let mut used = json_len(&job);
+    for (index, f) in entry.job.files.iter().enumerate().skip(from) {
+        let file = FileObject {
+            remote_name: f.remote.clone(),
+            local_name: f.local.to_string_lossy().into_owned(),
+            bytes_total: f.bytes_total,
+            bytes_transferred: entry.shown_bytes(index),
+            is_transfer_complete: f.complete,
+            temporary_name: f.temp.to_string_lossy().into_owned(),
+        };
+        let len = json_len(&file) + 1;
+        if used + len > budget && !job.file_list.is_empty() {
+            job.file_list_next = Some(index as u64);
+            break;
+        }
+        used += len;
+        job.file_list.push(file);
+    }
+    job
+}
+
+fn object(entry: &Entry) -> JobObject {
+    let job = &entry.job;
     let err = job.error.as_ref();
+    let transferred = (0..job.files.len()).map(|i| entry.shown_bytes(i)).sum();
     JobObject {
         job_id: job.id.to_string(),
         display_name: job.props.display_name.clone(),
@@ -32,11 +83,11 @@ fn object(job: &Job, with_files: bool) -> JobObject {
         priority: job.props.priority.as_str().to_string(),
         owner_account: job.owner.clone(),
         bytes_total: job.bytes_total(),
-        bytes_transferred: job.bytes_transferred(),
+        bytes_transferred: transferred,
         files_total: job.files.len() as u64,
         files_transferred: job.files_transferred() as u64,
         creation_time: rfc3339(job.created),
-        modification_time: rfc3339(job.modified),
+        modification_time: rfc3339(entry.modified()),
         transfer_completion_time: job.transfer_completed.map(rfc3339),
         transient_error_count: u64::from(job.transient_error_count),
         minimum_retry_delay: job.props.min_retry_delay.as_secs(),
@@ -46,19 +97,9 @@ fn object(job: &Job, with_files: bool) -> JobObject {
         error_context: err.map(|e| e.context.as_str().to_string()),
         error_code: err.map(|e| e.code_hex()),
         error_description: err.map(|e| e.description.clone()),
-        file_list: job
-            .files
-            .iter()
-            .take(if with_files { usize::MAX } else { 0 })
-            .map(|f| FileObject {
-                remote_name: f.remote.clone(),
-                local_name: f.local.to_string_lossy().into_owned(),
-                bytes_total: f.bytes_total,
-                bytes_transferred: f.bytes_transferred,
-                is_transfer_complete: f.complete,
-                temporary_name: f.temp.to_string_lossy().into_owned(),
-            })
-            .collect(),
+        file_list: Vec::new(),
+        file_list_next: None,
+        complete_result: None,
         reply_file_name: (job.job_type == bits_core::JobType::UploadReply)
             .then_some(job.props.reply_file.as_ref())
             .flatten()

@@ -1,73 +1,249 @@
-//! The daemon's own file operations on users' files: committing and
-//! discarding temporary files.
+//! The daemon's own file operations on users' files: making finished files
+//! durable, committing a job's files at Complete, discarding temporary
+//! files. Blocking: callers run them on the blocking pool.
 //!
-//! This is the seam where a system-wide daemon will later act with the job
+//! This is the seam where a system-wide daemon will act with the job
 //! owner's rights; keep every touch of a user's path here (the transfer
 //! engine's writes to the temporary file are the other one).
 
-use bits_core::{Job, JobFile, JobType};
+use bits_core::error::codes;
+use bits_core::{ErrorContext, FileId, Job, JobError, JobFile, JobType};
+use bits_transfer::Finished;
+use std::collections::BTreeSet;
 use std::io;
-use std::path::Path;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
-/// Completes a job's files: a download's files appear under their names; an
+/// What Complete did.
+#[derive(Debug, Default)]
+pub struct Completed {
+    /// Files now under their names.
+    pub kept: Vec<PathBuf>,
+    /// Files not fully transferred, whose partial data was deleted.
+    pub discarded: Vec<PathBuf>,
+}
+
+/// Why Complete could not finish.
+#[derive(Debug)]
+pub enum CompleteError {
+    /// A transferred file is gone or is not the file that was written: it
+    /// must be transferred again.
+    Lost { index: usize, error: JobError },
+    /// Something failed (a rename, a directory sync); nothing is lost, and
+    /// completing again picks up where this stopped.
+    Failed(String),
+}
+
+/// Makes finished files durable through their open descriptors: each one
+/// fsynced when there are few, else each file system holding them synced
+/// once (`syncfs`: one journal commit for the lot, where per-file fsyncs
+/// would be one each). Returns the index of the file that failed.
+pub fn sync_finished(files: &[&Finished]) -> Result<(), (usize, io::Error)> {
+    const FSYNC_EACH_UP_TO: usize = 4;
+    if files.len() <= FSYNC_EACH_UP_TO {
+        for (i, f) in files.iter().enumerate() {
+            f.file.sync_all().map_err(|e| (i, e))?;
+        }
+        return Ok(());
+    }
+    let mut synced = BTreeSet::new();
+    for (i, f) in files.iter().enumerate() {
+        if synced.insert(f.id.dev) {
+            nix::unistd::syncfs(f.file.as_raw_fd()).map_err(|errno| (i, io::Error::from(errno)))?;
+        }
+    }
+    Ok(())
+}
+
+/// Completes a job's files (Complete-BitsTransfer): a download's transferred
+/// files appear under their names and its partial ones are deleted; an
 /// upload-reply job's reply appears at its reply file; an upload has nothing
 /// local to commit.
-pub fn commit_job(job: &Job) -> Result<(), String> {
+///
+/// Every transferred file is checked before anything is renamed: its
+/// temporary file must be the very file that was written (or, after an
+/// interrupted Complete, already be under its name), so Complete never
+/// reports a file it does not have. The directories are fsynced after the
+/// renames; only then may the job be called complete.
+pub fn complete(job: &Job) -> Result<Completed, CompleteError> {
     match job.job_type {
-        JobType::Download => commit(&job.files),
-        JobType::Upload => Ok(()),
-        JobType::UploadReply => match (&job.props.reply_file, job.files.first()) {
-            (Some(reply), Some(f)) if f.complete => {
-                let staged = JobFile {
-                    local: reply.clone(),
-                    ..f.clone()
-                };
-                commit(std::slice::from_ref(&staged))
-            }
-            (_, Some(f)) => {
-                remove(&f.temp);
-                Ok(())
-            }
-            _ => Ok(()),
+        JobType::Download => commit_downloads(&job.files),
+        JobType::Upload => Ok(Completed {
+            kept: job.files.iter().map(|f| f.local.clone()).collect(),
+            discarded: Vec::new(),
+        }),
+        JobType::UploadReply => commit_reply(job),
+    }
+}
+
+/// Where a transferred file is: still to be renamed, or already renamed
+/// by an earlier Complete that was interrupted.
+enum Found {
+    ToRename,
+    InPlace,
+}
+
+fn lost(index: usize, f: &JobFile, what: String) -> CompleteError {
+    CompleteError::Lost {
+        index,
+        error: JobError {
+            file_index: Some(index),
+            ..JobError::new(
+                ErrorContext::LocalFile,
+                codes::E_FILE_NOT_FOUND,
+                format!(
+                    "The transferred file {} cannot be completed: {what}. Resume the job to \
+                     transfer it again.",
+                    f.local.display()
+                ),
+            )
         },
     }
 }
 
-/// Makes the complete files appear under their final names and deletes the
-/// partial ones (Complete-BitsTransfer). A file already moved by an earlier,
-/// interrupted attempt counts as done. Stops at the first failure, naming the
-/// file, so the user can fix the cause and complete again.
-fn commit(files: &[JobFile]) -> Result<(), String> {
+fn identity(meta: &std::fs::Metadata) -> FileId {
+    FileId {
+        dev: meta.dev(),
+        ino: meta.ino(),
+    }
+}
+
+/// Checks a transferred download before anything is renamed.
+fn check(index: usize, f: &JobFile) -> Result<Found, CompleteError> {
+    let failed = |what: &str, path: &Path, e: io::Error| {
+        CompleteError::Failed(format!("cannot {what} {}: {e}", path.display()))
+    };
+    match std::fs::symlink_metadata(&f.temp) {
+        Ok(meta) => {
+            let ours = meta.file_type().is_file()
+                && meta.nlink() == 1
+                && f.temp_id.is_none_or(|id| id == identity(&meta));
+            if !ours {
+                return Err(lost(
+                    index,
+                    f,
+                    format!(
+                        "its temporary file {} was replaced by another file",
+                        f.temp.display()
+                    ),
+                ));
+            }
+            if f.bytes_total.is_some_and(|n| n != meta.len()) {
+                return Err(lost(
+                    index,
+                    f,
+                    format!(
+                        "its temporary file {} holds {} bytes instead of {}",
+                        f.temp.display(),
+                        meta.len(),
+                        f.bytes_total.unwrap_or(0)
+                    ),
+                ));
+            }
+            Ok(Found::ToRename)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // Renamed by an earlier Complete that did not finish? Only if
+            // the file under the name is the very file that was written.
+            match std::fs::symlink_metadata(&f.local) {
+                Ok(meta) if f.temp_id.is_some_and(|id| id == identity(&meta)) => Ok(Found::InPlace),
+                Ok(_) | Err(_) => Err(lost(
+                    index,
+                    f,
+                    format!("its temporary file {} is gone", f.temp.display()),
+                )),
+            }
+        }
+        Err(e) => Err(failed("examine", &f.temp, e)),
+    }
+}
+
+/// Makes the transferred files appear under their final names and deletes
+/// the partial ones. Stops at the first failure, naming the file.
+fn commit_downloads(files: &[JobFile]) -> Result<Completed, CompleteError> {
+    let mut found = Vec::with_capacity(files.len());
+    for (index, f) in files.iter().enumerate() {
+        found.push(if f.complete {
+            Some(check(index, f)?)
+        } else {
+            None
+        });
+    }
     // Each directory is fsynced once, after all its renames: one journal
     // commit for a job of thousands of files, not one per file.
-    let mut dirs = std::collections::BTreeSet::new();
-    let mut result = Ok(());
-    for f in files {
-        if f.complete {
-            match std::fs::rename(&f.temp, &f.local) {
-                Ok(()) => {
-                    if let Some(dir) = f.local.parent() {
-                        dirs.insert(dir.to_path_buf());
-                    }
+    let mut dirs = BTreeSet::new();
+    let mut done = Completed::default();
+    for (f, found) in files.iter().zip(found) {
+        match found {
+            Some(found) => {
+                if let Found::ToRename = found {
+                    std::fs::rename(&f.temp, &f.local).map_err(|e| {
+                        CompleteError::Failed(format!(
+                            "cannot move {} to {}: {e}",
+                            f.temp.display(),
+                            f.local.display()
+                        ))
+                    })?;
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound && f.local.exists() => {}
-                Err(e) => {
-                    result = Err(format!(
-                        "cannot move {} to {}: {e}",
-                        f.temp.display(),
-                        f.local.display()
-                    ));
-                    break;
+                if let Some(dir) = f.local.parent() {
+                    dirs.insert(dir.to_path_buf());
                 }
+                done.kept.push(f.local.clone());
             }
-        } else {
-            remove(&f.temp);
+            None => {
+                remove(&f.temp);
+                done.discarded.push(f.local.clone());
+            }
         }
     }
     for dir in dirs {
-        sync_dir(&dir);
+        sync_dir(&dir).map_err(|e| {
+            CompleteError::Failed(format!(
+                "cannot make the completed files in {} durable (fsync of the directory: {e})",
+                dir.display()
+            ))
+        })?;
     }
-    result
+    Ok(done)
+}
+
+/// An upload-reply job: its reply appears at the reply file.
+fn commit_reply(job: &Job) -> Result<Completed, CompleteError> {
+    let (Some(reply), Some(f)) = (&job.props.reply_file, job.files.first()) else {
+        return Ok(Completed::default());
+    };
+    if !f.complete {
+        remove(&f.temp);
+        return Ok(Completed {
+            kept: Vec::new(),
+            discarded: vec![reply.clone()],
+        });
+    }
+    match std::fs::rename(&f.temp, reply) {
+        Ok(()) => {}
+        // An earlier Complete that did not finish moved it already.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && reply.exists() => {}
+        Err(e) => {
+            return Err(CompleteError::Failed(format!(
+                "cannot move {} to {}: {e}",
+                f.temp.display(),
+                reply.display()
+            )))
+        }
+    }
+    if let Some(dir) = reply.parent() {
+        sync_dir(dir).map_err(|e| {
+            CompleteError::Failed(format!(
+                "cannot make the reply in {} durable (fsync of the directory: {e})",
+                dir.display()
+            ))
+        })?;
+    }
+    Ok(Completed {
+        kept: vec![reply.clone()],
+        discarded: Vec::new(),
+    })
 }
 
 /// Deletes every temporary file (Remove-BitsTransfer). Final names are never
@@ -86,47 +262,8 @@ fn remove(path: &Path) {
     }
 }
 
-/// Makes written files durable: each one fsynced when there are few, else
-/// each file system holding them synced once (`syncfs`: one journal commit
-/// for the lot, where per-file fsyncs would be one each). The file systems
-/// are found through the files' directories (a file we created lives on its
-/// directory's file system), so a batch of files in one directory costs one
-/// open, not one per file. Returns the path that failed.
-pub fn sync_files(paths: &[std::path::PathBuf]) -> Result<(), (std::path::PathBuf, io::Error)> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::MetadataExt;
-    const FSYNC_EACH_UP_TO: usize = 4;
-    if paths.len() <= FSYNC_EACH_UP_TO {
-        for p in paths {
-            std::fs::File::open(p)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| (p.clone(), e))?;
-        }
-        return Ok(());
-    }
-    let mut dirs = std::collections::HashSet::new();
-    let mut synced = std::collections::HashSet::new();
-    for p in paths {
-        let dir = p.parent().unwrap_or(Path::new("/"));
-        if !dirs.insert(dir) {
-            continue;
-        }
-        let handle = std::fs::File::open(dir).map_err(|e| (p.clone(), e))?;
-        let dev = handle.metadata().map_err(|e| (p.clone(), e))?.dev();
-        if synced.insert(dev) {
-            nix::unistd::syncfs(handle.as_raw_fd())
-                .map_err(|errno| (p.clone(), io::Error::from(errno)))?;
-        }
-    }
-    Ok(())
-}
-
 /// Makes renames durable: directory entries are written by fsyncing the
 /// directory.
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = std::fs::File::open(dir) {
-        if let Err(e) = d.sync_all() {
-            tracing::warn!(dir = %dir.display(), cause = %e, "cannot fsync directory");
-        }
-    }
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }

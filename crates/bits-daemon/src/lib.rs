@@ -3,12 +3,14 @@
 //!
 //! # Layout
 //!
-//! - [`shared`]: the jobs in memory and the one place they change.
-//! - `scheduler`: when jobs start and when failed ones are retried.
-//! - `runner`: one job's transfer, file after file, through `bits_transfer`.
-//! - `ipc`: the Unix socket and one handler per request.
+//! - `lifecycle`: the one owner of every job's lifecycle: decides, saves,
+//!   publishes; schedules; starts and stops runners.
+//! - `runner`: one attempt at a job's files through `bits_transfer`.
+//! - `state`: what readers see (the jobs as saved, live progress).
+//! - `store`: the job store on a thread of its own.
+//! - `ipc`: the Unix socket, its clients, and one handler per request.
 //! - `validate`: checks of client input; `convert`: job -> JSON object;
-//!   `fsops`: committing and discarding users' files.
+//!   `fsops`: committing, syncing and discarding users' files.
 //!
 //! Architecture invariant: this is the only crate that spawns tasks, owns
 //! the socket and holds the store.
@@ -16,10 +18,11 @@
 mod convert;
 mod fsops;
 mod ipc;
+mod lifecycle;
 mod runner;
-mod scheduler;
-pub mod shared;
 mod startup;
+mod state;
+mod store;
 mod validate;
 
 use anyhow::Context;
@@ -29,7 +32,7 @@ use clap::Parser;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub use startup::run;
+pub use startup::{run, DETACHED_ENV};
 
 /// How often a running download makes its progress durable. A crash or a
 /// power cut costs at most this much downloading again; each checkpoint
@@ -95,6 +98,7 @@ struct Args {
 
 /// The `bitsd` program. Returns the exit code.
 pub fn main() -> i32 {
+    report_panics();
     let args = Args::parse();
     let mut paths = Paths::from_env();
     if let Some(h) = &args.home {
@@ -115,6 +119,20 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// A panic anywhere (a task's included) reaches the log with its place, not
+/// only a standard error nobody reads; the task's owner then deals with
+/// its job (see `lifecycle`).
+fn report_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if tracing::dispatcher::has_been_set() {
+            tracing::error!(panic = %info, "bitsd panicked");
+        } else {
+            default(info);
+        }
+    }));
 }
 
 fn run_main(config: Config) -> anyhow::Result<()> {

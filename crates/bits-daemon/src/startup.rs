@@ -1,25 +1,28 @@
-//! Bringing the daemon up and down: directories, the single-instance lock,
-//! the socket, restoring jobs, and the orderly stop.
+//! Bringing the daemon up and down: private directories and files, the
+//! single-instance lock, the descriptor limit, restoring jobs, the socket,
+//! and the orderly stop.
 
-use crate::shared::{Entry, Owner, Shared, State};
-use crate::{ipc, scheduler, Config};
+use crate::lifecycle::Manager;
+use crate::state::{Entry, Limits, Owner, Shared, View};
+use crate::store::StoreHandle;
+use crate::{ipc, Config};
 use anyhow::{bail, Context};
 use bits_core::{Event, JobState};
 use bits_store::Store;
 use bits_transfer::Engine;
 use nix::fcntl::{Flock, FlockArg};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 use tokio::net::UnixListener;
-use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-/// How long a stop waits for transfers to checkpoint.
-const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Set (to `1`) by `bits` when it starts the daemon in the background:
+/// once the daemon is up, its standard error goes to its log (the pipe
+/// `bits` gave it only carries the reason a start failed).
+pub const DETACHED_ENV: &str = "BITS_DETACHED";
 
 fn private_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::DirBuilder::new()
@@ -34,15 +37,26 @@ fn private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Takes the pid file's lock: one daemon per state directory.
-fn lock_pid_file(path: &Path) -> anyhow::Result<Flock<std::fs::File>> {
+/// Opens (creating) a file of the daemon's own, readable by its owner only
+/// (a file left by an older bitsd is restricted too).
+fn private_file(path: &Path, append: bool) -> anyhow::Result<std::fs::File> {
     let file = std::fs::OpenOptions::new()
-        .read(true)
+        .read(!append)
         .write(true)
+        .append(append)
         .create(true)
         .truncate(false)
+        .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot open {}", path.display()))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {} to its owner", path.display()))?;
+    Ok(file)
+}
+
+/// Takes the pid file's lock: one daemon per state directory.
+fn lock_pid_file(path: &Path) -> anyhow::Result<Flock<std::fs::File>> {
+    let file = private_file(path, false)?;
     let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(l) => l,
         Err((_, errno)) if errno == nix::errno::Errno::EWOULDBLOCK => {
@@ -74,38 +88,71 @@ fn owner() -> Owner {
     }
 }
 
-fn install_tracing(log_file: &Path) {
+/// Logs to the daemon's log file (0600). Returns the file, for standard
+/// error once the daemon is detached.
+fn install_tracing(log_file: &Path) -> anyhow::Result<std::fs::File> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BITS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    if let Ok(file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_file)
-    {
-        // A second install (tests running several daemons in one process)
-        // keeps the first subscriber.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(false)
-            .with_writer(Mutex::new(file))
-            .try_init();
+    let file = private_file(log_file, true)?;
+    let writer = file.try_clone().context("cannot share the log file")?;
+    // A second install (tests running several daemons in one process)
+    // keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(Mutex::new(writer))
+        .try_init();
+    Ok(file)
+}
+
+/// Raises the soft limit on open descriptors to the hard one: every client
+/// connection, transfer and batch of finished files holds descriptors, and
+/// the default soft limit (1,024) is easily reached by one busy user.
+fn raise_descriptor_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(soft, hard, cause = %e, "cannot raise the open-file limit");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(cause = %e, "cannot read the open-file limit"),
+    }
+}
+
+/// Once up, a detached daemon's standard error (and output) go to its log,
+/// so a late panic or message is kept, and the pipe of the `bits` that
+/// started it is let go.
+fn detach_stderr(log: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    if std::env::var_os(DETACHED_ENV).is_none_or(|v| v != "1") {
+        return;
+    }
+    for fd in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
+        // SAFETY: dup2 onto a standard descriptor from an open file.
+        if unsafe { libc::dup2(log.as_raw_fd(), fd) } == -1 {
+            tracing::warn!(cause = %std::io::Error::last_os_error(), "cannot send standard error to the log");
+        }
     }
 }
 
 /// Jobs that were mid-transfer when the daemon last stopped wait for their
 /// turn again; everything else stays as it was.
-fn restore(store: &mut Store) -> anyhow::Result<State> {
-    let mut state = State::default();
+fn restore(store: &mut Store) -> anyhow::Result<View> {
+    let mut view = View::default();
     let now = SystemTime::now();
     for mut job in store.load_all().context("cannot read the job database")? {
         if matches!(job.state(), JobState::Connecting | JobState::Transferring) {
             job.apply(Event::Interrupted, now)
                 .map_err(|e| anyhow::anyhow!("bug: restoring job {}: {e}", job.id))?;
-            store.update_job(&job)?;
+            store
+                .update_job(&job)
+                .context("cannot write the job database")?;
         }
-        state.jobs.insert(job.id, Entry::new(job));
+        view.jobs.insert(job.id, Entry::new(job));
     }
-    Ok(state)
+    Ok(view)
 }
 
 /// The daemon: serves `config.paths` until `shutdown` is cancelled, then
@@ -114,56 +161,59 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let paths = &config.paths;
     private_dir(&paths.state_dir)?;
     private_dir(&paths.runtime_dir)?;
-    install_tracing(&paths.log_file());
+    let log = install_tracing(&paths.log_file())?;
     let _pid_lock = lock_pid_file(&paths.pid_file())?;
+    raise_descriptor_limit();
 
     let mut store = Store::open(&paths.database())?;
-    let state = restore(&mut store)?;
+    let view = restore(&mut store)?;
     let engine = Engine::new(config.engine.clone()).context("cannot start the transfer engine")?;
-    let (changes, _) = watch::channel(0);
-    let shared = Arc::new(Shared {
-        state: Mutex::new(state),
-        store: Mutex::new(store),
+    // The thread ends when the last handle goes; every save a transfer
+    // depends on was awaited before the lifecycle owner returned.
+    let (store, _store_thread) =
+        StoreHandle::start(store).context("cannot start the store thread")?;
+    let shared = Arc::new(Shared::new(
+        view,
+        store,
         engine,
-        wake: Notify::new(),
-        changes,
-        owner: owner(),
-        shutdown: shutdown.clone(),
-        runners: TaskTracker::new(),
-        time_slice: config.time_slice,
-    });
+        owner(),
+        shutdown.clone(),
+        Limits::default(),
+    ));
+    let (manager, handle) = Manager::new(shared.clone(), config.time_slice);
 
     let socket = paths.socket();
     // The lock above proves no other daemon owns this socket: a leftover file
     // is from a daemon that died.
-    let _ = std::fs::remove_file(&socket);
+    match std::fs::remove_file(&socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot remove {}", socket.display())),
+    }
     let listener = UnixListener::bind(&socket)
         .with_context(|| format!("cannot listen on {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
     tracing::info!(
         pid = std::process::id(),
         socket = %socket.display(),
-        jobs = shared.lock().jobs.len(),
+        jobs = shared.read().jobs.len(),
         "bitsd started"
     );
+    detach_stderr(&log);
 
-    let scheduler = tokio::spawn(scheduler::run(shared.clone()));
-    ipc::serve(listener, shared.clone()).await;
+    let lifecycle = tokio::spawn(manager.run());
+    ipc::serve(listener, shared.clone(), handle).await;
 
-    // Stopping: every runner checkpoints on cancellation and moves its job
-    // back to Queued.
-    let _ = scheduler.await;
-    shared.runners.close();
-    if tokio::time::timeout(STOP_GRACE, shared.runners.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "some transfers did not stop in time; they resume from their last checkpoint"
-        );
+    // Stopping: the lifecycle owner stops every runner (each checkpoints and
+    // its job goes back to Queued), then the store thread ends.
+    if let Err(e) = lifecycle.await {
+        tracing::error!(cause = %e, "the lifecycle owner ended abnormally");
     }
-    let _ = std::fs::remove_file(&socket);
-    let _ = std::fs::remove_file(paths.pid_file());
+    for leftover in [socket, paths.pid_file()] {
+        if let Err(e) = std::fs::remove_file(&leftover) {
+            tracing::debug!(path = %leftover.display(), cause = %e, "could not remove at stop");
+        }
+    }
     tracing::info!("bitsd stopped");
     Ok(())
 }

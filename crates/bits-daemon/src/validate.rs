@@ -14,6 +14,18 @@ const MAX_DISPLAY_NAME: usize = 256;
 const MAX_DESCRIPTION: usize = 1024;
 /// BITS' limit on a remote URL.
 const MAX_URL: usize = 2200;
+/// The longest delay or timeout accepted, in seconds (about a century): a
+/// bound every clock and the store can represent.
+const MAX_SECONDS: u64 = 3_153_600_000;
+
+fn seconds(option: &str, s: u64) -> Result<Duration, ApiError> {
+    if s > MAX_SECONDS {
+        return Err(bad(format!(
+            "{option} must be at most {MAX_SECONDS} seconds (about a century)"
+        )));
+    }
+    Ok(Duration::from_secs(s))
+}
 
 pub fn bad(message: impl Into<String>) -> ApiError {
     ApiError {
@@ -27,7 +39,45 @@ fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
-/// Checks a remote name and returns it normalised.
+/// The refusal for a job that would hold more than `max` files.
+pub fn quota(existing: usize, added: usize, max: usize) -> Result<(), ApiError> {
+    let total = existing.saturating_add(added);
+    if total <= max {
+        return Ok(());
+    }
+    Err(ApiError {
+        kind: ErrorKind::BadRequest,
+        message: if existing == 0 {
+            format!("a job holds at most {max} files; this one would hold {total}: split the list into several jobs")
+        } else {
+            format!(
+                "a job holds at most {max} files; it has {existing}, and {added} more would make {total}"
+            )
+        },
+        code: Some(format!(
+            "0x{:08X}",
+            bits_core::error::codes::BG_E_TOO_MANY_FILES
+        )),
+    })
+}
+
+/// Refuses files whose destinations are already used in the job (checked
+/// again when files are appended: another request may have added some).
+pub fn distinct_destinations(existing: &[JobFile], added: &[JobFile]) -> Result<(), ApiError> {
+    let mut seen: HashSet<&Path> = existing.iter().map(|f| f.local.as_path()).collect();
+    for f in added {
+        if !seen.insert(&f.local) {
+            return Err(bad(format!(
+                "destination '{}' is used by two files of the job",
+                f.local.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a remote name and returns it normalised. `spec` carries no
+/// credentials any more (see [`files`]).
 fn remote(spec: &str) -> Result<String, ApiError> {
     if spec.len() > MAX_URL {
         return Err(bad(format!(
@@ -135,7 +185,9 @@ pub fn files(
     let mut out = Vec::with_capacity(specs.len());
     let mut dirs = HashSet::new();
     for spec in specs {
-        let remote = remote(&spec.remote)?;
+        // A URL's userinfo is a credential: kept apart, never shown.
+        let (url, credential) = bits_transfer::split_credential(&spec.remote);
+        let remote = remote(&url)?;
         let local = local(&spec.local, &mut dirs)?;
         if !seen.insert(local.clone()) {
             return Err(bad(format!(
@@ -143,7 +195,9 @@ pub fn files(
                 local.display()
             )));
         }
-        out.push(JobFile::new(remote, local, id));
+        let mut file = JobFile::new(remote, local, id);
+        file.credential = credential;
+        out.push(file);
     }
     Ok(out)
 }
@@ -171,6 +225,11 @@ fn upload_files(
     }
     let mut out = Vec::new();
     for spec in specs {
+        let (remote, credential) = bits_transfer::split_credential(&spec.remote);
+        let spec = FileSpec {
+            remote,
+            local: spec.local.clone(),
+        };
         let lower = spec.remote.to_ascii_lowercase();
         if !(lower.starts_with("http://") || lower.starts_with("https://")) {
             return Err(bad(format!(
@@ -213,6 +272,7 @@ fn upload_files(
             }
         }
         let mut file = JobFile::new(spec.remote.clone(), path.to_path_buf(), id);
+        file.credential = credential;
         // The temporary file of an upload holds the server's reply
         // (upload-reply jobs); it sits beside the file that was sent.
         let name = path
@@ -266,16 +326,16 @@ pub fn properties(
         if s == 0 {
             return Err(bad("--retry-interval must be at least 1 second"));
         }
-        props.min_retry_delay = Duration::from_secs(s);
+        props.min_retry_delay = seconds("--retry-interval", s)?;
     }
     if let Some(s) = p.retry_timeout {
-        props.no_progress_timeout = Duration::from_secs(s);
+        props.no_progress_timeout = seconds("--retry-timeout", s)?;
     }
     if let Some(s) = p.max_download_time {
         if s == 0 {
             return Err(bad("--max-download-time must be at least 1 second"));
         }
-        props.max_download_time = Duration::from_secs(s);
+        props.max_download_time = seconds("--max-download-time", s)?;
     }
     if let Some(n) = p.connections {
         if !(1..=JobProps::MAX_CONNECTIONS).contains(&n) {

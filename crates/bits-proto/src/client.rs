@@ -1,9 +1,22 @@
 //! The client side of the socket, used by the CLI and by tests.
+//!
+//! Every exchange is bounded: a daemon that accepts and never answers (hung,
+//! or something else listening on the socket) is reported as
+//! [`ProtoError::TimedOut`] instead of being waited for forever.
 
 use crate::codec::{read_frame, write_frame, ProtoError};
 use crate::{Request, Response, PROTOCOL_VERSION};
 use std::path::Path;
+use std::time::Duration;
 use tokio::net::UnixStream;
+
+/// How long a daemon may take to answer Hello: it answers from memory.
+pub const HELLO_WAIT: Duration = Duration::from_secs(5);
+
+/// How long any other request may go unanswered (a Watch adds its own
+/// wait). Generous: creating or completing a job of 100,000 files takes
+/// seconds, on a slow disk tens of seconds.
+pub const ANSWER_WAIT: Duration = Duration::from_secs(120);
 
 /// A connection to `bitsd` that has said Hello.
 #[derive(Debug)]
@@ -20,21 +33,48 @@ impl Client {
         let stream = UnixStream::connect(socket).await?;
         let mut client = Client {
             stream,
-            daemon: Response::Jobs { jobs: vec![] },
+            daemon: Response::Jobs {
+                jobs: vec![],
+                next: None,
+            },
         };
         client.daemon = client
-            .call(&Request::Hello {
-                protocol: PROTOCOL_VERSION,
-            })
+            .call_within(
+                &Request::Hello {
+                    protocol: PROTOCOL_VERSION,
+                },
+                HELLO_WAIT,
+            )
             .await?;
         Ok(client)
     }
 
-    /// Sends one request and reads its response.
+    /// Sends one request and reads its response, waiting at most
+    /// [`ANSWER_WAIT`] (plus a Watch's own timeout).
     pub async fn call(&mut self, req: &Request) -> Result<Response, ProtoError> {
-        write_frame(&mut self.stream, req).await?;
-        read_frame(&mut self.stream)
-            .await?
-            .ok_or(ProtoError::Closed)
+        let extra = match req {
+            Request::Watch { timeout_ms, .. } => Duration::from_millis(*timeout_ms),
+            _ => Duration::ZERO,
+        };
+        self.call_within(req, ANSWER_WAIT + extra).await
+    }
+
+    /// Sends one request and reads its response, waiting at most `limit`.
+    pub async fn call_within(
+        &mut self,
+        req: &Request,
+        limit: Duration,
+    ) -> Result<Response, ProtoError> {
+        let exchange = async {
+            write_frame(&mut self.stream, req).await?;
+            read_frame(&mut self.stream)
+                .await?
+                .ok_or(ProtoError::Closed)
+        };
+        tokio::time::timeout(limit, exchange)
+            .await
+            .unwrap_or(Err(ProtoError::TimedOut {
+                secs: limit.as_secs(),
+            }))
     }
 }

@@ -27,6 +27,12 @@ pub enum ProtoError {
     /// The peer closed the connection.
     #[error("the other side closed the connection")]
     Closed,
+    /// The peer did not answer in time.
+    #[error("no answer within {secs} s")]
+    TimedOut {
+        /// The bound, in seconds.
+        secs: u64,
+    },
 }
 
 /// Writes one message as a frame.
@@ -89,7 +95,10 @@ mod tests {
     #[tokio::test]
     async fn frames_round_trip_and_oversized_frames_are_refused() {
         let (mut a, mut b) = tokio::io::duplex(1024);
-        let req = Request::Info { job: "abcd".into() };
+        let req = Request::Info {
+            job: "abcd".into(),
+            files_from: 0,
+        };
         write_frame(&mut a, &req).await.unwrap();
         let got: Request = read_frame(&mut b).await.unwrap().unwrap();
         assert_eq!(got, req);

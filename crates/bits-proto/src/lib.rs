@@ -23,4 +23,4 @@ pub use messages::*;
 pub use paths::Paths;
 
 /// Bumped whenever a request or response changes incompatibly.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;

@@ -98,17 +98,28 @@ pub enum Request {
         /// The job.
         job: JobRef,
     },
-    /// Get-BitsTransfer.
+    /// Get-BitsTransfer. Answered a page at a time ([`Response::Jobs`]'s
+    /// `next`), so that no answer outgrows a frame whatever the jobs hold.
     List {
         /// Every user's jobs (root only).
         all_users: bool,
         /// Only jobs whose DisplayName matches this wildcard pattern.
         name: Option<String>,
+        /// Leave every `FileList` out (it stays empty).
+        #[serde(default)]
+        summary: bool,
+        /// Continue after this job (the `next` of the previous page).
+        #[serde(default)]
+        after: Option<String>,
     },
-    /// One job in full.
+    /// One job in full: its files from index `files_from` on, as many as
+    /// fit one answer (the job object's `FileListNext` says where to go on).
     Info {
         /// The job.
         job: JobRef,
+        /// The first file to include.
+        #[serde(default)]
+        files_from: u64,
     },
     /// Waits until the job changes after `revision`, or `timeout_ms` passes,
     /// then answers [`Response::Watch`]. Lets clients follow a job without
@@ -126,6 +137,26 @@ pub enum Request {
         #[serde(default)]
         summary: bool,
     },
+}
+
+impl Request {
+    /// The request's name, for logs (which must not show its arguments:
+    /// URLs may carry credentials).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::Hello { .. } => "hello",
+            Request::Create(_) => "create",
+            Request::AddFiles { .. } => "add_files",
+            Request::Set { .. } => "set",
+            Request::Suspend { .. } => "suspend",
+            Request::Resume { .. } => "resume",
+            Request::Cancel { .. } => "cancel",
+            Request::Complete { .. } => "complete",
+            Request::List { .. } => "list",
+            Request::Info { .. } => "info",
+            Request::Watch { .. } => "watch",
+        }
+    }
 }
 
 /// What kind of failure an [`ApiError`] is; decides the CLI's exit code.
@@ -181,6 +212,9 @@ pub enum Response {
     Jobs {
         /// The jobs.
         jobs: Vec<JobObject>,
+        /// More jobs follow: ask again with `after` set to this.
+        #[serde(default)]
+        next: Option<String>,
     },
     /// Answer to Watch.
     Watch {
@@ -263,6 +297,14 @@ pub struct JobObject {
     pub error_description: Option<String>,
     /// The files.
     pub file_list: Vec<FileObject>,
+    /// The daemon sent only part of `FileList`: the rest starts at this
+    /// index (ask with [`Request::Info`]'s `files_from`). The client fills
+    /// the list in before showing it, so this never reaches a user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_list_next: Option<u64>,
+    /// The answer to Complete: what was kept and what was discarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete_result: Option<CompleteResult>,
     /// Upload-reply jobs: where the server's reply is saved (it appears
     /// there on Complete). Absent for other jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -271,4 +313,18 @@ pub struct JobObject {
 
 fn one() -> u32 {
     1
+}
+
+/// What Complete did with a job's files (Complete-BitsTransfer's result).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CompleteResult {
+    /// `0x00000000` (S_OK) when every file was kept, `0x00200017`
+    /// (BG_S_PARTIAL_COMPLETE) when some were discarded.
+    pub code: String,
+    /// The files that appeared under their names.
+    pub kept: Vec<String>,
+    /// The files that were not fully transferred: their partial data was
+    /// deleted.
+    pub discarded: Vec<String>,
 }

@@ -131,7 +131,11 @@ fn file_values(id: JobId, index: usize, f: &JobFile) -> Vec<Value> {
         opt_int(f.temp_id.map(|id| id.dev as i64)),
         opt_int(f.temp_id.map(|id| id.ino as i64)),
         opt_text(&f.credential.as_ref().map(|c| c.user.clone())),
-        opt_text(&f.credential.as_ref().map(|c| c.password.expose().to_string())),
+        opt_text(
+            &f.credential
+                .as_ref()
+                .map(|c| c.password.expose().to_string()),
+        ),
     ]
 }
 

@@ -60,6 +60,10 @@ pub enum StoreError {
         /// The value found.
         value: String,
     },
+    /// The store's thread is gone (it stopped after a panic, or the daemon
+    /// is stopping): nothing was read or written.
+    #[error("the job database is not available (its thread stopped)")]
+    Unavailable,
     /// An update named a job that is not stored.
     #[error("bug: job {0} is not in the job database")]
     NoSuchJob(String),

@@ -99,24 +99,53 @@ impl Store {
         Ok(())
     }
 
-    /// Appends files `first..` of `job` and saves the job row, in one
-    /// transaction.
-    pub fn append_files(&mut self, job: &Job, first: usize) -> Result<(), StoreError> {
+    /// Saves the job row and adds `files` as files `first..` of the job, in
+    /// one transaction.
+    pub fn append_files(
+        &mut self,
+        job: &Job,
+        first: usize,
+        files: &[JobFile],
+    ) -> Result<(), StoreError> {
         let tx = self
             .conn
             .transaction()
             .map_err(StoreError::sql("begin add files"))?;
-        convert::update_job_row(&tx, job)?;
-        for (i, f) in job.files.iter().enumerate().skip(first) {
-            convert::insert_file_row(&tx, job.id, i, f)?;
+        if convert::update_job_row(&tx, job)? == 0 {
+            return Err(StoreError::NoSuchJob(job.id.to_string()));
+        }
+        for (i, f) in files.iter().enumerate() {
+            convert::insert_file_row(&tx, job.id, first + i, f)?;
         }
         tx.commit().map_err(StoreError::sql("commit add files"))?;
         Ok(())
     }
 
-    /// Saves one file's progress and validator: a checkpoint.
+    /// Saves one file's progress and validator: a checkpoint. A job that
+    /// is no longer stored (cancelled meanwhile) is not an error: there is
+    /// nothing left to resume.
     pub fn save_file(&mut self, id: JobId, index: usize, file: &JobFile) -> Result<(), StoreError> {
         convert::update_file_row(&self.conn, id, index, file)
+    }
+
+    /// Saves the job row and one file in one transaction (a file found lost
+    /// and the Error it puts the job in).
+    pub fn save_job_and_file(
+        &mut self,
+        job: &Job,
+        index: usize,
+        file: &JobFile,
+    ) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(StoreError::sql("begin save job"))?;
+        if convert::update_job_row(&tx, job)? == 0 {
+            return Err(StoreError::NoSuchJob(job.id.to_string()));
+        }
+        convert::update_file_row(&tx, job.id, index, file)?;
+        tx.commit().map_err(StoreError::sql("commit save job"))?;
+        Ok(())
     }
 
     /// Saves several files of one job in one transaction: a batch of

@@ -78,14 +78,10 @@ fn appended_files_keep_order_and_delete_cascades() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&dir.path().join("db")).unwrap();
     let now = SystemTime::now();
-    let mut job = sample(now);
+    let job = sample(now);
     store.insert_job(&job).unwrap();
-    job.files.push(JobFile::new(
-        "file:///etc/hosts".into(),
-        "/tmp/c".into(),
-        job.id,
-    ));
-    store.append_files(&job, 2).unwrap();
+    let added = JobFile::new("file:///etc/hosts".into(), "/tmp/c".into(), job.id);
+    store.append_files(&job.row(), 2, &[added]).unwrap();
     let loaded = store.load_all().unwrap();
     assert_eq!(loaded[0].files.len(), 3);
     assert_eq!(loaded[0].files[2].remote, "file:///etc/hosts");
@@ -134,6 +130,66 @@ fn version_1_database_is_migrated() {
     assert_eq!(jobs[0].files[0].upload, bits_core::UploadSession::default());
     assert_eq!(jobs[0].props.connections, 1);
     assert!(jobs[0].files[0].missing.is_empty());
+    // Dates stored before strength was recorded count as weak; no temporary
+    // file identity, no credential.
+    assert!(!jobs[0].files[0].validator.last_modified_strong);
+    assert_eq!(jobs[0].files[0].temp_id, None);
+    assert_eq!(jobs[0].files[0].credential, None);
+}
+
+/// A file's strong date, its temporary file's identity and its credential
+/// come back as written; the password is stored but never in `Debug`.
+#[test]
+fn identity_strength_and_credentials_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.sqlite3");
+    let mut job = sample(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    job.files[0].validator.last_modified = Some("Wed, 21 Oct 2015 07:28:00 GMT".into());
+    job.files[0].validator.last_modified_strong = true;
+    job.files[0].temp_id = Some(bits_core::FileId {
+        dev: u64::MAX - 3,
+        ino: 1 << 40,
+    });
+    job.files[0].credential = Some(bits_core::Credential {
+        user: "DOMAIN\\alice".into(),
+        password: bits_core::Secret::new("s3cret"),
+    });
+    Store::open(&path).unwrap().insert_job(&job).unwrap();
+    let loaded = Store::open(&path).unwrap().load_all().unwrap();
+    assert_eq!(loaded[0].files, job.files);
+    assert!(!format!("{:?}", loaded[0].files[0]).contains("s3cret"));
+}
+
+/// Regression: the store and its WAL were readable by everyone (0644).
+#[test]
+fn the_database_and_its_companions_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.sqlite3");
+    // An older bitsd's file, world-readable.
+    std::fs::write(&path, b"").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut store = Store::open(&path).unwrap();
+    store.insert_job(&sample(SystemTime::now())).unwrap();
+    for name in ["jobs.sqlite3", "jobs.sqlite3-wal", "jobs.sqlite3-shm"] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}: {mode:o}");
+    }
+}
+
+/// Regression: a damaged database made bitsd exit with a bare SQLite
+/// message; now the error says the file is damaged and what to do.
+#[test]
+fn a_damaged_database_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.sqlite3");
+    std::fs::write(&path, vec![0x5Au8; 8192]).unwrap();
+    let err = Store::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::Damaged { .. }), "{err:?}");
+    assert!(err.to_string().contains("is damaged"), "{err}");
 }
 
 /// A missing-range list that is not one is reported as corruption, naming

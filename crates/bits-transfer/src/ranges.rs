@@ -77,7 +77,10 @@ impl RangeSet {
             at = at.max(r.end);
         }
         if at < total {
-            out.push(ByteRange { start: at, end: total });
+            out.push(ByteRange {
+                start: at,
+                end: total,
+            });
         }
         RangeSet { ranges: out }
     }
@@ -125,7 +128,10 @@ mod tests {
         assert_eq!(s.complement(20).ranges(), &[r(5, 10), r(15, 20)]);
         assert_eq!(s.as_prefix(), None);
         assert_eq!(RangeSet::prefix(7).as_prefix(), Some(7));
-        assert_eq!(RangeSet::all_but(10, &[r(2, 4)]).ranges(), &[r(0, 2), r(4, 10)]);
+        assert_eq!(
+            RangeSet::all_but(10, &[r(2, 4)]).ranges(),
+            &[r(0, 2), r(4, 10)]
+        );
     }
 
     proptest! {

@@ -78,13 +78,16 @@ pub(crate) fn if_range(v: &FileValidator) -> Option<String> {
 /// rewrite of the same size within the same second.
 pub(crate) fn of_local_file(meta: &std::fs::Metadata) -> FileValidator {
     use std::time::UNIX_EPOCH;
-    let mtime = meta.modified().ok().map(|t| match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => format!("{}.{:09}", d.as_secs(), d.subsec_nanos()),
-        Err(before) => {
-            let d = before.duration();
-            format!("-{}.{:09}", d.as_secs(), d.subsec_nanos())
-        }
-    });
+    let mtime = meta
+        .modified()
+        .ok()
+        .map(|t| match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => format!("{}.{:09}", d.as_secs(), d.subsec_nanos()),
+            Err(before) => {
+                let d = before.duration();
+                format!("-{}.{:09}", d.as_secs(), d.subsec_nanos())
+            }
+        });
     FileValidator {
         etag: None,
         last_modified_strong: mtime.is_some(),
@@ -126,7 +129,9 @@ impl Answer {
         };
         let content_length = text(header::CONTENT_LENGTH).and_then(|s| headers::decimal(&s));
         let content_range_raw = text(header::CONTENT_RANGE);
-        let content_range = content_range_raw.as_deref().and_then(headers::content_range);
+        let content_range = content_range_raw
+            .as_deref()
+            .and_then(headers::content_range);
         let last_modified = text(header::LAST_MODIFIED);
         let last_modified_strong = match (
             last_modified.as_deref().and_then(headers::http_date),

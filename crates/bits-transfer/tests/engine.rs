@@ -551,7 +551,10 @@ async fn resume_at_end_completes_without_body() {
     )
     .await
     .unwrap();
-    assert_eq!((again.bytes, &again.validator), (first.bytes, &first.validator));
+    assert_eq!(
+        (again.bytes, &again.validator),
+        (first.bytes, &first.validator)
+    );
     assert_eq!(read(&temp), data);
     assert_eq!(server.body_bytes_sent("/a.bin"), data.len() as u64);
     assert_eq!(server.requests_for("/a.bin")[1].status, 416);

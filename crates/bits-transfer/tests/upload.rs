@@ -782,7 +782,10 @@ async fn cancel_upload_removes_the_server_session() {
     let _ = attempt(&engine, &local, &url, &mut state, None, &mut rec, &cancel).await;
     assert_eq!(sessions_on_disk(root.path()), 1);
 
-    engine.cancel_upload(&url, None, &state.session).await.unwrap();
+    engine
+        .cancel_upload(&url, None, &state.session)
+        .await
+        .unwrap();
     assert_eq!(proxy.packets("Cancel-Session"), 1);
     assert_eq!(sessions_on_disk(root.path()), 0);
     assert!(!root.path().join("g.bin").exists());

@@ -8,7 +8,12 @@ use crate::render;
 /// Runs `bits info`.
 pub async fn run(args: InfoArgs) -> anyhow::Result<()> {
     let mut conn = super::connect().await?;
-    let job = conn.job(&Request::Info { job: args.job }).await?;
+    let job = conn
+        .job(&Request::Info {
+            job: args.job,
+            files_from: 0,
+        })
+        .await?;
     if args.json {
         render::print(&render::json(&job)?)
     } else {

@@ -12,6 +12,9 @@ pub async fn run(args: ListArgs) -> anyhow::Result<()> {
         .jobs(&Request::List {
             all_users: args.all_users,
             name: args.name,
+            // The table shows no files.
+            summary: !args.json,
+            after: None,
         })
         .await?;
     if args.json {

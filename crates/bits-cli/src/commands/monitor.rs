@@ -25,6 +25,8 @@ pub async fn run(args: MonitorArgs) -> anyhow::Result<()> {
     let list = |_fresh: bool| Request::List {
         all_users: args.all_users,
         name: None,
+        summary: true,
+        after: None,
     };
 
     loop {
@@ -33,7 +35,8 @@ pub async fn run(args: MonitorArgs) -> anyhow::Result<()> {
             _ = &mut ctrl_c => return Ok(()),
         };
         let jobs = match answer {
-            Response::Jobs { jobs } => jobs,
+            // One page is a screenful and more.
+            Response::Jobs { jobs, .. } => jobs,
             other => return Err(unexpected(&other)),
         };
 

@@ -12,7 +12,12 @@ use crate::follow::{self, FollowOptions};
 pub async fn run(args: WaitArgs) -> anyhow::Result<()> {
     let mut conn = super::connect().await?;
     // Info turns a prefix or DisplayName into the full JobId to watch.
-    let job = conn.job(&Request::Info { job: args.job }).await?;
+    let job = conn
+        .job(&Request::Info {
+            job: args.job,
+            files_from: 0,
+        })
+        .await?;
     let opts = FollowOptions {
         complete: false,
         timeout: args.timeout,

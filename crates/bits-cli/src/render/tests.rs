@@ -32,6 +32,8 @@ fn job() -> JobObject {
             is_transfer_complete: false,
             temporary_name: "/home/alice/.a.tmp".into(),
         }],
+        file_list_next: None,
+        complete_result: None,
         reply_file_name: None,
     }
 }

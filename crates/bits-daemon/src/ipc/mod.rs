@@ -1,17 +1,35 @@
 //! The local socket: accepts clients, checks who they are, reads requests
 //! and dispatches each to its handler (one file per request in `handlers/`).
+//!
+//! Every wait on a client is bounded and every client is counted: a Hello
+//! must come within [`HELLO_WAIT`], a connection idle for [`IDLE_WAIT`] is
+//! closed, an answer the client does not read within [`WRITE_WAIT`] is
+//! dropped with its connection, and one user holds at most
+//! [`clients::MAX_PER_USER`] connections (the oldest idle one makes room
+//! for a new one). So idle or stuck clients cannot freeze the others.
 
+mod clients;
 mod handlers;
 mod resolve;
 
-use crate::shared::Shared;
+use crate::lifecycle::Handle;
+use crate::state::Shared;
 use bits_core::InvalidTransition;
-use bits_proto::codec::{read_frame, write_frame};
+use bits_proto::codec::{read_frame, write_frame, ProtoError};
 use bits_proto::{ApiError, ErrorKind, Request, Response, PROTOCOL_VERSION};
+use clients::{Admission, Clients};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::{UnixListener, UnixStream};
 
 pub use resolve::resolve;
+
+/// How long a new connection may take to say Hello.
+const HELLO_WAIT: Duration = Duration::from_secs(5);
+/// How long a connection may sit between requests.
+const IDLE_WAIT: Duration = Duration::from_secs(60);
+/// How long a client may take to read an answer.
+const WRITE_WAIT: Duration = Duration::from_secs(30);
 
 /// The refusal for an event the job's state does not allow.
 pub fn invalid(e: InvalidTransition) -> ApiError {
@@ -23,21 +41,23 @@ pub fn invalid(e: InvalidTransition) -> ApiError {
 }
 
 /// Accepts connections until shutdown.
-pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
+pub async fn serve(listener: UnixListener, shared: Arc<Shared>, manager: Handle) {
+    let clients = Arc::new(Clients::default());
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let shared = shared.clone();
+                    let (shared, manager, clients) = (shared.clone(), manager.clone(), clients.clone());
                     tokio::spawn(async move {
-                        if let Err(e) = connection(stream, shared).await {
+                        if let Err(e) = connection(stream, &shared, &manager, &clients).await {
                             tracing::debug!(cause = %e, "client connection ended with an error");
                         }
                     });
                 }
                 Err(e) => {
+                    // Out of descriptors, most likely: wait for some to close.
                     tracing::warn!(cause = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
             _ = shared.shutdown.cancelled() => break,
@@ -47,8 +67,10 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
 
 async fn connection(
     mut stream: UnixStream,
-    shared: Arc<Shared>,
-) -> Result<(), bits_proto::ProtoError> {
+    shared: &Arc<Shared>,
+    manager: &Handle,
+    clients: &Clients,
+) -> Result<(), ProtoError> {
     // Only the daemon's own user (and root) may talk to it: the socket's
     // directory is 0700 already, this is the second lock on the door.
     let uid = stream.peer_cred()?.uid();
@@ -59,10 +81,55 @@ async fn connection(
             message: format!("this bitsd serves uid {} only", shared.owner.uid),
             code: None,
         });
-        return write_frame(&mut stream, &refusal).await;
+        return send(&mut stream, &refusal).await;
     }
+    let me = match clients.admit(uid) {
+        Admission::Admitted(me) => me,
+        Admission::Full(limit) => {
+            let refusal = Response::Error(ApiError {
+                kind: ErrorKind::Denied,
+                message: format!(
+                    "uid {uid} already has {limit} connections to bitsd busy with requests; \
+                     try again when some have finished"
+                ),
+                code: None,
+            });
+            return send(&mut stream, &refusal).await;
+        }
+    };
+    let result = serve_client(&mut stream, shared, manager, clients, &me, uid).await;
+    clients.leave(&me);
+    result
+}
+
+async fn serve_client(
+    stream: &mut UnixStream,
+    shared: &Arc<Shared>,
+    manager: &Handle,
+    clients: &Clients,
+    me: &clients::Ticket,
+    uid: u32,
+) -> Result<(), ProtoError> {
     let mut greeted = false;
-    while let Some(req) = read_frame::<_, Request>(&mut stream).await? {
+    loop {
+        let wait = if greeted { IDLE_WAIT } else { HELLO_WAIT };
+        let req = tokio::select! {
+            _ = me.kicked() => {
+                tracing::debug!(uid, "closing an idle connection to make room for a new one");
+                return Ok(());
+            }
+            r = tokio::time::timeout(wait, read_frame::<_, Request>(stream)) => match r {
+                Err(_) => {
+                    tracing::debug!(uid, secs = wait.as_secs(), "closing a connection that sent nothing");
+                    return Ok(());
+                }
+                Ok(r) => match r? {
+                    Some(req) => req,
+                    None => return Ok(()),
+                },
+            },
+        };
+        clients.busy(me, true);
         let response = match req {
             Request::Hello { protocol } if protocol == PROTOCOL_VERSION => {
                 greeted = true;
@@ -86,29 +153,62 @@ async fn connection(
                 code: None,
             }),
             req => {
-                tracing::debug!(?req, uid, "request");
-                dispatch(&shared, req, uid)
+                // The request's kind only: its URLs may carry credentials.
+                tracing::debug!(request = req.kind(), uid, "request");
+                dispatch(shared, manager, req, uid)
                     .await
                     .unwrap_or_else(Response::Error)
             }
         };
-        write_frame(&mut stream, &response).await?;
+        send(stream, &response).await?;
+        clients.busy(me, false);
     }
-    Ok(())
 }
 
-async fn dispatch(shared: &Arc<Shared>, req: Request, uid: u32) -> Result<Response, ApiError> {
+/// Writes an answer, giving up on a client that does not read it.
+async fn send(stream: &mut UnixStream, response: &Response) -> Result<(), ProtoError> {
+    tokio::time::timeout(WRITE_WAIT, write_frame(stream, response))
+        .await
+        .unwrap_or(Err(ProtoError::TimedOut {
+            secs: WRITE_WAIT.as_secs(),
+        }))
+}
+
+async fn dispatch(
+    shared: &Arc<Shared>,
+    manager: &Handle,
+    req: Request,
+    uid: u32,
+) -> Result<Response, ApiError> {
+    use crate::lifecycle::Action;
     match req {
         Request::Hello { .. } => unreachable!("answered by the connection loop"),
-        Request::Create(c) => handlers::create::handle(shared, c),
-        Request::AddFiles { job, files } => handlers::add_files::handle(shared, &job, files),
-        Request::Set { job, properties } => handlers::set::handle(shared, &job, properties),
-        Request::Suspend { job } => handlers::suspend::handle(shared, &job),
-        Request::Resume { job } => handlers::resume::handle(shared, &job),
-        Request::Cancel { job } => handlers::cancel::handle(shared, &job).await,
-        Request::Complete { job } => handlers::complete::handle(shared, &job).await,
-        Request::List { all_users, name } => handlers::list::handle(shared, all_users, name, uid),
-        Request::Info { job } => handlers::info::handle(shared, &job),
+        Request::Create(c) => handlers::create::handle(shared, manager, c).await,
+        Request::AddFiles { job, files } => {
+            handlers::add_files::handle(shared, manager, &job, files).await
+        }
+        Request::Set { job, properties } => {
+            handlers::set::handle(shared, manager, &job, properties).await
+        }
+        Request::Suspend { job } => {
+            handlers::act::handle(shared, manager, &job, Action::Suspend).await
+        }
+        Request::Resume { job } => {
+            handlers::act::handle(shared, manager, &job, Action::Resume).await
+        }
+        Request::Cancel { job } => {
+            handlers::act::handle(shared, manager, &job, Action::Cancel).await
+        }
+        Request::Complete { job } => {
+            handlers::act::handle(shared, manager, &job, Action::Complete).await
+        }
+        Request::List {
+            all_users,
+            name,
+            summary,
+            after,
+        } => handlers::list::handle(shared, all_users, name, summary, after, uid),
+        Request::Info { job, files_from } => handlers::info::handle(shared, &job, files_from),
         Request::Watch {
             job,
             after_revision,

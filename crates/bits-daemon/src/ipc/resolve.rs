@@ -1,7 +1,7 @@
 //! Turns a JOB argument into a JobId: a full JobId, a unique prefix of one
 //! (at least 4 characters), or a DisplayName that names exactly one job.
 
-use crate::shared::State;
+use crate::state::View;
 use bits_core::JobId;
 use bits_proto::{ApiError, ErrorKind};
 
@@ -17,7 +17,7 @@ fn not_found(message: String) -> ApiError {
 }
 
 /// Finds the job `arg` names.
-pub fn resolve(state: &State, arg: &str) -> Result<JobId, ApiError> {
+pub fn resolve(state: &View, arg: &str) -> Result<JobId, ApiError> {
     if let Ok(id) = arg.parse::<JobId>() {
         if state.jobs.contains_key(&id) {
             return Ok(id);
@@ -47,7 +47,7 @@ pub fn resolve(state: &State, arg: &str) -> Result<JobId, ApiError> {
             }
         }
     }
-    let mut named: Vec<&crate::shared::Entry> = state
+    let mut named: Vec<&crate::state::Entry> = state
         .jobs
         .values()
         .filter(|e| !e.job.state().is_final() && e.job.props.display_name == arg)

@@ -77,7 +77,10 @@ pub(crate) async fn copy(
     }
 }
 
-async fn open_source(path: &Path, written: u64) -> Result<(File, std::fs::Metadata), TransferError> {
+async fn open_source(
+    path: &Path,
+    written: u64,
+) -> Result<(File, std::fs::Metadata), TransferError> {
     let p = path.to_path_buf();
     let opened = tokio::task::spawn_blocking(move || {
         let f = File::open(&p)?;

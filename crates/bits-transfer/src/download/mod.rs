@@ -305,7 +305,12 @@ impl Engine {
                     debug!(url = %shown, offset, "every byte was already on disk");
                     sink.begin(&stored, offset, false).await?;
                     return sink
-                        .finish(mtime_of(&stored), file.sync_on_finish, stored.clone(), offset)
+                        .finish(
+                            mtime_of(&stored),
+                            file.sync_on_finish,
+                            stored.clone(),
+                            offset,
+                        )
                         .await;
                 }
                 Plan::Write {

@@ -319,9 +319,14 @@ impl Ctx {
         if let Some(tag) = ask.if_range() {
             request = request.header(header::IF_RANGE, tag);
         }
-        let response = net::send(request, &self.shown, self.engine.config.read_timeout, &self.stop)
-            .await
-            .map_err(SegEnd::Failed)?;
+        let response = net::send(
+            request,
+            &self.shown,
+            self.engine.config.read_timeout,
+            &self.stop,
+        )
+        .await
+        .map_err(SegEnd::Failed)?;
         let answer = Answer::from_headers(
             response.status().as_u16(),
             response.headers(),
@@ -629,11 +634,16 @@ impl Engine {
             // durable so the next attempt starts from there. After a failed
             // sync this adds nothing (the file counts only what a
             // successful sync covered).
-            match start_sync(&temp).await.unwrap_or_else(|e| Err(join_error(e))) {
+            match start_sync(&temp)
+                .await
+                .unwrap_or_else(|e| Err(join_error(e)))
+            {
                 Ok(durable) if durable.len() > saved_durable => {
                     match progress.checkpoint(&state(&durable)).await {
                         Ok(()) => saved_durable = durable.len(),
-                        Err(e) => warn!(error = %e, "could not save the checkpoint of a failed transfer"),
+                        Err(e) => {
+                            warn!(error = %e, "could not save the checkpoint of a failed transfer")
+                        }
                     }
                 }
                 Ok(_) => {}

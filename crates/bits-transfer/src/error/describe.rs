@@ -338,4 +338,3 @@ fn root_cause(err: &(dyn StdError + 'static)) -> String {
     let text = cur.to_string();
     text.trim_end_matches('.').to_string()
 }
-

@@ -561,7 +561,6 @@ pub(crate) fn is_transient_io(err: &io::Error) -> bool {
     )
 }
 
-
 mod describe;
 pub(crate) use describe::status_reason;
 

@@ -138,7 +138,6 @@ impl Engine {
     }
 }
 
-
 /// A response to a packet: status and headers (the body was drained).
 pub(super) struct Answer {
     pub(super) status: u16,

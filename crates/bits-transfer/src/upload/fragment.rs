@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
-
 /// When the connection last took part of a fragment body, and whether it
 /// has taken all of it: the stall watchdog of [`Engine::exchange`].
 pub(super) struct Watch(Mutex<(Instant, bool)>);

@@ -81,7 +81,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use url::Url;
 
-
 /// How long to wait for the Ack of a *final* fragment once its bytes are
 /// sent: the server may first hand the file to its application and wait for
 /// the reply, and BITS gives applications five minutes to answer.
@@ -232,14 +231,19 @@ impl Engine {
         };
         let never = CancellationToken::new();
         let answer = self
-            .exchange(&target, credential, &packet, None, self.config.read_timeout, &never)
+            .exchange(
+                &target,
+                credential,
+                &packet,
+                None,
+                self.config.read_timeout,
+                &never,
+            )
             .await?;
         debug!(url = %answer.shown, status = answer.status, "Cancel-Session answered");
         Ok(())
     }
-
 }
-
 
 /// The state of one `upload` call.
 struct Run<'a> {
@@ -492,7 +496,8 @@ impl Run<'_> {
     /// The credential for a packet to `target`: only the job URL's origin
     /// gets it.
     fn credential_for(&self, target: &Url) -> Option<&Credential> {
-        self.credential.filter(|_| target.origin() == self.url.origin())
+        self.credential
+            .filter(|_| target.origin() == self.url.origin())
     }
 
     /// Create-Session at the job's URL; returns the new session.
@@ -688,7 +693,14 @@ impl Run<'_> {
         let credential = self.credential_for(&target);
         match self
             .engine
-            .exchange(&target, credential, &packet, None, read_timeout, self.cancel)
+            .exchange(
+                &target,
+                credential,
+                &packet,
+                None,
+                read_timeout,
+                self.cancel,
+            )
             .await
         {
             Ok(a) if a.ok() => debug!(url = %a.shown, "upload session closed"),
@@ -701,7 +713,6 @@ impl Run<'_> {
         }
     }
 }
-
 
 /// The local file's name for Content-Name (no directories).
 fn file_name(path: &Path) -> String {
@@ -838,4 +849,3 @@ mod tests {
         assert_send(&fut);
     }
 }
-

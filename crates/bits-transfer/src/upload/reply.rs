@@ -26,7 +26,11 @@ impl Run<'_> {
     /// Downloads the reply whole into `to` with the download engine (a
     /// validated GET from byte 0; checkpoints are not needed since the reply
     /// is fetched again if this fails).
-    pub(super) async fn fetch_reply(&mut self, reply: &str, to: &Path) -> Result<u64, TransferError> {
+    pub(super) async fn fetch_reply(
+        &mut self,
+        reply: &str,
+        to: &Path,
+    ) -> Result<u64, TransferError> {
         let url = Url::parse(reply).map_err(|_| TransferError::UploadProtocol {
             url: self.shown.clone(),
             detail: format!("its reply URL {reply:?} is not a URL"),

@@ -3,7 +3,6 @@
 
 use super::*;
 
-
 /// Where the session's packets go: the job's URL, with the host replaced by
 /// the session's BITS-Host-Id if it has one.
 pub(super) fn session_target(url: &Url, session: &UploadSession) -> Url {

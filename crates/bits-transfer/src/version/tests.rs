@@ -71,7 +71,17 @@ fn a_weak_etag_never_proves_a_partial_response() {
     assert!(matches!(got, Plan::Restart(_)), "{got:?}");
     // Nor does it prove a whole answer to be the same version.
     let got = plan(&ask, &answer(200, stored.clone()));
-    assert!(matches!(got, Plan::Write { at: 0, fresh: true, .. }), "{got:?}");
+    assert!(
+        matches!(
+            got,
+            Plan::Write {
+                at: 0,
+                fresh: true,
+                ..
+            }
+        ),
+        "{got:?}"
+    );
 }
 
 /// Regression: a Last-Modified is strong only when at least a second older
@@ -79,14 +89,35 @@ fn a_weak_etag_never_proves_a_partial_response() {
 #[test]
 fn a_date_is_strong_only_a_second_before_the_response() {
     let mut h = HeaderMap::new();
-    h.insert(header::LAST_MODIFIED, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
-    h.insert(header::DATE, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+    h.insert(
+        header::LAST_MODIFIED,
+        "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+    );
+    h.insert(
+        header::DATE,
+        "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+    );
     let now = SystemTime::now();
-    assert!(!Answer::from_headers(200, &h, now).version.last_modified_strong);
-    h.insert(header::DATE, "Wed, 21 Oct 2015 07:28:01 GMT".parse().unwrap());
-    assert!(Answer::from_headers(200, &h, now).version.last_modified_strong);
+    assert!(
+        !Answer::from_headers(200, &h, now)
+            .version
+            .last_modified_strong
+    );
+    h.insert(
+        header::DATE,
+        "Wed, 21 Oct 2015 07:28:01 GMT".parse().unwrap(),
+    );
+    assert!(
+        Answer::from_headers(200, &h, now)
+            .version
+            .last_modified_strong
+    );
     h.remove(header::DATE);
-    assert!(!Answer::from_headers(200, &h, now).version.last_modified_strong);
+    assert!(
+        !Answer::from_headers(200, &h, now)
+            .version
+            .last_modified_strong
+    );
 }
 
 /// Regression: a gzip-coded body was saved (or written at the offset) as if
@@ -120,7 +151,15 @@ fn a_partial_response_must_be_the_range_asked() {
         stored: &stored,
     };
     let ok = plan(&ask, &partial(stored.clone(), 10, 99, 100));
-    assert!(matches!(ok, Plan::Write { at: 10, end: Some(100), fresh: false, .. }));
+    assert!(matches!(
+        ok,
+        Plan::Write {
+            at: 10,
+            end: Some(100),
+            fresh: false,
+            ..
+        }
+    ));
     for bad in [
         partial(stored.clone(), 11, 99, 100),
         partial(stored.clone(), 10, 99, 101),
@@ -134,7 +173,10 @@ fn a_partial_response_must_be_the_range_asked() {
             ..partial(stored.clone(), 10, 99, 100)
         },
     ] {
-        assert!(matches!(plan(&ask, &bad), Plan::Refuse(Refusal::ContentRange { .. })));
+        assert!(matches!(
+            plan(&ask, &bad),
+            Plan::Refuse(Refusal::ContentRange { .. })
+        ));
     }
     // Another tag in the 206: the file changed.
     let other = partial(v(Some("\"b\""), None, false, None), 10, 99, 100);
@@ -150,14 +192,39 @@ fn a_whole_answer_to_a_range_is_skipped_only_when_proven_the_same() {
         stored: &stored,
     };
     let same = plan(&ask, &answer(200, stored.clone()));
-    assert!(matches!(same, Plan::Write { at: 30, skip: 30, fresh: false, .. }));
+    assert!(matches!(
+        same,
+        Plan::Write {
+            at: 30,
+            skip: 30,
+            fresh: false,
+            ..
+        }
+    ));
     let other = plan(&ask, &answer(200, v(Some("\"b\""), None, false, Some(100))));
-    assert!(matches!(other, Plan::Write { at: 0, skip: 0, fresh: true, .. }));
+    assert!(matches!(
+        other,
+        Plan::Write {
+            at: 0,
+            skip: 0,
+            fresh: true,
+            ..
+        }
+    ));
     let no_size = Answer {
         content_length: None,
-        ..answer(200, FileValidator { size: None, ..stored.clone() })
+        ..answer(
+            200,
+            FileValidator {
+                size: None,
+                ..stored.clone()
+            },
+        )
     };
-    assert!(matches!(plan(&ask, &no_size), Plan::Write { fresh: true, .. }));
+    assert!(matches!(
+        plan(&ask, &no_size),
+        Plan::Write { fresh: true, .. }
+    ));
     // A range of a segmented download answered whole: no ranges here.
     let seg = Ask {
         start: 30,
@@ -175,7 +242,10 @@ fn nothing_left_is_believed_only_without_another_version() {
         end: None,
         stored: &stored,
     };
-    assert_eq!(plan(&ask, &answer(416, FileValidator::default())), Plan::Complete);
+    assert_eq!(
+        plan(&ask, &answer(416, FileValidator::default())),
+        Plan::Complete
+    );
     let other = answer(416, v(Some("\"b\""), None, false, None));
     assert!(matches!(plan(&ask, &other), Plan::Restart(_)));
 }
@@ -233,7 +303,11 @@ impl Server {
         }
         let end = ask.end.unwrap_or(len).min(len);
         let body = v.content[ask.start as usize..end as usize].to_vec();
-        (partial(v.validator.clone(), ask.start, end - 1, len), body, i)
+        (
+            partial(v.validator.clone(), ask.start, end - 1, len),
+            body,
+            i,
+        )
     }
 }
 

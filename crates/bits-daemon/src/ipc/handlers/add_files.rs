@@ -2,36 +2,35 @@
 
 use super::job_response;
 use crate::ipc::resolve;
-use crate::shared::{store_failed, Shared};
+use crate::lifecycle::{Command, Handle};
+use crate::state::Shared;
 use crate::validate;
-use bits_core::error::codes;
-use bits_proto::{ApiError, ErrorKind, FileSpec, Response};
+use bits_proto::{ApiError, FileSpec, Response};
 use std::sync::Arc;
-use std::time::SystemTime;
 
-pub fn handle(shared: &Arc<Shared>, job: &str, specs: Vec<FileSpec>) -> Result<Response, ApiError> {
-    let mut st = shared.lock();
-    let id = resolve(&st, job)?;
-    let entry = &st.jobs[&id];
-    if entry.job.state().is_final() {
-        return Err(ApiError {
-            kind: ErrorKind::InvalidState,
-            message: format!("cannot add files to a job that is {}", entry.job.state()),
-            code: Some(format!("0x{:08X}", codes::BG_E_INVALID_STATE)),
-        });
-    }
-    let new = validate::files(id, entry.job.job_type, &specs, &entry.job.files)?;
-    let mut updated = entry.job.clone();
-    let first = updated.files.len();
-    updated.files.extend(new);
-    updated.modified = SystemTime::now();
-    shared
-        .store()
-        .append_files(&updated, first)
-        .map_err(store_failed)?;
-    if let Some(e) = st.jobs.get_mut(&id) {
-        e.job = updated;
-    }
-    shared.bump(&mut st, id);
-    Ok(job_response(&st, id))
+pub async fn handle(
+    shared: &Arc<Shared>,
+    manager: &Handle,
+    job: &str,
+    specs: Vec<FileSpec>,
+) -> Result<Response, ApiError> {
+    let (id, job_type, existing) = {
+        let view = shared.read();
+        let id = resolve(&view, job)?;
+        let e = &view.jobs[&id];
+        validate::quota(
+            e.job.files.len(),
+            specs.len(),
+            shared.limits.max_files_per_job,
+        )?;
+        (id, e.job.job_type, e.job.files.clone())
+    };
+    let files =
+        tokio::task::spawn_blocking(move || validate::files(id, job_type, &specs, &existing))
+            .await
+            .map_err(|e| validate::bad(format!("checking the files failed: {e}")))??;
+    manager
+        .ask(|reply| Command::AddFiles { id, files, reply })
+        .await?;
+    job_response(&shared.read(), id, 0)
 }

@@ -1,19 +1,26 @@
-//! Create: a new job with its files, Suspended or resumed at once.
+//! Create: a new job with its files, Suspended or resumed at once. Checked
+//! whole before anything is stored: a job is created whole or not at all.
 
 use super::job_response;
 use crate::ipc::invalid;
-use crate::shared::{store_failed, Entry, Shared};
+use crate::lifecycle::{Command, Handle};
+use crate::state::Shared;
 use crate::validate;
 use bits_core::{Event, Job, JobId, JobProps, JobType};
 use bits_proto::{ApiError, CreateJob, Response};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-pub fn handle(shared: &Arc<Shared>, req: CreateJob) -> Result<Response, ApiError> {
+pub async fn handle(
+    shared: &Arc<Shared>,
+    manager: &Handle,
+    req: CreateJob,
+) -> Result<Response, ApiError> {
     let job_type: JobType = req
         .transfer_type
         .parse()
         .map_err(|e| validate::bad(format!("--type: {e}")))?;
+    validate::quota(0, req.files.len(), shared.limits.max_files_per_job)?;
     let mut props = JobProps::default();
     validate::properties(&mut props, &req.properties, job_type)?;
     let id = JobId::new_random();
@@ -26,7 +33,13 @@ pub fn handle(shared: &Arc<Shared>, req: CreateJob) -> Result<Response, ApiError
         shared.owner.uid,
         now,
     );
-    job.files = validate::files(id, job_type, &req.files, &[])?;
+    // Checking files looks at the disk (sources, destination directories):
+    // not on a runtime thread.
+    let specs = req.files;
+    let files = tokio::task::spawn_blocking(move || validate::files(id, job_type, &specs, &[]))
+        .await
+        .map_err(|e| validate::bad(format!("checking the files failed: {e}")))??;
+    job.files = files;
     if job_type == JobType::UploadReply && job.props.reply_file.is_none() {
         job.props.reply_file = job
             .files
@@ -34,15 +47,13 @@ pub fn handle(shared: &Arc<Shared>, req: CreateJob) -> Result<Response, ApiError
             .map(|f| validate::default_reply_file(&f.local));
     }
     if req.resume {
-        // Refused before anything is stored: a job is created whole or not
-        // at all.
         job.apply(Event::Resume, now).map_err(invalid)?;
     }
-    let mut st = shared.lock();
-    shared.store().insert_job(&job).map_err(store_failed)?;
-    tracing::info!(job = %id, files = job.files.len(), state = %job.state(), "job created");
-    st.jobs.insert(id, Entry::new(job));
-    shared.bump(&mut st, id);
-    shared.wake.notify_one();
-    Ok(job_response(&st, id))
+    let id = manager
+        .ask(|reply| Command::Create {
+            job: Box::new(job),
+            reply,
+        })
+        .await?;
+    job_response(&shared.read(), id, 0)
 }

@@ -1,13 +1,14 @@
-//! Info: one job in full.
+//! Info: one job in full, its files a page at a time.
 
 use super::job_response;
 use crate::ipc::resolve;
-use crate::shared::Shared;
+use crate::state::Shared;
 use bits_proto::{ApiError, Response};
 use std::sync::Arc;
 
-pub fn handle(shared: &Arc<Shared>, job: &str) -> Result<Response, ApiError> {
-    let st = shared.lock();
-    let id = resolve(&st, job)?;
-    Ok(job_response(&st, id))
+pub fn handle(shared: &Arc<Shared>, job: &str, files_from: u64) -> Result<Response, ApiError> {
+    let view = shared.read();
+    let id = resolve(&view, job)?;
+    let from = usize::try_from(files_from).unwrap_or(usize::MAX);
+    job_response(&view, id, from)
 }

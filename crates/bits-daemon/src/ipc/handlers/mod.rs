@@ -1,27 +1,29 @@
-//! One file per request.
+//! One file per request; the four user actions share `act`.
 
+pub mod act;
 pub mod add_files;
-pub mod cancel;
-pub mod complete;
 pub mod create;
 pub mod info;
 pub mod list;
-pub mod resume;
 pub mod set;
-pub mod suspend;
 pub mod watch;
 
-use crate::convert::job_object;
-use crate::shared::State;
+use crate::convert::{job_object, REPLY_BUDGET};
+use crate::state::View;
 use bits_core::JobId;
-use bits_proto::Response;
+use bits_proto::{ApiError, ErrorKind, Response};
 
-/// The response carrying job `id` as it is now.
-fn job_response(state: &State, id: JobId) -> Response {
-    match state.jobs.get(&id) {
-        Some(e) => Response::Job {
-            job: Box::new(job_object(&e.job)),
-        },
-        None => Response::Jobs { jobs: vec![] },
+/// The response carrying job `id` as it is now, its files from `from` on
+/// (as many as fit one answer).
+fn job_response(view: &View, id: JobId, from: usize) -> Result<Response, ApiError> {
+    match view.jobs.get(&id) {
+        Some(e) => Ok(Response::Job {
+            job: Box::new(job_object(e, from, REPLY_BUDGET)),
+        }),
+        None => Err(ApiError {
+            kind: ErrorKind::NotFound,
+            message: format!("job {id} no longer exists"),
+            code: None,
+        }),
     }
 }

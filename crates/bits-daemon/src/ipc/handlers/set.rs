@@ -2,26 +2,24 @@
 
 use super::job_response;
 use crate::ipc::resolve;
-use crate::shared::Shared;
-use crate::validate;
-use bits_proto::{ApiError, ErrorKind, JobProperties, Response};
+use crate::lifecycle::{Command, Handle};
+use crate::state::Shared;
+use bits_proto::{ApiError, JobProperties, Response};
 use std::sync::Arc;
-use std::time::SystemTime;
 
-pub fn handle(shared: &Arc<Shared>, job: &str, p: JobProperties) -> Result<Response, ApiError> {
-    let mut st = shared.lock();
-    let id = resolve(&st, job)?;
-    shared.mutate(&mut st, id, |job| {
-        if job.state().is_final() {
-            return Err(ApiError {
-                kind: ErrorKind::InvalidState,
-                message: format!("cannot change a job that is {}", job.state()),
-                code: None,
-            });
-        }
-        validate::properties(&mut job.props, &p, job.job_type)?;
-        job.modified = SystemTime::now();
-        Ok(())
-    })?;
-    Ok(job_response(&st, id))
+pub async fn handle(
+    shared: &Arc<Shared>,
+    manager: &Handle,
+    job: &str,
+    properties: JobProperties,
+) -> Result<Response, ApiError> {
+    let id = resolve(&shared.read(), job)?;
+    manager
+        .ask(|reply| Command::Set {
+            id,
+            properties,
+            reply,
+        })
+        .await?;
+    job_response(&shared.read(), id, 0)
 }

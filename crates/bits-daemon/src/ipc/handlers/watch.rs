@@ -2,10 +2,11 @@
 //! seen, or when the timeout passes. Clients follow jobs with it instead of
 //! polling.
 
-use crate::convert::{job_object, job_summary};
+use crate::convert::{job_object, job_summary, REPLY_BUDGET};
 use crate::ipc::resolve;
-use crate::shared::Shared;
-use bits_proto::{ApiError, ErrorKind, Response};
+use crate::lifecycle::stopping as command_stopping;
+use crate::state::Shared;
+use bits_proto::{ApiError, Response};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,39 +23,31 @@ pub async fn handle(
 ) -> Result<Response, ApiError> {
     let mut changes = shared.changes.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms).min(MAX_WAIT);
-    let id = resolve(&shared.lock(), job)?;
+    let id = resolve(&shared.read(), job)?;
     loop {
         {
-            let st = shared.lock();
-            let Some(e) = st.jobs.get(&id) else {
-                return Err(resolve(&st, job)
+            let view = shared.read();
+            let Some(e) = view.jobs.get(&id) else {
+                return Err(resolve(&view, job)
                     .err()
                     .unwrap_or_else(|| crate::validate::bad(format!("job {id} disappeared"))));
             };
-            if e.revision > after || tokio::time::Instant::now() >= deadline {
+            if e.revision() > after || tokio::time::Instant::now() >= deadline {
                 let job = if summary {
-                    job_summary(&e.job)
+                    job_summary(e)
                 } else {
-                    job_object(&e.job)
+                    job_object(e, 0, REPLY_BUDGET)
                 };
                 return Ok(Response::Watch {
-                    revision: e.revision,
+                    revision: e.revision(),
                     job: Box::new(job),
                 });
             }
         }
         tokio::select! {
-            r = changes.changed() => if r.is_err() { return Err(stopping()) },
+            r = changes.changed() => if r.is_err() { return Err(command_stopping()) },
             _ = tokio::time::sleep_until(deadline) => {}
-            _ = shared.shutdown.cancelled() => return Err(stopping()),
+            _ = shared.shutdown.cancelled() => return Err(command_stopping()),
         }
-    }
-}
-
-fn stopping() -> ApiError {
-    ApiError {
-        kind: ErrorKind::Stopping,
-        message: "bitsd is stopping".into(),
-        code: None,
     }
 }

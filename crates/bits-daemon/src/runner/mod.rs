@@ -1,0 +1,338 @@
+//! One attempt at a job's files: they move through the engine (several at
+//! once for downloads), finished files are made durable in batches, and the
+//! attempt ends with an [`AttemptEnd`] that the lifecycle owner turns into
+//! the job's next state.
+//!
+//! A runner decides nothing about its job's state. It owns its files'
+//! progress while it runs: every resume point is saved to the store (and
+//! awaited) before the view shows it, and before the engine relies on it.
+//!
+//! Parts: `sink` (what the engine reports, saved and shown), `batch`
+//! (finished files made durable together), this file (the attempt).
+
+mod batch;
+mod sink;
+
+use crate::lifecycle::Handle;
+use crate::state::Shared;
+use batch::Batch;
+use bits_core::{JobError, JobFile, JobId, JobType};
+use bits_transfer::{Class, FileState, FileTransfer, Pacer, TransferError, UploadTransfer};
+use sink::{Connected, FileSink, Publisher};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How one attempt ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Every file is on disk, durable, and saved as complete.
+    AllDone,
+    /// Stopped on request (a user action, the end of a slot, shutdown).
+    Stopped,
+    /// MaxDownloadTime ran out.
+    TimedOut,
+    /// A file failed; the other transfers of the attempt were stopped.
+    Failed { error: JobError, class: Class },
+    /// The runner's task panicked (a bug).
+    Panicked(String),
+}
+
+/// The end of an attempt.
+#[derive(Debug)]
+pub struct AttemptEnd {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Whether bytes were made durable (or acknowledged) during it.
+    pub made_progress: bool,
+    /// Time spent (counted against MaxDownloadTime).
+    pub elapsed: Duration,
+}
+
+impl AttemptEnd {
+    /// The end of a runner whose task panicked.
+    pub fn panicked(message: String) -> AttemptEnd {
+        AttemptEnd {
+            outcome: Outcome::Panicked(message),
+            made_progress: false,
+            elapsed: Duration::ZERO,
+        }
+    }
+}
+
+/// Files a download job moves at the same time. BITS transfers a job's
+/// files one after another and reports them in order; for small files the
+/// time goes to round trips and file creation, so a few run at once under
+/// the hood. The job's state rules are unchanged: one failure stops the
+/// others and holds the job.
+const PARALLEL_FILES: usize = 8;
+
+/// What the runner needs to move the next file.
+struct NextFile {
+    index: usize,
+    file: JobFile,
+    job_type: JobType,
+    /// Connections the file may use.
+    connections: u32,
+    received: Arc<AtomicU64>,
+}
+
+/// A file that has been moved (not yet durable, for a download).
+pub(crate) struct Done {
+    index: usize,
+    bytes: u64,
+    /// The version downloaded and the still-open temporary file; uploads
+    /// report theirs through the sink.
+    download: Option<(bits_core::FileValidator, bits_transfer::Finished)>,
+}
+
+/// Runs one attempt at job `id`'s remaining files.
+#[tracing::instrument(skip(shared, manager, cancel), fields(job = %id))]
+pub async fn attempt(
+    shared: Arc<Shared>,
+    manager: Handle,
+    id: JobId,
+    run: u64,
+    cancel: CancellationToken,
+) -> AttemptEnd {
+    let started = tokio::time::Instant::now();
+    let (outcome, made_progress) = files(&shared, &manager, id, run, &cancel).await;
+    AttemptEnd {
+        outcome,
+        made_progress,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Moves the job's remaining files until all are done, one fails, the
+/// attempt is stopped, or MaxDownloadTime runs out. Finished files are made
+/// durable in batches while the next ones move.
+async fn files(
+    shared: &Arc<Shared>,
+    manager: &Handle,
+    id: JobId,
+    run: u64,
+    cancel: &CancellationToken,
+) -> (Outcome, bool) {
+    let Some((job_type, remaining, background, live)) = ({
+        let view = shared.read();
+        view.jobs.get(&id).map(|e| {
+            (
+                e.job.job_type,
+                e.job
+                    .props
+                    .max_download_time
+                    .saturating_sub(e.job.active_time),
+                e.job.props.priority.is_background(),
+                (e.revision.clone(), e.progressed_ms.clone()),
+            )
+        })
+    }) else {
+        return (Outcome::Stopped, false);
+    };
+    if remaining.is_zero() {
+        return (Outcome::TimedOut, false);
+    }
+    // Background transfers use only the bandwidth nobody else uses; one
+    // pace for all the files of the attempt.
+    let pace = background.then(|| Arc::new(Pacer::new()));
+    let publisher = Arc::new(Publisher::new(shared.clone(), live.0, live.1));
+    let connected = Arc::new(Connected::new(manager.clone(), id, run));
+    let width = if job_type == JobType::Download {
+        PARALLEL_FILES
+    } else {
+        1
+    };
+    let deadline = tokio::time::Instant::now() + remaining;
+    let files_cancel = cancel.child_token();
+    let mut tasks = tokio::task::JoinSet::new();
+    // Files are started in list order: every file before `cursor` is
+    // complete or already started by this attempt.
+    let mut cursor = 0;
+    let mut batch = Batch::default();
+    let mut failure: Option<(usize, TransferError)> = None;
+    let mut timed_out = false;
+    let mut made_progress = false;
+
+    loop {
+        while failure.is_none() && !files_cancel.is_cancelled() && tasks.len() < width {
+            let Some(next) = next_file(shared, id, cursor) else {
+                break;
+            };
+            cursor = next.index + 1;
+            let sink = FileSink::new(
+                shared.clone(),
+                id,
+                next.index,
+                next.file.clone(),
+                next.received.clone(),
+                publisher.clone(),
+                connected.clone(),
+            );
+            let engine = shared.engine.clone();
+            let token = files_cancel.clone();
+            let pace = pace.clone();
+            tasks.spawn(async move {
+                let index = next.index;
+                (index, move_file(&engine, sink, &next, pace, &token).await)
+            });
+        }
+        if tasks.is_empty() && !batch.syncing() {
+            break;
+        }
+        tokio::select! {
+            joined = tasks.join_next(), if !tasks.is_empty() => {
+                let Some(joined) = joined else { continue };
+                let (index, result) = joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                match result {
+                    Ok(done) => batch.push(done),
+                    Err(e) => {
+                        made_progress |= e.made_progress();
+                        // The first failure decides; the transfers stopped
+                        // because of it come back Cancelled.
+                        if failure.is_none() {
+                            failure = Some((index, e));
+                            files_cancel.cancel();
+                        }
+                    }
+                }
+            }
+            _ = sleep_until_opt(batch.due_at()) => batch.start_sync(),
+            synced = batch.synced(), if batch.syncing() => {
+                made_progress = true;
+                if let Err(e) = batch::save(shared, id, synced).await {
+                    failure.get_or_insert((usize::MAX, e));
+                    files_cancel.cancel();
+                }
+            }
+            _ = tokio::time::sleep_until(deadline), if !timed_out => {
+                // Let the engines checkpoint before giving up on the job.
+                timed_out = true;
+                files_cancel.cancel();
+            }
+        }
+    }
+    // Whatever finished is kept, even when another file failed.
+    if batch.has_files() {
+        made_progress = true;
+        batch.start_sync();
+        let synced = batch.synced().await;
+        if let Err(e) = batch::save(shared, id, synced).await {
+            failure.get_or_insert((usize::MAX, e));
+        }
+    }
+
+    if timed_out {
+        return (Outcome::TimedOut, made_progress);
+    }
+    if let Some((index, err)) = failure {
+        let mut error = err.job_error();
+        error.file_index = (index != usize::MAX).then_some(index);
+        let class = err.class();
+        let made_progress = made_progress || err.made_progress();
+        if class == Class::Cancelled {
+            return (Outcome::Stopped, made_progress);
+        }
+        return (Outcome::Failed { error, class }, made_progress);
+    }
+    if cancel.is_cancelled() {
+        return (Outcome::Stopped, made_progress);
+    }
+    let all_done = shared
+        .read()
+        .jobs
+        .get(&id)
+        .is_some_and(|e| e.job.all_files_complete());
+    if all_done {
+        (Outcome::AllDone, made_progress)
+    } else {
+        // Files were added while this attempt ran: the next one takes them.
+        (Outcome::Stopped, made_progress)
+    }
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Moves one file: a download, or an upload (with its reply).
+async fn move_file(
+    engine: &bits_transfer::Engine,
+    mut sink: FileSink,
+    next: &NextFile,
+    pace: Option<Arc<Pacer>>,
+    cancel: &CancellationToken,
+) -> Result<Done, TransferError> {
+    let f = &next.file;
+    if next.job_type == JobType::Download {
+        let resume = FileState {
+            validator: f.validator.clone(),
+            bytes: f.bytes_transferred,
+            missing: f.missing.clone(),
+            temp_id: f.temp_id,
+        };
+        let outcome = engine
+            .download(
+                FileTransfer {
+                    remote: &f.remote,
+                    credential: f.credential.as_ref(),
+                    temp: &f.temp,
+                    resume: &resume,
+                    // Made durable in batches (see `batch`).
+                    sync_on_finish: false,
+                    connections: next.connections,
+                    pace,
+                },
+                &mut sink,
+                cancel,
+            )
+            .await?;
+        return Ok(Done {
+            index: next.index,
+            bytes: outcome.bytes,
+            download: Some((outcome.validator, outcome.temp)),
+        });
+    }
+    let outcome = engine
+        .upload(
+            UploadTransfer {
+                local: &f.local,
+                url: &f.remote,
+                credential: f.credential.as_ref(),
+                validator: &f.validator,
+                session: &f.upload,
+                acknowledged: f.bytes_transferred,
+                reply_to: (next.job_type == JobType::UploadReply).then_some(f.temp.as_path()),
+                pace,
+            },
+            &mut sink,
+            cancel,
+        )
+        .await?;
+    Ok(Done {
+        index: next.index,
+        bytes: outcome.bytes,
+        download: None,
+    })
+}
+
+/// The next file to start: the first incomplete one from `from` on.
+fn next_file(shared: &Shared, id: JobId, from: usize) -> Option<NextFile> {
+    let view = shared.read();
+    let e = view.jobs.get(&id)?;
+    if !e.job.state().is_running() {
+        return None;
+    }
+    let index = from + e.job.files.get(from..)?.iter().position(|f| !f.complete)?;
+    Some(NextFile {
+        index,
+        job_type: e.job.job_type,
+        connections: e.job.props.connections,
+        file: e.job.files[index].clone(),
+        received: e.received.get(index)?.clone(),
+    })
+}

@@ -1,0 +1,201 @@
+//! What the daemon's readers see: every job as last saved, the live
+//! progress of running transfers, and the signal that wakes watchers.
+//!
+//! Architecture invariant: the view holds only what the store already
+//! holds (a change is saved, then published), plus the live byte counts of
+//! running transfers, which are atomics beside it. Its lock is never held
+//! across I/O or an `.await`: every section under it is a copy or an
+//! update in memory. Job states change only in `lifecycle`; file progress
+//! only in the file's running transfer (`runner`).
+
+use bits_core::{Job, JobId};
+use bits_transfer::Engine;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::StoreHandle;
+
+/// The user the daemon runs for.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    /// uid.
+    pub uid: u32,
+    /// User name (OwnerAccount).
+    pub name: String,
+}
+
+/// Daemon-wide limits on what clients may ask for.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The most files one job may hold.
+    pub max_files_per_job: usize,
+}
+
+impl Default for Limits {
+    /// 100,000 files per job: a job that size is about 15 MiB in the store
+    /// and in memory, and is accepted in a second or two.
+    fn default() -> Self {
+        Limits {
+            max_files_per_job: 100_000,
+        }
+    }
+}
+
+/// One job as readers see it.
+#[derive(Debug)]
+pub struct Entry {
+    /// The job as last saved.
+    pub job: Job,
+    /// Per file: bytes a running transfer has received (durable or not),
+    /// 0 when none runs; shown when above the durable count.
+    pub received: Vec<Arc<AtomicU64>>,
+    /// The revision of the job's last change (for Watch).
+    pub revision: Arc<AtomicU64>,
+    /// When a running transfer last made progress, in ms since the epoch
+    /// (0: never): the ModificationTime shown while bytes arrive.
+    pub progressed_ms: Arc<AtomicU64>,
+}
+
+impl Entry {
+    /// A job the daemon has just created or loaded.
+    pub fn new(job: Job) -> Entry {
+        let received = job
+            .files
+            .iter()
+            .map(|_| Arc::new(AtomicU64::new(0)))
+            .collect();
+        Entry {
+            job,
+            received,
+            revision: Arc::new(AtomicU64::new(0)),
+            progressed_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Bytes of file `index` to show: the received count while a transfer
+    /// runs, else the durable one.
+    pub fn shown_bytes(&self, index: usize) -> u64 {
+        let durable = self.job.files.get(index).map_or(0, |f| f.bytes_transferred);
+        let received = self
+            .received
+            .get(index)
+            .map_or(0, |r| r.load(Ordering::Relaxed));
+        durable.max(received)
+    }
+
+    /// ModificationTime: the last change, or the last progress if later.
+    pub fn modified(&self) -> SystemTime {
+        let progressed =
+            UNIX_EPOCH + Duration::from_millis(self.progressed_ms.load(Ordering::Relaxed));
+        self.job.modified.max(progressed)
+    }
+
+    /// The revision of the job's last change.
+    pub fn revision(&self) -> u64 {
+        self.revision.load(Ordering::Relaxed)
+    }
+}
+
+/// Every job the user may still see, final ones included until restart.
+#[derive(Debug, Default)]
+pub struct View {
+    /// The jobs.
+    pub jobs: HashMap<JobId, Entry>,
+}
+
+/// Shared by the listener, the lifecycle owner and the runners.
+pub struct Shared {
+    view: RwLock<View>,
+    /// The store.
+    pub store: StoreHandle,
+    /// The transfer engine.
+    pub engine: Engine,
+    /// Increases with every change of any job.
+    revision: AtomicU64,
+    /// Carries the latest revision to watchers.
+    pub changes: watch::Sender<u64>,
+    /// The daemon's user.
+    pub owner: Owner,
+    /// Cancelled when the daemon stops.
+    pub shutdown: CancellationToken,
+    /// What clients may ask for.
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// The shared state around a view of the jobs loaded at start.
+    pub fn new(
+        view: View,
+        store: StoreHandle,
+        engine: Engine,
+        owner: Owner,
+        shutdown: CancellationToken,
+        limits: Limits,
+    ) -> Shared {
+        let (changes, _) = watch::channel(0);
+        Shared {
+            view: RwLock::new(view),
+            store,
+            engine,
+            revision: AtomicU64::new(0),
+            changes,
+            owner,
+            shutdown,
+            limits,
+        }
+    }
+
+    /// Reads the jobs. Hold it briefly: no I/O, no `.await`.
+    pub fn read(&self) -> RwLockReadGuard<'_, View> {
+        self.view.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Changes the jobs. Hold it briefly: no I/O, no `.await`.
+    pub fn write(&self) -> RwLockWriteGuard<'_, View> {
+        self.view.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks a job as changed (its `revision` cell): watchers wake.
+    pub fn bump(&self, revision: &AtomicU64) {
+        let rev = self.revision.fetch_add(1, Ordering::Relaxed) + 1;
+        revision.store(rev, Ordering::Relaxed);
+        self.changes.send_replace(rev);
+    }
+}
+
+/// The error for a store failure, as clients see it.
+pub fn store_failed(e: bits_store::StoreError) -> bits_proto::ApiError {
+    tracing::error!(cause = %error_chain(&e), "job store write failed");
+    bits_proto::ApiError {
+        kind: bits_proto::ErrorKind::Internal,
+        message: format!(
+            "the job database could not be written, so nothing changed: {}",
+            error_chain(&e)
+        ),
+        code: None,
+    }
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
