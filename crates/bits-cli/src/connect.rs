@@ -117,11 +117,25 @@ impl Connection {
     }
 
     fn lost(&self, e: &ProtoError) -> Failure {
-        Failure::Unreachable(format!(
-            "lost the connection to bitsd at {}: {}",
-            self.paths.socket().display(),
-            error_chain(e)
-        ))
+        let socket = self.paths.socket();
+        match e {
+            ProtoError::FrameTooLarge { len, max } => Failure::Usage(format!(
+                "the request is too large to send to bitsd ({} MiB, at most {} MiB): \
+                 split the file list into several jobs",
+                len >> 20,
+                max >> 20
+            )),
+            ProtoError::TimedOut { secs } => Failure::Unreachable(format!(
+                "bitsd at {} did not answer within {secs} s; it may be hung (see its log {})",
+                socket.display(),
+                self.paths.log_file().display()
+            )),
+            _ => Failure::Unreachable(format!(
+                "lost the connection to bitsd at {}: {}",
+                socket.display(),
+                error_chain(e)
+            )),
+        }
     }
 
     /// Sends a request that answers with one job; its file list is filled
@@ -198,6 +212,13 @@ async fn connect(paths: &Paths) -> anyhow::Result<Client> {
     let unreachable = |why: String| -> anyhow::Error {
         Failure::Unreachable(format!("cannot reach bitsd at {}: {why}", socket.display())).into()
     };
+    if let ProtoError::TimedOut { secs } = first {
+        return Err(unreachable(format!(
+            "something accepted the connection but did not answer within {secs} s; bitsd may \
+             be hung (see its log {}), or another program holds the socket",
+            paths.log_file().display()
+        )));
+    }
     if !nobody_listens(&first) {
         return Err(unreachable(error_chain(&first)));
     }
@@ -239,11 +260,14 @@ async fn connect(paths: &Paths) -> anyhow::Result<Client> {
                     return check_hello(client, &socket);
                 }
                 if spawned >= MAX_SPAWNS {
-                    return Err(unreachable(format!(
-                        "bitsd ({}) exited at once with {status}; see its log {}",
-                        program.display(),
-                        paths.log_file().display()
-                    )));
+                    return Err(unreachable(match why_it_stopped(&mut child) {
+                        Some(reason) => format!("bitsd could not start: {reason}"),
+                        None => format!(
+                            "bitsd ({}) exited at once with {status}; see its log {}",
+                            program.display(),
+                            paths.log_file().display()
+                        ),
+                    }));
                 }
                 spawned += 1;
                 child = spawn_detached(&program).map_err(|e| {
@@ -266,6 +290,29 @@ async fn connect(paths: &Paths) -> anyhow::Result<Client> {
 /// How many times one command starts bitsd before it gives up (a start can
 /// fail only because a dying daemon still held the lock).
 const MAX_SPAWNS: u32 = 3;
+
+/// What a daemon that exited at once wrote on its standard error (the
+/// reason it could not start: a damaged job database, one from a newer
+/// version, a directory it cannot create), if anything.
+fn why_it_stopped(child: &mut Child) -> Option<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    // The daemon has exited, so this ends at once; a megabyte of messages
+    // would not be read in full.
+    child
+        .stderr
+        .take()?
+        .take(64 << 10)
+        .read_to_string(&mut text)
+        .ok()?;
+    let reason = text
+        .lines()
+        .map(|l| l.strip_prefix("bitsd: ").unwrap_or(l).trim())
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    (!reason.is_empty()).then_some(reason)
+}
 
 /// Whether a daemon holds the pid file's lock (bitsd takes it before
 /// anything else, so this is true from the first moment of a daemon that is
@@ -344,16 +391,19 @@ fn is_executable(path: &Path) -> bool {
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Starts the daemon so that it outlives us and our terminal: no standard
-/// streams, its own session (no controlling terminal, so closing the terminal
-/// or Ctrl-C in it does not reach the daemon), the root directory as working
-/// directory (so it keeps no directory busy), and our environment, which
-/// carries BITS_HOME and friends.
+/// Starts the daemon so that it outlives us and our terminal: its own
+/// session (no controlling terminal, so closing the terminal or Ctrl-C in
+/// it does not reach the daemon), the root directory as working directory
+/// (so it keeps no directory busy), and our environment, which carries
+/// BITS_HOME and friends. Its standard error is a pipe to us, read only if
+/// it exits at once (the reason it could not start); once up, it sends its
+/// standard error to its log instead (`BITS_DETACHED`).
 fn spawn_detached(program: &Path) -> io::Result<Child> {
     let mut cmd = Command::new(program);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
+        .env("BITS_DETACHED", "1")
         .current_dir("/");
     // The daemon runs from `/`, so relative state directories must be
     // resolved here, where they mean what the user meant.

@@ -188,3 +188,23 @@ pub fn progress(done: u64, total: Option<u64>) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// What a partial Complete did, for people; `None` when every file was kept.
+pub fn partial_complete(result: &bits_proto::CompleteResult) -> Option<String> {
+    if result.discarded.is_empty() {
+        return None;
+    }
+    let total = result.kept.len() + result.discarded.len();
+    let mut text = format!(
+        "completed with BG_S_PARTIAL_COMPLETE ({}): {} of {total} files kept; the partial data \
+         of these was discarded:\n",
+        result.code,
+        result.kept.len()
+    );
+    for f in &result.discarded {
+        text.push_str("  ");
+        text.push_str(f);
+        text.push('\n');
+    }
+    Some(text)
+}

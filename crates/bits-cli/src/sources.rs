@@ -20,9 +20,11 @@
 //! - two sources may not land on the same destination;
 //! - an upload takes one local file and an http(s) URL.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 use bits_proto::FileSpec;
 use url::Url;
@@ -269,24 +271,26 @@ pub fn resolve_upload_rows(rows: &[CsvRow], cwd: &Path) -> Result<Vec<FileSpec>,
 
 /// Reads a CSV file list: a header row naming `Source` and `Destination`
 /// (any case, any order, other columns ignored), then one file per row.
-/// Fields are trimmed, so `a.txt , b.txt` works.
-pub fn parse_csv(mut input: impl Read) -> Result<Vec<CsvRow>, SourceError> {
-    // File lists are small; holding the text lets us number lines ourselves
-    // (the csv crate counts a skipped blank line into the next record).
-    let mut text = Vec::new();
-    input.read_to_end(&mut text).map_err(|e| SourceError::Csv {
-        line: 1,
-        reason: format!("cannot read: {e}"),
-    })?;
-    let lines = Lines::new(&text);
-    let line_of = |record: &csv::StringRecord| lines.line_of(record);
-    let csv_error = |e: csv::Error| csv_error(&lines, e);
+/// Fields are trimmed, so `a.txt , b.txt` works. The input is read as a
+/// stream, and reading stops with an error at the first row past
+/// `max_rows`: a list too long for one job is refused before the rest of it
+/// is read.
+pub fn parse_csv(input: impl Read, max_rows: usize) -> Result<Vec<CsvRow>, SourceError> {
+    let lines = Rc::new(RefCell::new(Lines::default()));
+    let tracked = Tracked {
+        inner: input,
+        lines: lines.clone(),
+        at: 0,
+        in_run: false,
+    };
+    let line_of = |record: &csv::StringRecord| lines.borrow().line_of(record);
+    let csv_error = |e: csv::Error| csv_error(&lines.borrow(), e);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .trim(csv::Trim::All)
         // Field counts are checked below, to name the line in our own words.
         .flexible(true)
-        .from_reader(text.as_slice());
+        .from_reader(tracked);
     let mut records = reader.records();
 
     let header = match records.next() {
@@ -324,6 +328,15 @@ pub fn parse_csv(mut input: impl Read) -> Result<Vec<CsvRow>, SourceError> {
     for record in records {
         let record = record.map_err(csv_error)?;
         let line = line_of(&record);
+        if rows.len() == max_rows {
+            return Err(SourceError::Csv {
+                line,
+                reason: format!(
+                    "the list has more than {max_rows} files, the most one job may hold: \
+                     split it into several lists"
+                ),
+            });
+        }
         if record.len() != header.len() {
             return Err(SourceError::Csv {
                 line,
@@ -617,45 +630,72 @@ fn at_line(line: u64, e: SourceError) -> SourceError {
     }
 }
 
-/// Line numbers of a CSV text. The newline offsets are found once, so that
-/// numbering every record of a list of 10,000 files stays linear.
-struct Lines<'t> {
-    text: &'t [u8],
+/// Line numbers of a CSV text, learnt as the bytes stream past: where each
+/// line ends, and the runs of line breaks (a record the csv crate reports
+/// at the start of a blank line really starts after it).
+#[derive(Debug, Default)]
+struct Lines {
     /// Offsets of every `\n`, in order.
-    newlines: Vec<usize>,
+    newlines: Vec<u64>,
+    /// Maximal runs `[start, end)` of `\r` and `\n` bytes, in order.
+    breaks: Vec<(u64, u64)>,
 }
 
-impl<'t> Lines<'t> {
-    fn new(text: &'t [u8]) -> Self {
-        let newlines = text
-            .iter()
-            .enumerate()
-            .filter(|(_, &b)| b == b'\n')
-            .map(|(i, _)| i)
-            .collect();
-        Lines { text, newlines }
-    }
-
+impl Lines {
     /// The 1-based line a record starts on.
     fn line_of(&self, record: &csv::StringRecord) -> u64 {
         record.position().map_or(1, |p| self.line_at(p.byte()))
     }
 
-    /// The 1-based line of the first non-blank byte at or after `offset`.
+    /// The 1-based line of the first byte that is not a line break at or
+    /// after `offset`.
     fn line_at(&self, offset: u64) -> u64 {
-        let text = self.text;
-        let offset = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(text.len());
-        let start = text[offset..]
-            .iter()
-            .position(|b| !matches!(b, b'\r' | b'\n'))
-            .map_or(text.len(), |i| offset + i);
+        let run = self.breaks.partition_point(|&(_, end)| end <= offset);
+        let start = match self.breaks.get(run) {
+            Some(&(s, e)) if s <= offset => e,
+            _ => offset,
+        };
         1 + self.newlines.partition_point(|&p| p < start) as u64
     }
 }
 
-fn csv_error(lines: &Lines<'_>, e: csv::Error) -> SourceError {
+/// The input, passed through to the csv reader, with its line breaks noted
+/// on the way.
+struct Tracked<R> {
+    inner: R,
+    lines: Rc<RefCell<Lines>>,
+    /// Offset of the next byte.
+    at: u64,
+    /// Whether the last byte was a line break.
+    in_run: bool,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut lines = self.lines.borrow_mut();
+        for &b in &buf[..n] {
+            let is_break = matches!(b, b'\r' | b'\n');
+            if b == b'\n' {
+                lines.newlines.push(self.at);
+            }
+            match (is_break, self.in_run) {
+                (true, true) => {
+                    if let Some(run) = lines.breaks.last_mut() {
+                        run.1 = self.at + 1;
+                    }
+                }
+                (true, false) => lines.breaks.push((self.at, self.at + 1)),
+                _ => {}
+            }
+            self.in_run = is_break;
+            self.at += 1;
+        }
+        Ok(n)
+    }
+}
+
+fn csv_error(lines: &Lines, e: csv::Error) -> SourceError {
     let line = e.position().map_or(1, |p| lines.line_at(p.byte()));
     let reason = match e.kind() {
         csv::ErrorKind::Utf8 { .. } => "the line is not valid UTF-8".to_string(),

@@ -26,6 +26,7 @@ mod store;
 mod validate;
 
 use anyhow::Context;
+use std::io::Write;
 use bits_proto::Paths;
 use bits_transfer::{CheckpointPolicy, EngineConfig};
 use clap::Parser;
@@ -114,7 +115,9 @@ pub fn main() -> i32 {
     match run_main(config) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("bitsd: {e:#}");
+            // Not eprintln!: the reader of a detached daemon's standard
+            // error (the `bits` that started it) may be gone.
+            let _ = writeln!(std::io::stderr(), "bitsd: {e:#}");
             tracing::error!("bitsd stopped: {e:#}");
             1
         }

@@ -40,7 +40,7 @@ impl Default for Limits {
     /// and in memory, and is accepted in a second or two.
     fn default() -> Self {
         Limits {
-            max_files_per_job: 100_000,
+            max_files_per_job: bits_proto::MAX_FILES_PER_JOB,
         }
     }
 }

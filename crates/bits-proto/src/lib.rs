@@ -22,5 +22,9 @@ pub use codec::ProtoError;
 pub use messages::*;
 pub use paths::Paths;
 
+/// The most files one job may hold (the daemon refuses more; the client
+/// stops reading a file list past it).
+pub const MAX_FILES_PER_JOB: usize = 100_000;
+
 /// Bumped whenever a request or response changes incompatibly.
 pub const PROTOCOL_VERSION: u32 = 2;

@@ -14,7 +14,7 @@ pub async fn run(args: AddArgs) -> anyhow::Result<()> {
     let cwd = super::cwd()?;
     let files = match &args.from_csv {
         Some(csv) => {
-            let rows = super::read_csv(csv)?;
+            let rows = super::read_csv(csv, bits_proto::MAX_FILES_PER_JOB)?;
             sources::resolve_download_rows(&rows, &cwd)
                 .with_context(|| format!("in the file list {csv}"))?
         }

@@ -74,16 +74,17 @@ fn properties(args: &PropertyArgs, cwd: &Path) -> JobProperties {
     }
 }
 
-/// Reads and parses a `--from-csv` file, `-` being stdin.
-fn read_csv(file: &str) -> anyhow::Result<Vec<CsvRow>> {
+/// Reads and parses a `--from-csv` file, `-` being stdin. `max_rows`: the
+/// most rows accepted (one job's files); reading stops past it.
+fn read_csv(file: &str, max_rows: usize) -> anyhow::Result<Vec<CsvRow>> {
     if file == "-" {
-        return sources::parse_csv(std::io::stdin().lock())
+        return sources::parse_csv(std::io::stdin().lock(), max_rows)
             .context("in the file list read from stdin");
     }
     // A file list that cannot be opened is a bad argument, like a missing source.
     let input = std::fs::File::open(file)
         .map_err(|e| Failure::Usage(format!("cannot read the file list {file}: {e}")))?;
-    sources::parse_csv(std::io::BufReader::new(input))
+    sources::parse_csv(std::io::BufReader::new(input), max_rows)
         .with_context(|| format!("in the file list {file}"))
 }
 

@@ -63,7 +63,13 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
 fn plan(args: &StartArgs, cwd: &Path) -> anyhow::Result<Vec<CreateJob>> {
     let file_lists: Vec<Vec<FileSpec>> = match &args.from_csv {
         Some(csv) => {
-            let rows = super::read_csv(csv)?;
+            // Uploads make one job per row; a download list is one job.
+            let max_rows = if args.transfer_type.is_upload() {
+                usize::MAX
+            } else {
+                bits_proto::MAX_FILES_PER_JOB
+            };
+            let rows = super::read_csv(csv, max_rows)?;
             let in_list = || format!("in the file list {csv}");
             if args.transfer_type.is_upload() {
                 sources::resolve_upload_rows(&rows, cwd)

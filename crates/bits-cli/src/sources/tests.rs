@@ -244,7 +244,7 @@ fn csv_with_spaces_and_any_column_order() {
                 out/x.bin , 1, http://h/x.bin\n\
                 \n\
                 \"out/y z.bin\",2 ,  http://h/y.bin  \n";
-    let rows = parse_csv(text.as_bytes()).unwrap();
+    let rows = parse_csv(text.as_bytes(), 100).unwrap();
     assert_eq!(
         rows,
         vec![
@@ -269,33 +269,81 @@ fn csv_with_spaces_and_any_column_order() {
 #[test]
 fn malformed_csv_names_the_line() {
     let err =
-        parse_csv("Source,Destination\nhttp://h/a,out/a\nhttp://h/b\n".as_bytes()).unwrap_err();
+        parse_csv("Source,Destination\nhttp://h/a,out/a\nhttp://h/b\n".as_bytes(), 100).unwrap_err();
     assert!(matches!(err, SourceError::Csv { line: 3, .. }), "{err}");
     assert!(err.to_string().starts_with("line 3:"), "{err}");
 
-    let err = parse_csv("Source,Destination\nhttp://h/a, \n".as_bytes()).unwrap_err();
+    let err = parse_csv("Source,Destination\nhttp://h/a, \n".as_bytes(), 100).unwrap_err();
     assert!(matches!(err, SourceError::Csv { line: 2, .. }), "{err}");
     assert!(err.to_string().contains("Destination field is empty"));
 
-    let err = parse_csv("Src,Destination\na,b\n".as_bytes()).unwrap_err();
+    let err = parse_csv("Src,Destination\na,b\n".as_bytes(), 100).unwrap_err();
     assert!(matches!(err, SourceError::Csv { line: 1, .. }), "{err}");
     assert!(err.to_string().contains("no Source column"));
 
     assert!(matches!(
-        parse_csv("".as_bytes()),
+        parse_csv("".as_bytes(), 100),
         Err(SourceError::Csv { line: 1, .. })
     ));
     assert!(matches!(
-        parse_csv("Source,Destination\n".as_bytes()),
+        parse_csv("Source,Destination\n".as_bytes(), 100),
         Err(SourceError::Csv { line: 2, .. })
     ));
+}
+
+/// Regression: a list of 400,000 files was read whole and sent as one job
+/// whose answers no longer fit a frame. Now reading stops at the first row
+/// past the limit, which the message names; the rest is never read.
+#[test]
+fn a_csv_longer_than_a_job_is_refused_at_the_first_row_too_many() {
+    struct Endless {
+        sent: u64,
+    }
+    impl std::io::Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let text = if self.sent == 0 {
+                "Source,Destination\n".to_string()
+            } else {
+                format!("http://h/{0},out/{0}\n", self.sent)
+            };
+            self.sent += 1;
+            let n = text.len().min(buf.len());
+            buf[..n].copy_from_slice(&text.as_bytes()[..n]);
+            Ok(n)
+        }
+    }
+    let err = parse_csv(Endless { sent: 0 }, 1000).unwrap_err();
+    assert!(matches!(err, SourceError::Csv { line: 1002, .. }), "{err}");
+    assert!(err.to_string().contains("more than 1000 files"), "{err}");
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a file list holds, reading it ends with rows or an
+        /// error naming a line inside it; never a panic.
+        #[test]
+        fn any_file_list_parses_or_names_a_line(text in "(Source|Destination|,|\"|\r|\n|a|b| |\u{feff}){0,120}") {
+            let lines = text.matches('\n').count() as u64 + 1;
+            match parse_csv(text.as_bytes(), 5) {
+                Ok(rows) => {
+                    prop_assert!(!rows.is_empty() && rows.len() <= 5);
+                    prop_assert!(rows.iter().all(|r| r.line >= 2 && r.line <= lines));
+                }
+                Err(SourceError::Csv { line, .. }) => prop_assert!(line >= 1 && line <= lines + 1),
+                Err(e) => prop_assert!(false, "unexpected error {e}"),
+            }
+        }
+    }
 }
 
 /// A bad file in a CSV row is reported with the row's line.
 #[test]
 fn csv_row_errors_carry_the_line() {
     let cwd = fixture();
-    let rows = parse_csv("Source,Destination\na.txt,out\nmissing.txt,out\n".as_bytes()).unwrap();
+    let rows = parse_csv("Source,Destination\na.txt,out\nmissing.txt,out\n".as_bytes(), 100).unwrap();
     let err = resolve_download_rows(&rows, cwd.path()).unwrap_err();
     assert!(matches!(&err, SourceError::AtLine { line: 3, source }
         if matches!(**source, SourceError::SourceMissing(_))));
