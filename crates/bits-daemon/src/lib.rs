@@ -26,10 +26,10 @@ mod store;
 mod validate;
 
 use anyhow::Context;
-use std::io::Write;
 use bits_proto::Paths;
 use bits_transfer::{CheckpointPolicy, EngineConfig};
 use clap::Parser;
+use std::io::Write;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -95,6 +95,11 @@ struct Args {
     #[arg(long, value_name = "SECONDS", env = "BITS_TIME_SLICE", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(1..))]
     time_slice: u64,
+    /// Seconds a server may take to send its response head, or stay silent
+    /// during a body, before the attempt fails as a transient error.
+    #[arg(long, value_name = "SECONDS", env = "BITS_NETWORK_TIMEOUT", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    network_timeout: u64,
 }
 
 /// The `bitsd` program. Returns the exit code.
@@ -112,6 +117,7 @@ pub fn main() -> i32 {
     }
     let mut config = Config::new(paths);
     config.time_slice = Duration::from_secs(args.time_slice);
+    config.engine.read_timeout = Duration::from_secs(args.network_timeout);
     match run_main(config) {
         Ok(()) => 0,
         Err(e) => {

@@ -131,6 +131,18 @@ pub enum Fault {
         /// Target rate in bytes per second.
         bytes_per_sec: u64,
     },
+    /// Read the request and never answer: the connection stays open, silent, until the server
+    /// stops (a hung server, or one that accepts more than it can handle).
+    NoAnswer,
+    /// Send the response head one byte at a time, `every` apart (a server trickling its
+    /// headers to keep a client waiting), then the body as usual.
+    TrickleHeaders {
+        /// The pause between two bytes of the head.
+        every: Duration,
+    },
+    /// Serve normally, but with `Content-Encoding: <coding>` (the body is the file's bytes as
+    /// they are, so a client that stores them as the file is storing a "coded" body).
+    Coded(String),
 }
 
 /// One request as received by the [`TestServer`].
@@ -189,6 +201,11 @@ pub(crate) struct State {
     pub(crate) default_faults: HashMap<String, Fault>,
     pub(crate) requests: Vec<RecordedRequest>,
     pub(crate) body_bytes: HashMap<String, u64>,
+    /// Every version a path had before its current one, oldest first.
+    pub(crate) history: HashMap<String, Vec<FileEntry>>,
+    /// Paths served like a pool of mirrors some of which are stale: an If-Range naming an
+    /// old version gets a range of that old version.
+    pub(crate) stale: std::collections::HashSet<String>,
 }
 
 impl State {
@@ -205,10 +222,25 @@ impl State {
     }
 
     /// Stores a new version of `path`.
-    pub(crate) fn put(&mut self, path: String, content: Vec<u8>, with_validators: bool) {
-        self.files
-            .insert(path, FileEntry::new(content.into(), with_validators));
+    pub(crate) fn put(&mut self, path: String, content: Vec<u8>, validators: Validators) {
+        let entry = FileEntry::new(content.into(), validators);
+        if let Some(old) = self.files.insert(path.clone(), entry) {
+            self.history.entry(path).or_default().push(old);
+        }
     }
+}
+
+/// Which validators a version carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Validators {
+    /// A strong ETag and a Last-Modified well in the past (strong too).
+    Strong,
+    /// Neither ETag nor Last-Modified.
+    None,
+    /// A weak ETag only.
+    WeakEtag,
+    /// A Last-Modified of "now" only: weak, since it is not a second older than `Date`.
+    RecentDate,
 }
 
 /// One version of the content served at a path.
@@ -217,25 +249,28 @@ pub(crate) struct FileEntry {
     pub(crate) content: Bytes,
     pub(crate) etag: Option<String>,
     pub(crate) last_modified: Option<String>,
+    pub(crate) validators: Validators,
 }
 
 impl FileEntry {
-    fn new(content: Bytes, with_validators: bool) -> FileEntry {
+    fn new(content: Bytes, validators: Validators) -> FileEntry {
         // Take a version number even without validators, so the numbering stays one counter.
         let version = NEXT_VERSION.fetch_add(1, Ordering::Relaxed);
-        let (etag, last_modified) = if with_validators {
-            let modified = UNIX_EPOCH + Duration::from_secs(LAST_MODIFIED_BASE_SECS + version);
-            (
+        let modified = UNIX_EPOCH + Duration::from_secs(LAST_MODIFIED_BASE_SECS + version);
+        let (etag, last_modified) = match validators {
+            Validators::Strong => (
                 Some(format!("\"v{version}\"")),
                 Some(httpdate::fmt_http_date(modified)),
-            )
-        } else {
-            (None, None)
+            ),
+            Validators::None => (None, None),
+            Validators::WeakEtag => (Some(format!("W/\"v{version}\"")), None),
+            Validators::RecentDate => (None, Some(httpdate::fmt_http_date(SystemTime::now()))),
         };
         FileEntry {
             content,
             etag,
             last_modified,
+            validators,
         }
     }
 
@@ -244,7 +279,8 @@ impl FileEntry {
     /// can never equal our strong ones) means "the client's copy is stale, send everything".
     pub(crate) fn if_range_matches(&self, value: &str) -> bool {
         let value = value.trim();
-        self.etag.as_deref() == Some(value) || self.last_modified.as_deref() == Some(value)
+        let strong_tag = self.etag.as_deref().filter(|t| !t.starts_with("W/"));
+        strong_tag == Some(value) || self.last_modified.as_deref() == Some(value)
     }
 }
 
@@ -387,14 +423,39 @@ impl TestServer {
     /// version: the strong ETag (`"\"v<N>\""` with a global counter) and Last-Modified (a fixed
     /// base date plus N seconds) change.
     pub fn put_file(&self, path: &str, content: Vec<u8>) {
-        lock(&self.state).put(normalise(path), content, true);
+        lock(&self.state).put(normalise(path), content, Validators::Strong);
     }
 
     /// Like [`TestServer::put_file`] but the responses for this path carry neither ETag nor
     /// Last-Modified (so `If-Range` can never match and ranges are then never honoured when
     /// `If-Range` is sent).
     pub fn put_file_without_validators(&self, path: &str, content: Vec<u8>) {
-        lock(&self.state).put(normalise(path), content, false);
+        lock(&self.state).put(normalise(path), content, Validators::None);
+    }
+
+    /// Like [`TestServer::put_file`] but the only validator is a weak ETag (`W/"v<N>"`), which
+    /// proves nothing about bytes; ranges without `If-Range` are still served.
+    pub fn put_file_with_weak_etag(&self, path: &str, content: Vec<u8>) {
+        lock(&self.state).put(normalise(path), content, Validators::WeakEtag);
+    }
+
+    /// Like [`TestServer::put_file`] but the only validator is a Last-Modified of the moment
+    /// the file was put: weak (RFC 9110 §8.8.2.2) as long as it is within a second of `Date`.
+    pub fn put_file_with_recent_date(&self, path: &str, content: Vec<u8>) {
+        lock(&self.state).put(normalise(path), content, Validators::RecentDate);
+    }
+
+    /// Serves `path` like a pool of mirrors some of which still hold old versions (a CDN
+    /// whose edges are not all up to date): while on, a ranged request whose `If-Range` names
+    /// one of the path's earlier versions (strong ETag or date) is answered with a range of
+    /// that old version, as a stale mirror would.
+    pub fn serve_stale_versions(&self, path: &str, on: bool) {
+        let mut state = lock(&self.state);
+        if on {
+            state.stale.insert(normalise(path));
+        } else {
+            state.stale.remove(&normalise(path));
+        }
     }
 
     /// Removes the content at `path`; later requests get 404.
@@ -498,6 +559,74 @@ impl std::fmt::Debug for TestServer {
             .field("addr", &self.addr)
             .field("tls", &self.is_tls())
             .finish_non_exhaustive()
+    }
+}
+
+/// The shared library that makes `fsync`/`fdatasync` fail or stall on demand, for
+/// `LD_PRELOAD` into the program under test. See [`SyncFaults`].
+pub fn sync_faults_library() -> PathBuf {
+    PathBuf::from(concat!(env!("OUT_DIR"), "/libbits_syncfaults.so"))
+}
+
+/// The control directory of [`sync_faults_library`]: pass [`SyncFaults::env`] to the
+/// program, then make syncs of files whose path contains a pattern fail with EIO
+/// ([`SyncFaults::fail`]) or wait ([`SyncFaults::delay`]) until [`SyncFaults::clear`].
+#[derive(Debug)]
+pub struct SyncFaults {
+    dir: tempfile::TempDir,
+}
+
+impl Default for SyncFaults {
+    fn default() -> Self {
+        SyncFaults::new()
+    }
+}
+
+impl SyncFaults {
+    /// A fresh control directory; no fault is on.
+    pub fn new() -> SyncFaults {
+        SyncFaults {
+            dir: tempfile::tempdir().expect("bits-test-support: control directory"),
+        }
+    }
+
+    /// The environment variables that load the library into a child process.
+    pub fn env(&self) -> [(&'static str, PathBuf); 2] {
+        [
+            ("LD_PRELOAD", sync_faults_library()),
+            ("BITS_FAULT_DIR", self.dir.path().to_path_buf()),
+        ]
+    }
+
+    /// From now on, every sync of a file whose path contains `pattern` fails with EIO.
+    pub fn fail(&self, pattern: &str) {
+        std::fs::write(self.dir.path().join("sync-fail"), format!("{pattern}\n"))
+            .expect("bits-test-support: write sync-fail");
+    }
+
+    /// From now on, every sync of a file whose path contains `pattern` first waits `delay`.
+    pub fn delay(&self, pattern: &str, delay: Duration) {
+        std::fs::write(
+            self.dir.path().join("sync-delay"),
+            format!("{pattern}\n{}\n", delay.as_millis()),
+        )
+        .expect("bits-test-support: write sync-delay");
+    }
+
+    /// Ends every fault.
+    pub fn clear(&self) {
+        for name in ["sync-fail", "sync-delay"] {
+            let _ = std::fs::remove_file(self.dir.path().join(name));
+        }
+    }
+
+    /// The faults injected so far, one line each (`fail PATH` or `delay PATH`).
+    pub fn log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 }
 

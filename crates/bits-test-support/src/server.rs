@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
 
 use crate::http::{self, RangeOutcome, RequestHead};
-use crate::{lock, Fault, FileEntry, RecordedRequest, Shared};
+use crate::{lock, Fault, FileEntry, RecordedRequest, Shared, State, Validators};
 
 /// Body bytes handed to the socket per write at full speed; bounds how far `body_bytes_sent`
 /// can run ahead of the bytes actually accepted (see `write_counted`).
@@ -161,6 +161,8 @@ async fn discard(stream: &mut impl Conn, buf: &mut BytesMut, mut remaining: u64)
 #[derive(Debug, Clone, Copy)]
 enum Delivery {
     Full,
+    NoAnswer,
+    TrickleHeaders { every: Duration },
     DropAfter(u64),
     Stall { after: u64, stall: Duration },
     Slow { bytes_per_sec: u64 },
@@ -204,13 +206,14 @@ async fn serve(stream: &mut impl Conn, state: &Shared, head: &RequestHead) -> io
             let fault = state.next_fault(&head.path);
             if let Fault::ReplaceWith(content) = &fault {
                 // Keep the path's validator mode; a path that never existed gets validators.
-                let with_validators = state
+                let validators = state
                     .files
                     .get(&head.path)
-                    .is_none_or(|file| file.etag.is_some());
-                state.put(head.path.clone(), content.clone(), with_validators);
+                    .map_or(Validators::Strong, |file| file.validators);
+                state.put(head.path.clone(), content.clone(), validators);
             }
-            plan_response(head, state.files.get(&head.path), &fault)
+            let file = serving(&state, head);
+            plan_response(head, file, &fault)
         } else {
             let mut plan = Plan::text(405, "only GET and HEAD are supported\n".to_owned());
             plan.headers.push(("Allow", "GET, HEAD".to_owned()));
@@ -232,12 +235,28 @@ async fn serve(stream: &mut impl Conn, state: &Shared, head: &RequestHead) -> io
 
     // We cannot find the next request after a chunked body we did not decode.
     let close_requested = head.wants_close() || head.has_transfer_encoding();
-    write_head(stream, &plan, close_requested).await?;
+    match &plan.delivery {
+        Delivery::NoAnswer => {
+            // Silent until the server stops (its runtime drop closes the connection).
+            std::future::pending::<()>().await;
+            return Ok(false);
+        }
+        Delivery::TrickleHeaders { every } => {
+            let mut head_bytes = Vec::new();
+            head_text(&plan, close_requested, &mut head_bytes);
+            for b in head_bytes {
+                stream.write_all(&[b]).await?;
+                stream.flush().await?;
+                tokio::time::sleep(*every).await;
+            }
+        }
+        _ => write_head(stream, &plan, close_requested).await?,
+    }
 
     let body: &[u8] = if is_head { &[] } else { &plan.body };
     let counter = plan.counts.then_some((state, head.path.as_str()));
     let keep_alive = match plan.delivery {
-        Delivery::Full => {
+        Delivery::Full | Delivery::NoAnswer | Delivery::TrickleHeaders { .. } => {
             send(stream, body, counter).await?;
             !close_requested
         }
@@ -262,6 +281,26 @@ async fn serve(stream: &mut impl Conn, state: &Shared, head: &RequestHead) -> io
     Ok(keep_alive)
 }
 
+/// The version a request is served from: the current one, or, on a path served with stale
+/// mirrors, the old version its `If-Range` names.
+fn serving<'s>(state: &'s State, head: &RequestHead) -> Option<&'s FileEntry> {
+    let current = state.files.get(&head.path);
+    if !state.stale.contains(&head.path) {
+        return current;
+    }
+    let (Some(_), Some(if_range)) = (head.header("range"), head.header("if-range")) else {
+        return current;
+    };
+    if current.is_some_and(|f| f.if_range_matches(if_range)) {
+        return current;
+    }
+    state
+        .history
+        .get(&head.path)
+        .and_then(|old| old.iter().rev().find(|f| f.if_range_matches(if_range)))
+        .or(current)
+}
+
 /// Decides status, headers and body for a GET/HEAD under the given fault.
 fn plan_response(head: &RequestHead, file: Option<&FileEntry>, fault: &Fault) -> Plan {
     if let Fault::Status { code, retry_after } = fault {
@@ -284,6 +323,8 @@ fn plan_response(head: &RequestHead, file: Option<&FileEntry>, fault: &Fault) ->
         Fault::Slow { bytes_per_sec } => Delivery::Slow {
             bytes_per_sec: *bytes_per_sec,
         },
+        Fault::NoAnswer => Delivery::NoAnswer,
+        Fault::TrickleHeaders { every } => Delivery::TrickleHeaders { every: *every },
         _ => Delivery::Full,
     };
     let mut headers = vec![
@@ -295,6 +336,9 @@ fn plan_response(head: &RequestHead, file: Option<&FileEntry>, fault: &Fault) ->
     }
     if let Some(last_modified) = &file.last_modified {
         headers.push(("Last-Modified", last_modified.clone()));
+    }
+    if let Fault::Coded(coding) = fault {
+        headers.push(("Content-Encoding", coding.clone()));
     }
 
     let size = file.content.len() as u64;
@@ -354,6 +398,13 @@ fn prefix(body: &[u8], n: u64) -> &[u8] {
 }
 
 async fn write_head(stream: &mut impl Conn, plan: &Plan, close: bool) -> io::Result<()> {
+    let mut head = Vec::new();
+    head_text(plan, close, &mut head);
+    stream.write_all(&head).await
+}
+
+/// The response head's bytes.
+fn head_text(plan: &Plan, close: bool, out: &mut Vec<u8>) {
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nDate: {}\r\nServer: bits-test-support\r\n",
         plan.status,
@@ -371,7 +422,7 @@ async fn write_head(stream: &mut impl Conn, plan: &Plan, close: bool) -> io::Res
         head.push_str("Connection: close\r\n");
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await
+    out.extend_from_slice(head.as_bytes());
 }
 
 /// A complete response outside the normal flow (malformed requests); always closes.

@@ -29,6 +29,9 @@ struct Recorder {
     ranges: Vec<(u64, Vec<ByteRange>)>,
     /// Every state saved, in order.
     saved: Vec<FileState>,
+    /// When set, the contents of this file at each `begin` (None: absent).
+    watch: Option<PathBuf>,
+    at_begin: Vec<Option<Vec<u8>>>,
 }
 
 fn ready<'a>() -> Saved<'a> {
@@ -41,6 +44,9 @@ impl Progress for Recorder {
             .push((total, state.validator.clone(), state.bytes));
         self.connected_missing.push(state.missing.clone());
         self.saved.push(state.clone());
+        if let Some(path) = &self.watch {
+            self.at_begin.push(std::fs::read(path).ok());
+        }
         ready()
     }
     fn progress(&mut self, bytes: u64) {
@@ -1264,4 +1270,358 @@ async fn a_paced_download_goes_by_ranges_of_one_version() {
         assert!(r.range.is_some(), "{r:?}");
         assert_eq!(r.header("if-range"), server.etag("/a.bin").as_deref());
     }
+}
+
+// ------------------------------------------------------- trustworthy core
+
+/// Regression (splice after a version change and a crash): a resumed
+/// request answered 200 with a new version used to be written from byte 0
+/// while the saved resume point still named the old version and offset. Now
+/// the new version's resume point `(new, 0)` is saved before the first
+/// byte of it reaches the file.
+#[tokio::test]
+async fn a_new_version_is_saved_before_its_first_byte_is_written() {
+    let server = TestServer::start();
+    let old = content(800_000, 41);
+    let new = content(800_000, 42);
+    server.put_file("/a.bin", old.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let engine = engine();
+    let (offset, validator) =
+        interrupted_first_attempt(&engine, &server, &temp, &old, 300_000).await;
+    server.push_faults("/a.bin", [Fault::ReplaceWith(new.clone())]);
+
+    let mut rec = Recorder {
+        watch: Some(temp.clone()),
+        ..Recorder::default()
+    };
+    attempt(
+        &engine,
+        &server.url("a.bin"),
+        &temp,
+        offset,
+        &validator,
+        &mut rec,
+    )
+    .await
+    .unwrap();
+    assert_eq!(read(&temp), new);
+    let first = &rec.saved[0];
+    assert_eq!(first.bytes, 0, "the new version starts at byte 0");
+    assert_eq!(first.validator.etag, server.etag("/a.bin"));
+    assert_ne!(first.validator.etag, validator.etag);
+    // When it was saved, the file held only the old version's bytes.
+    let then = rec.at_begin[0].clone().expect("the file existed");
+    assert!(then.len() as u64 >= offset);
+    assert_eq!(&then[..offset as usize], &old[..offset as usize]);
+    // Every later save is of the new version.
+    assert!(rec
+        .saved
+        .iter()
+        .all(|s| s.validator.etag == first.validator.etag));
+}
+
+/// Regression: a Range request without If-Range (the only validator was a
+/// weak ETag) answered 206 with the same weak tag was appended. A weak tag
+/// proves nothing: the download starts again from byte 0, without Range.
+#[tokio::test]
+async fn a_weak_etag_is_never_resumed() {
+    let server = TestServer::start();
+    let data = content(600_000, 43);
+    server.put_file_with_weak_etag("/a.bin", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let engine = engine();
+    let (offset, validator) =
+        interrupted_first_attempt(&engine, &server, &temp, &data, 200_000).await;
+    assert!(validator
+        .etag
+        .as_deref()
+        .is_some_and(|t| t.starts_with("W/")));
+    assert!(!validator.can_prove());
+    let mut rec = Recorder::default();
+    attempt(
+        &engine,
+        &server.url("a.bin"),
+        &temp,
+        offset,
+        &validator,
+        &mut rec,
+    )
+    .await
+    .unwrap();
+    assert_eq!(read(&temp), data);
+    let second = &server.requests_for("/a.bin")[1];
+    assert_eq!(second.range, None, "no range of an unprovable version");
+    assert_eq!(second.if_range, None);
+}
+
+/// Regression: a Last-Modified within a second of the response's Date was
+/// used as proof, though a file changed twice in that second keeps it.
+#[tokio::test]
+async fn a_last_modified_as_recent_as_the_response_is_not_proof() {
+    let server = TestServer::start();
+    let data = content(600_000, 44);
+    server.put_file_with_recent_date("/a.bin", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let engine = engine();
+    let (offset, validator) =
+        interrupted_first_attempt(&engine, &server, &temp, &data, 200_000).await;
+    assert!(validator.last_modified.is_some());
+    assert!(!validator.last_modified_strong);
+    let mut rec = Recorder::default();
+    attempt(
+        &engine,
+        &server.url("a.bin"),
+        &temp,
+        offset,
+        &validator,
+        &mut rec,
+    )
+    .await
+    .unwrap();
+    assert_eq!(read(&temp), data);
+    assert_eq!(server.requests_for("/a.bin")[1].range, None);
+}
+
+/// Regression: local sources were compared by mtime in whole seconds, so a
+/// rewrite of the same size within the same second was resumed into.
+#[tokio::test]
+async fn a_local_source_rewritten_within_the_same_second_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("source.bin");
+    let old = content(400_000, 45);
+    std::fs::write(&src, &old).unwrap();
+    let t = filetime::FileTime::from_unix_time(1_700_000_000, 100);
+    filetime::set_file_mtime(&src, t).unwrap();
+    let temp = temp_in(&dir);
+    let engine = engine();
+    let mut rec = Recorder::default();
+    let out = attempt(
+        &engine,
+        src.to_str().unwrap(),
+        &temp,
+        0,
+        &FileValidator::default(),
+        &mut rec,
+    )
+    .await
+    .unwrap();
+    // A checkpoint at 100,000 bytes of the old version...
+    std::fs::write(&temp, &old[..100_000]).unwrap();
+    // ...then the source is rewritten, same size, in the same second.
+    let new = content(400_000, 46);
+    std::fs::write(&src, &new).unwrap();
+    filetime::set_file_mtime(&src, filetime::FileTime::from_unix_time(1_700_000_000, 900)).unwrap();
+    let mut rec = Recorder::default();
+    attempt(
+        &engine,
+        src.to_str().unwrap(),
+        &temp,
+        100_000,
+        &out.validator,
+        &mut rec,
+    )
+    .await
+    .unwrap();
+    assert_eq!(read(&temp), new, "copied anew, not spliced");
+    assert_eq!(rec.connected[0].2, 0);
+}
+
+/// Regression: a `200` with `Content-Encoding: gzip` was saved as the file,
+/// and a gzip-coded `206` written at the offset. Now nothing of a coded
+/// body is written, and the error says why.
+#[tokio::test]
+async fn a_coded_body_is_refused_and_nothing_is_written() {
+    let server = TestServer::start();
+    let data = content(500_000, 47);
+    server.put_file("/a.bin", data.clone());
+    server.push_faults("/a.bin", [Fault::Coded("gzip".into())]);
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let engine = engine();
+    let mut rec = Recorder::default();
+    let err = attempt(
+        &engine,
+        &server.url("a.bin"),
+        &temp,
+        0,
+        &FileValidator::default(),
+        &mut rec,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, TransferError::Coded { .. }), "{err:?}");
+    assert_eq!(err.class(), Class::Fatal);
+    let job = err.job_error();
+    assert_eq!(job.code, codes::BG_E_INVALID_SERVER_RESPONSE);
+    assert!(
+        job.description.contains("Content-Encoding \"gzip\""),
+        "{}",
+        job.description
+    );
+    assert!(
+        read_opt(&temp).is_none_or(|d| d.is_empty()),
+        "nothing was written"
+    );
+
+    // A coded partial response to a resume: nothing appended either.
+    let (offset, validator) =
+        interrupted_first_attempt(&engine, &server, &temp, &data, 200_000).await;
+    server.push_faults("/a.bin", [Fault::Coded("gzip".into())]);
+    let mut rec = Recorder::default();
+    let err = attempt(
+        &engine,
+        &server.url("a.bin"),
+        &temp,
+        offset,
+        &validator,
+        &mut rec,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, TransferError::Coded { .. }), "{err:?}");
+    assert_eq!(read(&temp).len() as u64, offset);
+}
+
+/// Regression: the temporary file was opened following links, so a link
+/// put in its place between two attempts was written through. Now the link
+/// is replaced by a fresh file of our own and the download starts over.
+#[tokio::test]
+async fn a_temporary_file_replaced_by_a_link_is_not_written_through() {
+    let server = TestServer::start();
+    let data = content(500_000, 48);
+    server.put_file("/a.bin", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let engine = engine();
+    let (offset, validator) =
+        interrupted_first_attempt(&engine, &server, &temp, &data, 200_000).await;
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, vec![7u8; 300_000]).unwrap();
+    std::fs::remove_file(&temp).unwrap();
+    std::os::unix::fs::symlink(&victim, &temp).unwrap();
+    let mut rec = Recorder::default();
+    attempt(
+        &engine,
+        &server.url("a.bin"),
+        &temp,
+        offset,
+        &validator,
+        &mut rec,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        std::fs::read(&victim).unwrap(),
+        vec![7u8; 300_000],
+        "the link's target is untouched"
+    );
+    assert!(std::fs::symlink_metadata(&temp)
+        .unwrap()
+        .file_type()
+        .is_file());
+    assert_eq!(read(&temp), data);
+    assert_eq!(rec.connected[0].2, 0);
+}
+
+/// Regression: waiting for response headers had no bound, so a server that
+/// accepts and never answers kept a job Connecting for ever. Now the wait
+/// ends after the read timeout with a transient error that says so.
+#[tokio::test]
+async fn a_server_that_never_answers_times_out() {
+    let server = TestServer::start();
+    server.put_file("/a.bin", content(1000, 49));
+    server.push_faults("/a.bin", [Fault::NoAnswer]);
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let started = Instant::now();
+    let mut rec = Recorder::default();
+    let err = attempt(
+        &engine_with(Duration::from_secs(1)),
+        &server.url("a.bin"),
+        &temp,
+        0,
+        &FileValidator::default(),
+        &mut rec,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, TransferError::NoHeaders { secs: 1, .. }),
+        "{err:?}"
+    );
+    assert!(matches!(err.class(), Class::Transient { .. }));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(err.job_error().code, codes::E_TIMEOUT);
+}
+
+/// Regression: a server trickling its headers a byte at a time kept the
+/// wait going: the bound is on the whole head, not between bytes.
+#[tokio::test]
+async fn a_server_trickling_its_headers_times_out() {
+    let server = TestServer::start();
+    server.put_file("/a.bin", content(1000, 50));
+    server.push_faults(
+        "/a.bin",
+        [Fault::TrickleHeaders {
+            every: Duration::from_millis(100),
+        }],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let started = Instant::now();
+    let mut rec = Recorder::default();
+    let err = attempt(
+        &engine_with(Duration::from_secs(1)),
+        &server.url("a.bin"),
+        &temp,
+        0,
+        &FileValidator::default(),
+        &mut rec,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, TransferError::NoHeaders { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// Regression: `Retry-After: 18446744073709551615` overflowed. It is now a
+/// delay capped at a year, and the engine reports it.
+#[tokio::test]
+async fn a_huge_retry_after_is_capped() {
+    let server = TestServer::start();
+    server.put_file("/a.bin", content(1000, 51));
+    server.push_faults(
+        "/a.bin",
+        [Fault::Status {
+            code: 503,
+            retry_after: Some(u64::MAX),
+        }],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let mut rec = Recorder::default();
+    let err = attempt(
+        &engine(),
+        &server.url("a.bin"),
+        &temp,
+        0,
+        &FileValidator::default(),
+        &mut rec,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.class(),
+        Class::Transient {
+            retry_after: Some(Duration::from_secs(365 * 24 * 3600))
+        }
+    );
+}
+
+fn read_opt(p: &Path) -> Option<Vec<u8>> {
+    std::fs::read(p).ok()
 }

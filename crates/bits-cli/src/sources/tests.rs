@@ -268,8 +268,11 @@ fn csv_with_spaces_and_any_column_order() {
 /// Malformed CSV names the line at fault.
 #[test]
 fn malformed_csv_names_the_line() {
-    let err =
-        parse_csv("Source,Destination\nhttp://h/a,out/a\nhttp://h/b\n".as_bytes(), 100).unwrap_err();
+    let err = parse_csv(
+        "Source,Destination\nhttp://h/a,out/a\nhttp://h/b\n".as_bytes(),
+        100,
+    )
+    .unwrap_err();
     assert!(matches!(err, SourceError::Csv { line: 3, .. }), "{err}");
     assert!(err.to_string().starts_with("line 3:"), "{err}");
 
@@ -343,7 +346,11 @@ mod properties {
 #[test]
 fn csv_row_errors_carry_the_line() {
     let cwd = fixture();
-    let rows = parse_csv("Source,Destination\na.txt,out\nmissing.txt,out\n".as_bytes(), 100).unwrap();
+    let rows = parse_csv(
+        "Source,Destination\na.txt,out\nmissing.txt,out\n".as_bytes(),
+        100,
+    )
+    .unwrap();
     let err = resolve_download_rows(&rows, cwd.path()).unwrap_err();
     assert!(matches!(&err, SourceError::AtLine { line: 3, source }
         if matches!(**source, SourceError::SourceMissing(_))));

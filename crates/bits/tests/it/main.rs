@@ -9,5 +9,6 @@ mod crash;
 mod download;
 mod https;
 mod lifecycle;
+mod powerloss;
 mod scheduling;
 mod upload;
