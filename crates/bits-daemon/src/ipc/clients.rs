@@ -1,7 +1,9 @@
 //! Who is connected: one ticket per connection, counted per user, so that
 //! one user's idle or stuck connections can never lock the door for good.
-//! When a user is at the limit, a new connection closes that user's
-//! connection idle the longest; only when all are busy with requests is the
+//! When a user is at the limit, a new connection closes one of that user's
+//! idle connections: first those that never said Hello (a client that
+//! connects and sends nothing is no `bits` command), the oldest first, then
+//! those idle between requests; only when all are busy with requests is the
 //! new one refused, with a message.
 
 use std::collections::HashMap;
@@ -19,6 +21,8 @@ pub const MAX_PER_USER: usize = 64;
 struct Client {
     uid: u32,
     busy: bool,
+    /// Whether it has said Hello.
+    greeted: bool,
     since: Instant,
     kick: CancellationToken,
 }
@@ -65,7 +69,7 @@ impl Clients {
             let idlest = clients
                 .iter()
                 .filter(|(_, c)| c.uid == uid && !c.busy)
-                .min_by_key(|(_, c)| c.since)
+                .min_by_key(|(_, c)| (c.greeted, c.since))
                 .map(|(id, _)| *id);
             match idlest.and_then(|id| clients.remove(&id)) {
                 Some(old) => old.kick.cancel(),
@@ -79,6 +83,7 @@ impl Clients {
             Client {
                 uid,
                 busy: false,
+                greeted: false,
                 since: Instant::now(),
                 kick: kick.clone(),
             },
@@ -92,6 +97,13 @@ impl Clients {
         if let Some(c) = self.lock().get_mut(&ticket.id) {
             c.busy = busy;
             c.since = Instant::now();
+        }
+    }
+
+    /// The connection has said Hello: a real client.
+    pub fn greeted(&self, ticket: &Ticket) {
+        if let Some(c) = self.lock().get_mut(&ticket.id) {
+            c.greeted = true;
         }
     }
 

@@ -47,9 +47,13 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>, manager: Handle)
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    // Admitted here, in the order connections arrive, so a
+                    // burst of connections never makes room by closing one
+                    // that came after it.
+                    let admission = admit(&stream, &shared, &clients);
                     let (shared, manager, clients) = (shared.clone(), manager.clone(), clients.clone());
                     tokio::spawn(async move {
-                        if let Err(e) = connection(stream, &shared, &manager, &clients).await {
+                        if let Err(e) = connection(stream, admission, &shared, &manager, &clients).await {
                             tracing::debug!(cause = %e, "client connection ended with an error");
                         }
                     });
@@ -65,27 +69,50 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>, manager: Handle)
     }
 }
 
+/// Who a new connection is, and whether it may stay.
+enum Arrival {
+    Admitted(u32, Arc<clients::Ticket>),
+    Full(u32, usize),
+    Stranger(u32),
+    Unknown(std::io::Error),
+}
+
+fn admit(stream: &UnixStream, shared: &Shared, clients: &Clients) -> Arrival {
+    let uid = match stream.peer_cred() {
+        Ok(cred) => cred.uid(),
+        Err(e) => return Arrival::Unknown(e),
+    };
+    // Only the daemon's own user (and root) may talk to it: the socket's
+    // directory is 0700 already, this is the second lock on the door.
+    if uid != shared.owner.uid && uid != 0 {
+        return Arrival::Stranger(uid);
+    }
+    match clients.admit(uid) {
+        Admission::Admitted(me) => Arrival::Admitted(uid, me),
+        Admission::Full(limit) => Arrival::Full(uid, limit),
+    }
+}
+
 async fn connection(
     mut stream: UnixStream,
+    arrival: Arrival,
     shared: &Arc<Shared>,
     manager: &Handle,
     clients: &Clients,
 ) -> Result<(), ProtoError> {
-    // Only the daemon's own user (and root) may talk to it: the socket's
-    // directory is 0700 already, this is the second lock on the door.
-    let uid = stream.peer_cred()?.uid();
-    if uid != shared.owner.uid && uid != 0 {
-        tracing::warn!(uid, "refused a client of another user");
-        let refusal = Response::Error(ApiError {
-            kind: ErrorKind::Denied,
-            message: format!("this bitsd serves uid {} only", shared.owner.uid),
-            code: None,
-        });
-        return send(&mut stream, &refusal).await;
-    }
-    let me = match clients.admit(uid) {
-        Admission::Admitted(me) => me,
-        Admission::Full(limit) => {
+    let (uid, me) = match arrival {
+        Arrival::Unknown(e) => return Err(e.into()),
+        Arrival::Stranger(uid) => {
+            tracing::warn!(uid, "refused a client of another user");
+            let refusal = Response::Error(ApiError {
+                kind: ErrorKind::Denied,
+                message: format!("this bitsd serves uid {} only", shared.owner.uid),
+                code: None,
+            });
+            return send(&mut stream, &refusal).await;
+        }
+        Arrival::Admitted(uid, me) => (uid, me),
+        Arrival::Full(uid, limit) => {
             let refusal = Response::Error(ApiError {
                 kind: ErrorKind::Denied,
                 message: format!(
@@ -133,6 +160,7 @@ async fn serve_client(
         let response = match req {
             Request::Hello { protocol } if protocol == PROTOCOL_VERSION => {
                 greeted = true;
+                clients.greeted(me);
                 Response::Hello {
                     protocol: PROTOCOL_VERSION,
                     version: env!("CARGO_PKG_VERSION").to_string(),

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct Home {
     pub home: tempfile::TempDir,
     pub work: tempfile::TempDir,
+    /// Extra environment for `bits` (and the daemon it starts).
+    pub env: Vec<(String, std::ffi::OsString)>,
 }
 
 /// What one `bits` run did.
@@ -39,9 +41,19 @@ impl From<Output> for Run {
 
 impl Home {
     pub fn new() -> Home {
+        Home::with_env(&[])
+    }
+
+    /// A home whose `bits` commands (and the daemon they start) get these
+    /// environment variables too, after the defaults.
+    pub fn with_env(vars: &[(&str, &std::ffi::OsStr)]) -> Home {
         let h = Home {
             home: tempfile::tempdir().unwrap(),
             work: tempfile::tempdir().unwrap(),
+            env: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_os_string()))
+                .collect(),
         };
         std::fs::write(h.src(), b"a small local source file\n").unwrap();
         h
@@ -65,6 +77,9 @@ impl Home {
             .env("BITS_LOG", "debug")
             .current_dir(self.work.path())
             .stdin(Stdio::null());
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
         c
     }
 
