@@ -161,4 +161,19 @@ mod tests {
     fn empty_list_elements_are_skipped() {
         assert_eq!(parse("bytes=,0-1,", 100), Partial { start: 0, end: 1 });
     }
+
+    proptest::proptest! {
+        /// Whatever a client sends, the answer is a range inside the file,
+        /// unsatisfiable, or the whole file; never a panic.
+        #[test]
+        fn any_range_header_gives_a_range_inside_the_file(
+            value in "(bytes|Bytes|items| |=|-|,|[0-9]{1,25}){0,12}",
+            size in proptest::prelude::any::<u64>(),
+        ) {
+            match parse(&value, size) {
+                Partial { start, end } => proptest::prop_assert!(start <= end && end < size),
+                Unsatisfiable | Full => {}
+            }
+        }
+    }
 }

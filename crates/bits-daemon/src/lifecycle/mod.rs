@@ -669,6 +669,9 @@ impl Manager {
     }
 }
 
+#[cfg(test)]
+mod tests;
+
 /// The refusal for a job that is no longer there.
 fn gone(id: JobId) -> ApiError {
     ApiError {
