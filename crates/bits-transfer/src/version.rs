@@ -96,6 +96,13 @@ pub(crate) fn of_local_file(meta: &std::fs::Metadata) -> FileValidator {
     }
 }
 
+/// A version's date as a file modification time, if it has one that is an
+/// HTTP date (the temporary file gets the source's mtime).
+pub(crate) fn mtime(v: &FileValidator) -> Option<filetime::FileTime> {
+    let date = v.last_modified.as_deref()?;
+    headers::http_date(date).map(filetime::FileTime::from_system_time)
+}
+
 /// What a response says, as far as versions and bytes go.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Answer {

@@ -4,7 +4,7 @@
 //! after the last byte is read; a change restarts the copy from byte 0.
 
 use super::sink::Sink;
-use super::{start_point, MAX_RESTARTS};
+use super::start::{start_point, MAX_RESTARTS};
 use crate::engine::Engine;
 use crate::error::TransferError;
 use crate::progress::{FileTransfer, Outcome, Progress};

@@ -340,7 +340,9 @@ impl Ctx {
             )),
             Plan::Restart(why) => Err(SegEnd::Restart(why)),
             Plan::NoRanges => Err(SegEnd::NoRanges),
-            Plan::Refuse(refusal) => Err(SegEnd::Failed(super::refused(refusal, &self.shown))),
+            Plan::Refuse(refusal) => {
+                Err(SegEnd::Failed(TransferError::refused(refusal, &self.shown)))
+            }
         }
     }
 
@@ -669,7 +671,7 @@ impl Engine {
             }));
         }
         drop(ctx);
-        let mtime = super::mtime_of(job.validator);
+        let mtime = version::mtime(job.validator);
         let sync = job.sync_on_finish;
         let t = temp.clone();
         let finished = tokio::task::spawn_blocking(move || {

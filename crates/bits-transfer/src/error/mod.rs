@@ -535,6 +535,28 @@ impl TransferError {
     }
 }
 
+impl TransferError {
+    /// The error for a response nothing of which may be written.
+    pub(crate) fn refused(refusal: crate::version::Refusal, shown: &str) -> TransferError {
+        use crate::version::Refusal;
+        let url = shown.to_string();
+        match refusal {
+            Refusal::Coded(coding) => TransferError::Coded { url, coding },
+            Refusal::ContentRange { got, expected } => {
+                TransferError::InvalidContentRange { url, got, expected }
+            }
+            Refusal::Status {
+                status,
+                retry_after,
+            } => TransferError::HttpStatus {
+                url,
+                status,
+                retry_after,
+            },
+        }
+    }
+}
+
 /// 5xx, 408 Request Timeout and 429 Too Many Requests are worth retrying;
 /// other statuses name a problem with the request or the file.
 pub(crate) fn is_transient_status(status: u16) -> bool {

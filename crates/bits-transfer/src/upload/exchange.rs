@@ -3,7 +3,28 @@
 //! Ack, and what an answer that is not an Ack means.
 
 use super::fragment::{FragmentBody, Payload, Watch};
-use super::*;
+use crate::engine::Engine;
+use crate::error::{is_transient_status, status_reason, NetFailure, TransferError};
+use crate::net::{self, shown};
+use bits_core::Credential;
+use bits_upload_proto::{self as proto, Ack, Request};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+use url::Url;
+
+/// Immediate resends of a packet whose connection closed before any answer
+/// (see [`Engine::exchange`]); two, since every kept-alive connection to a
+/// restarted server fails this way once.
+pub(super) const PACKET_RETRIES: u32 = 2;
+
+/// Response bodies up to this size are read to the end so the connection can
+/// be reused (Acks are empty); larger ones (an HTML error page) are dropped
+/// with their connection.
+const MAX_DRAIN: u64 = 64 << 10;
 
 impl Engine {
     /// Sends one packet (with `body` for a Fragment) and returns the answer's

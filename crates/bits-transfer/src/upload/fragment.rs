@@ -1,10 +1,17 @@
 //! A fragment's bytes as an HTTP body: handed to the connection in slices,
 //! paced for background uploads, watched for stalls.
 
-use super::*;
+use crate::pace::Pacer;
+use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::Mutex;
+use tokio::time::Instant;
+
+/// Slice of a fragment handed to the HTTP connection at a time; the watchdog
+/// sees progress whenever the connection asks for the next one.
+const BODY_CHUNK: usize = 64 << 10;
 use std::task::{Context, Poll};
 
 /// When the connection last took part of a fragment body, and whether it

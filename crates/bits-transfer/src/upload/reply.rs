@@ -1,8 +1,13 @@
 //! Upload-reply jobs: the reply URL of the final Ack, and the reply itself,
 //! fetched whole with the download engine.
 
-use super::*;
-use crate::progress::{FileState, FileTransfer, Progress};
+use super::run::Run;
+use crate::error::TransferError;
+use crate::net;
+use crate::progress::{FileState, FileTransfer, Progress, Saved};
+use std::path::Path;
+use tracing::info;
+use url::Url;
 
 impl Run<'_> {
     /// The reply URL of a final Ack, absolute (resolved against the URL the

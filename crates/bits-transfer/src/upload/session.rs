@@ -1,7 +1,11 @@
 //! Where a session's packets go: the job's URL, or the machine of a web
 //! farm that holds the session (`BITS-Host-Id`), until its fallback time.
 
-use super::*;
+use crate::error::TransferError;
+use crate::net::shown;
+use bits_core::UploadSession;
+use std::time::SystemTime;
+use url::Url;
 
 /// Where the session's packets go: the job's URL, with the host replaced by
 /// the session's BITS-Host-Id if it has one.

@@ -1,0 +1,60 @@
+//! What an upload is given and what it reports.
+
+use crate::pace::Pacer;
+use crate::progress::Saved;
+use bits_core::{Credential, FileValidator, UploadSession};
+use std::path::Path;
+use std::sync::Arc;
+
+/// One upload to make.
+#[derive(Debug, Clone)]
+pub struct UploadTransfer<'a> {
+    /// The local file to send.
+    pub local: &'a Path,
+    /// The job's remote URL (http or https), without userinfo.
+    pub url: &'a str,
+    /// The server's credentials, if any: sent (as Basic authentication)
+    /// only to the job URL's origin, never to another host a server names.
+    pub credential: Option<&'a Credential>,
+    /// Size and mtime of the local file when the upload began; default (all
+    /// None) the first time: the engine fills it in through
+    /// [`UploadProgress::session`] before sending any byte.
+    pub validator: &'a FileValidator,
+    /// The server session so far (default: none yet).
+    pub session: &'a UploadSession,
+    /// Bytes the server has acknowledged so far (resume point).
+    pub acknowledged: u64,
+    /// Upload-reply jobs: where to write the reply (the daemon gives a
+    /// temporary path; the engine writes it whole).
+    pub reply_to: Option<&'a Path>,
+    /// For a background job: paces the fragments' bytes to the bandwidth
+    /// nobody else uses (see [`Pacer`]). `None`: as fast as the path allows.
+    pub pace: Option<Arc<Pacer>>,
+}
+
+/// Receives upload progress; the daemon saves what it is told, and the
+/// engine waits for each save: a session or resume point that could not be
+/// saved stops the upload ([`TransferError::NotSaved`]).
+pub trait UploadProgress: Send {
+    /// The session (new or changed), the local file's validator and total
+    /// size: save before fragments are sent. A new session is followed by
+    /// `acknowledged(0)`.
+    fn session<'a>(
+        &'a mut self,
+        session: &'a UploadSession,
+        validator: &'a FileValidator,
+        total: u64,
+    ) -> Saved<'a>;
+    /// The server has acknowledged `bytes` (durable on the server): save as
+    /// the resume point.
+    fn acknowledged(&mut self, bytes: u64) -> Saved<'_>;
+}
+
+/// A finished upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadOutcome {
+    /// The file's size (every byte is on the server).
+    pub bytes: u64,
+    /// Upload-reply jobs: the size of the reply written to `reply_to`.
+    pub reply_bytes: Option<u64>,
+}
