@@ -161,7 +161,9 @@ impl FileSink {
             validator: state.validator.clone(),
             bytes_transferred: state.bytes,
             missing: state.missing.clone(),
-            temp_id: state.temp_id.or(self.saved.temp_id),
+            // The file the bytes are in now: none yet for a fresh file that
+            // is still to be created by its first write.
+            temp_id: state.temp_id,
             bytes_total: total.or(self.saved.bytes_total),
             ..self.saved.clone()
         }

@@ -4,8 +4,10 @@
 use crate::convert::{job_object, job_summary, json_len, REPLY_BUDGET};
 use crate::state::Shared;
 use crate::validate::bad;
+use bits_core::JobId;
 use bits_proto::{ApiError, ErrorKind, Response};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub fn handle(
     shared: &Arc<Shared>,
@@ -40,16 +42,17 @@ pub fn handle(
         })
         .collect();
     entries.sort_by_key(|e| (e.job.created, e.job.id));
-    let start = match &after {
-        Some(cursor) => entries
-            .iter()
-            .position(|e| e.job.id.to_string() == *cursor)
-            .map_or(0, |i| i + 1),
+    // The cursor is the sort key of the last job sent, so a page continues
+    // after it even if that job has ended meanwhile.
+    let start = match after.as_deref().map(parse_cursor) {
+        Some(Some(key)) => entries.partition_point(|e| (e.job.created, e.job.id) <= key),
+        Some(None) => return Err(bad("List: the page cursor is not one this bitsd gave")),
         None => 0,
     };
     let mut jobs = Vec::new();
     let mut used = 0usize;
     let mut next = None;
+    let mut cursor = String::new();
     for e in &entries[start..] {
         let left = REPLY_BUDGET.saturating_sub(used);
         let job = if summary {
@@ -59,13 +62,24 @@ pub fn handle(
         };
         let len = json_len(&job) + 1;
         if used + len > REPLY_BUDGET && !jobs.is_empty() {
-            next = jobs
-                .last()
-                .map(|j: &bits_proto::JobObject| j.job_id.clone());
+            next = Some(cursor);
             break;
         }
         used += len;
         jobs.push(job);
+        cursor = format!("{}:{}", nanos(e.job.created), e.job.id);
     }
     Ok(Response::Jobs { jobs, next })
+}
+
+fn nanos(t: SystemTime) -> u128 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+}
+
+/// `NANOS:JOBID` back into the sort key it was made from.
+fn parse_cursor(text: &str) -> Option<(SystemTime, JobId)> {
+    let (nanos, id) = text.split_once(':')?;
+    let nanos: u64 = nanos.parse().ok()?;
+    let at = UNIX_EPOCH.checked_add(Duration::from_nanos(nanos))?;
+    Some((at, id.parse().ok()?))
 }
