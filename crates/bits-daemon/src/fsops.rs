@@ -67,12 +67,17 @@ pub fn sync_finished(files: &[&Finished]) -> Result<(), (usize, io::Error)> {
 /// durable: seen with LazyFS, and true of sshfs and the like), network
 /// file systems, or anything not known: those get an `fsync` per file.
 fn syncfs_covers_data(file: &std::fs::File) -> bool {
-    /// `f_type` of ext2/3/4, XFS, Btrfs and F2FS (linux/magic.h).
-    const LOCAL: [i64; 4] = [0xEF53, 0x5846_5342, 0x9123_683E, 0xF2F5_2010];
-    match nix::sys::statfs::fstatfs(file) {
-        Ok(fs) => LOCAL.contains(&(fs.filesystem_type().0 as i64)),
-        Err(_) => false,
-    }
+    use nix::sys::statfs::{
+        fstatfs, BTRFS_SUPER_MAGIC, EXT4_SUPER_MAGIC, F2FS_SUPER_MAGIC, XFS_SUPER_MAGIC,
+    };
+    // ext2 and ext3 share ext4's magic number.
+    let local = [
+        EXT4_SUPER_MAGIC,
+        XFS_SUPER_MAGIC,
+        BTRFS_SUPER_MAGIC,
+        F2FS_SUPER_MAGIC,
+    ];
+    fstatfs(file).is_ok_and(|fs| local.contains(&fs.filesystem_type()))
 }
 
 /// Completes a job's files (Complete-BitsTransfer): a download's transferred

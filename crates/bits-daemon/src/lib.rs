@@ -132,14 +132,22 @@ pub fn main() -> i32 {
 
 /// A panic anywhere (a task's included) reaches the log with its place, not
 /// only a standard error nobody reads; the task's owner then deals with
-/// its job (see `lifecycle`).
+/// its job (see `lifecycle`). Written straight to the log file, not through
+/// `tracing`: the panicking thread may be inside the logger, holding its
+/// lock. Failures to write are ignored: there is nowhere left to say so.
 fn report_panics() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if tracing::dispatcher::has_been_set() {
-            tracing::error!(panic = %info, "bitsd panicked");
-        } else {
-            default(info);
+    std::panic::set_hook(Box::new(|info| {
+        let text = format!(
+            "{} ERROR bitsd panicked: {info}\n",
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        );
+        match startup::panic_log() {
+            Some(mut log) => {
+                let _ = log.write_all(text.as_bytes());
+            }
+            None => {
+                let _ = std::io::stderr().write_all(text.as_bytes());
+            }
         }
     }));
 }

@@ -88,6 +88,32 @@ fn owner() -> Owner {
     }
 }
 
+/// The log file, for panics: the panic hook writes to it directly (one
+/// `write`, no lock), never through the subscriber, whose writer lock the
+/// panicking thread may hold.
+static PANIC_LOG: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+
+/// The log file panics are written to, once the log is open.
+pub(crate) fn panic_log() -> Option<&'static std::fs::File> {
+    PANIC_LOG.get()
+}
+
+/// The log as the subscriber writes it. A write that fails (a full disk) is
+/// dropped: reporting it on standard error, which is the log itself once
+/// the daemon is detached, would fail in turn and panic, and the panic
+/// would wait for the writer lock its own thread holds.
+struct LogFile(std::fs::File);
+
+impl std::io::Write for LogFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Ok(self.0.write(buf).unwrap_or(buf.len()))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Logs to the daemon's log file (0600). Returns the file, for standard
 /// error once the daemon is detached.
 fn install_tracing(log_file: &Path) -> anyhow::Result<std::fs::File> {
@@ -95,12 +121,15 @@ fn install_tracing(log_file: &Path) -> anyhow::Result<std::fs::File> {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let file = private_file(log_file, true)?;
     let writer = file.try_clone().context("cannot share the log file")?;
+    if let Ok(for_panics) = file.try_clone() {
+        let _ = PANIC_LOG.set(for_panics);
+    }
     // A second install (tests running several daemons in one process)
     // keeps the first subscriber.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)
-        .with_writer(Mutex::new(writer))
+        .with_writer(Mutex::new(LogFile(writer)))
         .try_init();
     Ok(file)
 }

@@ -26,6 +26,7 @@ mod download;
 mod engine;
 mod error;
 mod headers;
+mod local_source;
 mod net;
 mod pace;
 mod progress;

@@ -273,17 +273,12 @@ impl TempFile {
     }
 }
 
-/// Removes whatever has the name (a file, a link, a FIFO: `unlink` never
-/// follows a link), then creates the file empty, exclusively. A name that
-/// comes back between the two (someone racing us) is tried again, twice.
+/// Creates the file empty, exclusively; if something has the name (a
+/// file, a link, a FIFO), removes it first (`unlink` never follows a link)
+/// and tries again, twice at most (someone racing us).
 fn create_fresh(path: &Path) -> io::Result<File> {
     let mut tries = 0;
     loop {
-        match std::fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
         let created = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -291,7 +286,14 @@ fn create_fresh(path: &Path) -> io::Result<File> {
             .mode(0o666)
             .open(path);
         match created {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 2 => tries += 1,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 3 => {
+                tries += 1;
+                match std::fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
             other => return other,
         }
     }

@@ -141,7 +141,9 @@ impl FileSink {
         Ok(())
     }
 
-    /// Puts the file's saved row in the view.
+    /// Puts the file's saved row in the view. Watchers hear of it with the
+    /// progress, at most every [`PUBLISH_INTERVAL`]: a job of thousands of
+    /// small files would otherwise wake every follower once per file.
     fn show(&self, file: &JobFile) {
         let mut view = self.shared.write();
         if let Some(slot) = view
@@ -152,7 +154,7 @@ impl FileSink {
             *slot = file.clone();
         }
         drop(view);
-        self.shared.bump(&self.publisher.revision);
+        self.publisher.progressed();
     }
 
     /// The row with a download's resume point.

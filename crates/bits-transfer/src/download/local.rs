@@ -81,18 +81,7 @@ async fn open_source(
     path: &Path,
     written: u64,
 ) -> Result<(File, std::fs::Metadata), TransferError> {
-    let p = path.to_path_buf();
-    let opened = tokio::task::spawn_blocking(move || {
-        let f = File::open(&p)?;
-        let meta = f.metadata()?;
-        if meta.is_dir() {
-            return Err(io::Error::from_raw_os_error(libc::EISDIR));
-        }
-        Ok((f, meta))
-    })
-    .await
-    .unwrap_or_else(|e| Err(join_error(e)));
-    opened.map_err(|source| {
+    crate::local_source::open(path).await.map_err(|source| {
         if source.kind() == io::ErrorKind::NotFound {
             TransferError::SourceMissing {
                 path: path.to_path_buf(),

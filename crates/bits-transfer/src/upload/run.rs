@@ -601,21 +601,12 @@ fn file_name(path: &Path) -> String {
 
 /// Opens the file to upload and examines it (on the blocking pool).
 async fn open_local(path: &Path) -> Result<(File, std::fs::Metadata), TransferError> {
-    let p = path.to_path_buf();
-    let opened = tokio::task::spawn_blocking(move || {
-        let f = File::open(&p)?;
-        let meta = f.metadata()?;
-        if meta.is_dir() {
-            return Err(io::Error::from_raw_os_error(libc::EISDIR));
-        }
-        Ok((f, meta))
-    })
-    .await
-    .unwrap_or_else(|e| Err(join_error(e)));
-    opened.map_err(|source| TransferError::UploadRead {
-        path: PathBuf::from(path),
-        source,
-    })
+    crate::local_source::open(path)
+        .await
+        .map_err(|source| TransferError::UploadRead {
+            path: PathBuf::from(path),
+            source,
+        })
 }
 
 #[cfg(test)]

@@ -98,11 +98,7 @@ fn server_old_tag(server: &TestServer) -> String {
 #[test]
 fn a_failed_fsync_resumes_from_the_last_durable_checkpoint() {
     let faults = SyncFaults::new();
-    let env = faults.env();
-    let h = Home::with_env(&[
-        (env[0].0, env[0].1.as_os_str()),
-        (env[1].0, env[1].1.as_os_str()),
-    ]);
+    let h = Home::with_sync_faults(&faults);
     let server = TestServer::start();
     let body = content(4_000_000, 63);
     server.put_file("/f.bin", body.clone());
@@ -190,11 +186,7 @@ fn complete_with_a_lost_temporary_file_keeps_the_job_and_names_the_file() {
 #[test]
 fn a_failed_directory_fsync_keeps_the_job_until_complete_succeeds() {
     let faults = SyncFaults::new();
-    let env = faults.env();
-    let h = Home::with_env(&[
-        (env[0].0, env[0].1.as_os_str()),
-        (env[1].0, env[1].1.as_os_str()),
-    ]);
+    let h = Home::with_sync_faults(&faults);
     let server = TestServer::start();
     let body = content(100_000, 65);
     server.put_file("/d.bin", body.clone());
@@ -220,11 +212,7 @@ fn a_failed_directory_fsync_keeps_the_job_until_complete_succeeds() {
 #[test]
 fn a_progress_save_that_fails_stops_the_transfer_and_says_why() {
     let faults = SyncFaults::new();
-    let env = faults.env();
-    let h = Home::with_env(&[
-        (env[0].0, env[0].1.as_os_str()),
-        (env[1].0, env[1].1.as_os_str()),
-    ]);
+    let h = Home::with_sync_faults(&faults);
     let server = TestServer::start();
     let body = content(3_000_000, 66);
     server.put_file("/s.bin", body.clone());

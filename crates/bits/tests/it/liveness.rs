@@ -204,3 +204,64 @@ fn a_daemon_that_cannot_start_says_why() {
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stderr.contains("schema version 99"), "{r:?}");
 }
+
+/// Regression (found by the power-loss test): once the disk under the log
+/// was full, a failed log write was reported on standard error, which is
+/// the log itself once the daemon is detached; that failed too and
+/// panicked, and the panic hook waited for the logger lock its own thread
+/// held: the daemon stopped answering for good. Now failed log writes are
+/// dropped and panics are written to the log file directly. Needs root to
+/// mount a small tmpfs; elsewhere it says so and passes.
+#[test]
+fn a_full_disk_under_the_log_does_not_hang_the_daemon() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    struct Mount(std::path::PathBuf);
+    impl Drop for Mount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let state = tempfile::tempdir().unwrap();
+    let small = state.path().join("home");
+    std::fs::create_dir(&small).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount tmpfs");
+    let _mounted = Mount(small.clone());
+    // The socket and pid file stay in the test's own home, where its
+    // cleanup finds the daemon.
+    let mut h = Home::new();
+    let runtime = h.home.path().as_os_str().to_os_string();
+    h.env
+        .push(("BITS_HOME".into(), small.clone().into_os_string()));
+    h.env.push(("BITS_RUNTIME_DIR".into(), runtime));
+    h.ok(&["list"]);
+    // Fill what is left of the disk.
+    let filler = small.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 64 << 10];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    drop(f);
+    let started = Instant::now();
+    for _ in 0..60 {
+        let r = h.bits(&["list"]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    std::fs::remove_file(&filler).unwrap();
+    let id = h.start_async(&["--suspended", &h.src(), h.path("x").to_str().unwrap()]);
+    assert_eq!(h.info(&id)["JobState"], "Suspended");
+}

@@ -111,11 +111,7 @@ fn settle(h: &Home, id: &str, dest: &std::path::Path, body: &[u8]) {
 #[test]
 fn a_slow_fsync_stalls_neither_clients_nor_other_transfers() {
     let faults = SyncFaults::new();
-    let env = faults.env();
-    let h = Home::with_env(&[
-        (env[0].0, env[0].1.as_os_str()),
-        (env[1].0, env[1].1.as_os_str()),
-    ]);
+    let h = Home::with_sync_faults(&faults);
     let server = TestServer::start();
     let a = content(6_000_000, 92);
     let b = content(6_000_000, 93);

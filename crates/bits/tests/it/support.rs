@@ -64,6 +64,16 @@ impl Home {
         self.path("src.txt").to_string_lossy().into_owned()
     }
 
+    /// A home whose daemon has the sync-fault library loaded (see
+    /// `bits_test_support::SyncFaults`).
+    pub fn with_sync_faults(faults: &bits_test_support::SyncFaults) -> Home {
+        let env = faults.env();
+        Home::with_env(&[
+            (env[0].0, env[0].1.as_os_str()),
+            (env[1].0, env[1].1.as_os_str()),
+        ])
+    }
+
     /// A path in the scratch directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.work.path().join(name)

@@ -8,7 +8,7 @@
 # on stdout, then runs the commands it reads from stdin, one per line, and
 # answers each with one line:
 #
-#   (start)     ok | unavailable REASON | fail REASON
+#   (start)     ok LAZYFS_PID RUN_DIR | unavailable REASON | fail REASON
 #   crash       ok | fail          pl_crash: drop every byte not fsynced
 #   checkpoint  ok | fail          pl_checkpoint: write the cache down
 #   umount      ok | fail          pl_umount, then exit
@@ -27,7 +27,23 @@ if ! pl_available; then
     answer "unavailable pl_available failed (no lazyfs on PATH, no /dev/fuse, fusermount3 or findmnt)"
     exit 0
 fi
-if ! pl_mount "$2" "$3"; then answer "fail pl_mount $2 $3 failed (see above)"; exit 1; fi
+# LazyFS's cache is not thread-safe: with FUSE's default multi-threaded loop,
+# concurrent operations on many files (a job of hundreds of small files)
+# now and then deadlock it, or kill it ("Resource deadlock avoided", or a
+# segfault in pthread_rwlock). Serve one request at a time (-s) instead:
+# the program under test still runs all its threads, the file system
+# answers them in turn.
+# powerloss.sh starts PL_LAZYFS_BIN with exec, so the wrapper's PID is
+# lazyfs's.
+wrapper_dir=$(mktemp -d /tmp/bits-lazyfs-s.XXXXXX) || { answer "fail mktemp"; exit 1; }
+printf '#!/usr/bin/env bash\nexec %q "$@" -s\n' "$PL_LAZYFS_BIN" >"$wrapper_dir/lazyfs"
+chmod +x "$wrapper_dir/lazyfs"
+PL_LAZYFS_BIN="$wrapper_dir/lazyfs"
+if ! pl_mount "$2" "$3"; then
+    rm -rf "$wrapper_dir"
+    answer "fail pl_mount $2 $3 failed (see above)"
+    exit 1
+fi
 
 mounted=1
 cleanup() {
@@ -35,10 +51,11 @@ cleanup() {
         mounted=0
         pl_umount >&2 || true
     fi
+    rm -rf "$wrapper_dir"
 }
 trap cleanup EXIT
 trap 'exit 1' TERM INT HUP
-answer ok
+answer "ok $PL_PID $PL_DIR"
 
 while IFS= read -r cmd; do
     case "$cmd" in
