@@ -1,7 +1,7 @@
 //! Downloads against a misbehaving server: the file on disk is byte-exact
 //! whatever the server does.
 
-use crate::support::{content, read, temp_files, Home};
+use crate::support::{content, read, temp_files, Home, SmallDisk};
 use bits_test_support::{Fault, TestServer};
 use std::time::Duration;
 
@@ -288,31 +288,11 @@ fn max_download_time_puts_the_job_in_error() {
 /// tmpfs; elsewhere it says so and passes.
 #[test]
 fn full_disk_is_transient_and_resumes_when_space_returns() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: mounting a small tmpfs needs root");
-        return;
-    }
-    struct Mount(std::path::PathBuf);
-    impl Drop for Mount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
     let h = Home::new();
-    let small = h.path("small-disk");
-    std::fs::create_dir(&small).unwrap();
-    let mount = |opts: &str| {
-        std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
-            .arg(&small)
-            .status()
-            .unwrap()
+    let Some(disk) = SmallDisk::mount(h.path("small-disk"), "1m") else {
+        return;
     };
-    assert!(mount("size=1m").success(), "mount tmpfs");
-    let _mounted = Mount(small.clone());
+    let small = disk.path.clone();
 
     let server = TestServer::start();
     let body = content(3_000_000, 10);
@@ -331,12 +311,7 @@ fn full_disk_is_transient_and_resumes_when_space_returns() {
         info["ErrorDescription"].as_str().unwrap().contains("space"),
         "{info:#}"
     );
-    let remount = std::process::Command::new("mount")
-        .args(["-o", "remount,size=16m"])
-        .arg(&small)
-        .status()
-        .unwrap();
-    assert!(remount.success());
+    disk.resize("16m");
     h.wait_state(&id, "Transferred", Duration::from_secs(20));
     h.ok(&["complete", &id]);
     assert_eq!(read(&dest), body);

@@ -3,7 +3,7 @@
 //! big for one answer, daemons that cannot start. Each test is named after
 //! what once broke.
 
-use crate::support::{content, Home};
+use crate::support::{content, Home, SmallDisk};
 use bits_test_support::{Fault, TestServer};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
@@ -214,29 +214,11 @@ fn a_daemon_that_cannot_start_says_why() {
 /// mount a small tmpfs; elsewhere it says so and passes.
 #[test]
 fn a_full_disk_under_the_log_does_not_hang_the_daemon() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: mounting a small tmpfs needs root");
-        return;
-    }
-    struct Mount(std::path::PathBuf);
-    impl Drop for Mount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
     let state = tempfile::tempdir().unwrap();
-    let small = state.path().join("home");
-    std::fs::create_dir(&small).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(&small)
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mount tmpfs");
-    let _mounted = Mount(small.clone());
+    let Some(disk) = SmallDisk::mount(state.path().join("home"), "4m") else {
+        return;
+    };
+    let small = disk.path.clone();
     // The socket and pid file stay in the test's own home, where its
     // cleanup finds the daemon.
     let mut h = Home::new();

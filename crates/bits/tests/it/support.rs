@@ -297,3 +297,42 @@ impl Drop for Serve {
         let _ = self.child.wait();
     }
 }
+
+/// A small tmpfs mounted on a directory for the test's life (a disk that
+/// fills up). `None` when not root: such tests then say so and pass.
+pub struct SmallDisk {
+    pub path: PathBuf,
+}
+
+impl SmallDisk {
+    pub fn mount(path: PathBuf, size: &str) -> Option<SmallDisk> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: mounting a small tmpfs needs root");
+            return None;
+        }
+        std::fs::create_dir_all(&path).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(mounted.success(), "mount tmpfs on {}", path.display());
+        Some(SmallDisk { path })
+    }
+
+    /// Gives the file system a new size.
+    pub fn resize(&self, size: &str) {
+        let remounted = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.path)
+            .status()
+            .unwrap();
+        assert!(remounted.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
