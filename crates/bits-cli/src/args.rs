@@ -99,6 +99,31 @@ impl TransferType {
     }
 }
 
+/// An authentication scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthScheme {
+    /// RFC 7617: the password is sent (use it over https).
+    Basic,
+    /// RFC 7616 (SHA-256 or MD5): the password is never sent.
+    Digest,
+    /// Not supported (refused with a message).
+    Ntlm,
+    /// Not supported (refused with a message).
+    Negotiate,
+}
+
+impl AuthScheme {
+    /// The name the protocol uses.
+    pub fn as_protocol(self) -> &'static str {
+        match self {
+            AuthScheme::Basic => "basic",
+            AuthScheme::Digest => "digest",
+            AuthScheme::Ntlm => "ntlm",
+            AuthScheme::Negotiate => "negotiate",
+        }
+    }
+}
+
 /// Priority of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Priority {
@@ -161,6 +186,32 @@ pub struct PropertyArgs {
     /// a server limits each connection (1 to 16) [default: 1].
     #[arg(long, value_name = "N")]
     pub connections: Option<u32>,
+
+    /// Server credentials: the user name (DOMAIN\\user allowed). The password
+    /// is asked on the terminal, or read from standard input with
+    /// --password-stdin. Kept with the job, never shown, sent only to the
+    /// job's servers.
+    #[arg(long, value_name = "USER")]
+    pub credential: Option<String>,
+
+    /// The scheme for --credential [default: the one the server's challenge
+    /// offers, digest before basic].
+    #[arg(long, value_enum, requires = "credential")]
+    pub auth: Option<AuthScheme>,
+
+    /// Proxy credentials: the user name; the password as for --credential
+    /// (with --password-stdin, the line after --credential's).
+    #[arg(long, value_name = "USER")]
+    pub proxy_credential: Option<String>,
+
+    /// The scheme for --proxy-credential [default: the proxy's challenge].
+    #[arg(long, value_enum, requires = "proxy_credential")]
+    pub proxy_auth: Option<AuthScheme>,
+
+    /// Read the passwords from standard input, one line each: first
+    /// --credential's, then --proxy-credential's.
+    #[arg(long)]
+    pub password_stdin: bool,
 }
 
 impl PropertyArgs {
@@ -174,6 +225,8 @@ impl PropertyArgs {
             && self.max_download_time.is_none()
             && self.reply_file.is_none()
             && self.connections.is_none()
+            && self.credential.is_none()
+            && self.proxy_credential.is_none()
     }
 }
 
@@ -280,6 +333,11 @@ pub struct SetArgs {
     /// What to change (at least one).
     #[command(flatten)]
     pub properties: PropertyArgs,
+
+    /// Remove the job's server and proxy credentials (before any new ones
+    /// given with it are set).
+    #[arg(long)]
+    pub clear_credentials: bool,
 
     /// Print the job object as JSON afterwards.
     #[arg(long)]

@@ -267,14 +267,59 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// A user name and password for the server of a file (from the userinfo of
-/// its URL, `http://user:password@host/`).
+/// An HTTP authentication scheme (BITS' BG_AUTH_SCHEME).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthScheme {
+    /// RFC 7617.
+    Basic,
+    /// RFC 7616.
+    Digest,
+    /// Microsoft's NTLM.
+    Ntlm,
+    /// SPNEGO (Kerberos or NTLM).
+    Negotiate,
+}
+
+impl AuthScheme {
+    /// The name used on the command line and in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthScheme::Basic => "basic",
+            AuthScheme::Digest => "digest",
+            AuthScheme::Ntlm => "ntlm",
+            AuthScheme::Negotiate => "negotiate",
+        }
+    }
+}
+
+impl FromStr for AuthScheme {
+    type Err = ParseEnumError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "basic" => Ok(AuthScheme::Basic),
+            "digest" => Ok(AuthScheme::Digest),
+            "ntlm" => Ok(AuthScheme::Ntlm),
+            "negotiate" => Ok(AuthScheme::Negotiate),
+            _ => Err(ParseEnumError {
+                what: "authentication scheme",
+                value: s.to_string(),
+                expected: "basic, digest, ntlm, negotiate",
+            }),
+        }
+    }
+}
+
+/// A user name and password for a server or a proxy: a job's
+/// `--credential`, or the userinfo of a file's URL
+/// (`http://user:password@host/`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Credential {
     /// The user name (may be `DOMAIN\\user`).
     pub user: String,
     /// The password.
     pub password: Secret,
+    /// The scheme to use; `None`: the one the server's challenge offers.
+    pub scheme: Option<AuthScheme>,
 }
 
 /// A half-open range `[start, end)` of a file's bytes.
@@ -410,6 +455,11 @@ pub struct Job {
     /// Time spent Connecting or Transferring since the last Resume, counted
     /// against MaxDownloadTime.
     pub active_time: Duration,
+    /// The servers' credentials (`--credential`): sent to the origins of the
+    /// job's files, never elsewhere. A file's own URL userinfo comes first.
+    pub server_credential: Option<Credential>,
+    /// The proxies' credentials (`--proxy-credential`).
+    pub proxy_credential: Option<Credential>,
 }
 
 impl Job {
@@ -438,6 +488,8 @@ impl Job {
             retry_at: None,
             no_progress_since: None,
             active_time: Duration::ZERO,
+            server_credential: None,
+            proxy_credential: None,
         }
     }
 
@@ -518,6 +570,8 @@ impl Job {
             retry_at: self.retry_at,
             no_progress_since: self.no_progress_since,
             active_time: self.active_time,
+            server_credential: self.server_credential.clone(),
+            proxy_credential: self.proxy_credential.clone(),
         }
     }
 

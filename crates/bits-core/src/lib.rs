@@ -21,7 +21,7 @@ pub mod state;
 
 pub use error::{ErrorContext, JobError};
 pub use job::{
-    ByteRange, Credential, FileId, FileValidator, Job, JobFile, JobId, JobProps, JobType,
-    ParseEnumError, Priority, Secret, UploadSession,
+    AuthScheme, ByteRange, Credential, FileId, FileValidator, Job, JobFile, JobId, JobProps,
+    JobType, ParseEnumError, Priority, Secret, UploadSession,
 };
 pub use state::{Event, InvalidTransition, JobState};

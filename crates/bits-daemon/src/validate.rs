@@ -2,8 +2,8 @@
 //! names the argument at fault, and a job with one bad file is not created
 //! at all.
 
-use bits_core::{JobFile, JobId, JobProps, JobType, Priority};
-use bits_proto::{ApiError, ErrorKind, FileSpec, JobProperties};
+use bits_core::{AuthScheme, Credential, Job, JobFile, JobId, JobProps, JobType, Priority, Secret};
+use bits_proto::{ApiError, CredentialSpec, ErrorKind, FileSpec, JobProperties};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,6 +14,8 @@ const MAX_DISPLAY_NAME: usize = 256;
 const MAX_DESCRIPTION: usize = 1024;
 /// BITS' limit on a remote URL.
 const MAX_URL: usize = 2200;
+/// The longest user name or password accepted.
+const MAX_CREDENTIAL: usize = 1024;
 /// The longest delay or timeout accepted, in seconds (about a century): a
 /// bound every clock and the store can represent.
 const MAX_SECONDS: u64 = 3_153_600_000;
@@ -293,6 +295,60 @@ pub fn default_reply_file(local: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     local.with_file_name(format!("{name}.reply"))
+}
+
+/// Applies requested credential changes to `job`: clearing first, then the
+/// new server and proxy credentials.
+pub fn credentials(job: &mut Job, p: &JobProperties) -> Result<(), ApiError> {
+    if p.clear_credentials {
+        job.server_credential = None;
+        job.proxy_credential = None;
+    }
+    if let Some(c) = &p.credential {
+        job.server_credential = Some(credential("--credential", c)?);
+    }
+    if let Some(c) = &p.proxy_credential {
+        job.proxy_credential = Some(credential("--proxy-credential", c)?);
+    }
+    Ok(())
+}
+
+fn credential(option: &str, c: &CredentialSpec) -> Result<Credential, ApiError> {
+    if c.user.is_empty() {
+        return Err(bad(format!("{option}: the user name is empty")));
+    }
+    if c.user.len() > MAX_CREDENTIAL || c.password.len() > MAX_CREDENTIAL {
+        return Err(bad(format!(
+            "{option}: a user name or password is longer than {MAX_CREDENTIAL} bytes"
+        )));
+    }
+    let scheme = c
+        .scheme
+        .as_deref()
+        .map(|s| s.parse::<AuthScheme>())
+        .transpose()
+        .map_err(|e| bad(format!("{}: {e}", auth_option(option))))?;
+    if let Some(s @ (AuthScheme::Ntlm | AuthScheme::Negotiate)) = scheme {
+        return Err(bad(format!(
+            "{} {}: not supported; bits authenticates with basic and digest",
+            auth_option(option),
+            s.as_str()
+        )));
+    }
+    Ok(Credential {
+        user: c.user.clone(),
+        password: Secret::new(c.password.clone()),
+        scheme,
+    })
+}
+
+/// The option naming the scheme of a credential option.
+fn auth_option(credential_option: &str) -> &'static str {
+    if credential_option == "--proxy-credential" {
+        "--proxy-auth"
+    } else {
+        "--auth"
+    }
 }
 
 /// Applies requested property changes to `props`.

@@ -37,6 +37,39 @@ pub struct JobProperties {
     /// Connections one download file may use at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<u32>,
+    /// The servers' credentials (replacing any the job has).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<CredentialSpec>,
+    /// The proxies' credentials (replacing any the job has).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_credential: Option<CredentialSpec>,
+    /// Remove the job's credentials, server and proxy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clear_credentials: bool,
+}
+
+/// A user name, its password and the scheme to use them with (`None`:
+/// the one the server's challenge offers). `Debug` never shows the
+/// password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialSpec {
+    /// The user name (`DOMAIN\\user` allowed).
+    pub user: String,
+    /// The password.
+    pub password: String,
+    /// basic, digest, ntlm or negotiate.
+    #[serde(default)]
+    pub scheme: Option<String>,
+}
+
+impl std::fmt::Debug for CredentialSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialSpec")
+            .field("user", &self.user)
+            .field("password", &"***")
+            .field("scheme", &self.scheme)
+            .finish()
+    }
 }
 
 /// Creates a job with its files, atomically: if any file is refused, no job

@@ -1,13 +1,15 @@
 //! Rows <-> `bits_core` types. The only place that knows both.
 
 use crate::error::StoreError;
+use crate::sealed::Sealer;
 use bits_core::{
     ByteRange, Credential, ErrorContext, FileId, FileValidator, Job, JobError, JobFile, JobId,
     JobProps, JobState, JobType, Priority, Secret, UploadSession,
 };
 use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Connection, Row};
+use rusqlite::{params, params_from_iter, Connection, Row};
 use std::collections::HashMap;
+use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,11 +27,12 @@ const JOB_COLUMNS: &str = "id, job_type, state, display_name, description, prior
     owner_uid, min_retry_delay_s, no_progress_timeout_s, max_download_time_s, reply_file, \
     error_context, error_code, error_description, error_file, created_ms, modified_ms, \
     transfer_completed_ms, transient_error_count, retry_at_ms, no_progress_since_ms, active_time_ms, \
-    connections";
+    connections, auth_user, auth_password, auth_scheme, proxy_auth_user, proxy_auth_password, \
+    proxy_auth_scheme";
 
 /// The job row's values, in `JOB_COLUMNS` order: the insert and the update
 /// bind the same list, so the two can never disagree about a column.
-fn job_values(job: &Job) -> Vec<Value> {
+fn job_values(job: &Job, sealer: &Sealer) -> Vec<Value> {
     let err = job.error.as_ref();
     let int = |n: i64| Value::Integer(n);
     let opt_int = |n: Option<i64>| n.map_or(Value::Null, Value::Integer);
@@ -66,6 +69,91 @@ fn job_values(job: &Job) -> Vec<Value> {
         int(job.active_time.as_millis() as i64),
         int(i64::from(job.props.connections)),
     ]
+    .into_iter()
+    .chain(credential_values(
+        job.server_credential.as_ref(),
+        sealer,
+        &server_context(job.id),
+    ))
+    .chain(credential_values(
+        job.proxy_credential.as_ref(),
+        sealer,
+        &proxy_context(job.id),
+    ))
+    .collect()
+}
+
+/// What a job's server password is sealed for (see `sealed`).
+fn server_context(id: impl fmt::Display) -> String {
+    format!("job {id} server")
+}
+
+fn proxy_context(id: impl fmt::Display) -> String {
+    format!("job {id} proxy")
+}
+
+fn file_context(id: impl fmt::Display, index: impl fmt::Display) -> String {
+    format!("job {id} file {index}")
+}
+
+/// User, password (sealed) and scheme of a credential, as three column
+/// values.
+fn credential_values(c: Option<&Credential>, sealer: &Sealer, context: &str) -> [Value; 3] {
+    let text = |s: Option<&str>| s.map_or(Value::Null, |s| Value::Text(s.to_string()));
+    [
+        text(c.map(|c| c.user.as_str())),
+        c.map_or(Value::Null, |c| {
+            Value::Text(sealer.seal(c.password.expose(), context))
+        }),
+        text(c.and_then(|c| c.scheme).map(|s| s.as_str())),
+    ]
+}
+
+/// A password column's value opened: sealed ones with the key, a value from
+/// a bits that kept them in the clear as it is. One that does not open
+/// (the key file was replaced) leaves the job without that credential: the
+/// server's 401 then says so, and `bits set --credential` gives it again.
+fn open_password(sealer: &Sealer, value: Option<String>, context: &str) -> Option<Secret> {
+    let value = value.unwrap_or_default();
+    if !Sealer::is_sealed(&value) {
+        return Some(Secret::new(value));
+    }
+    match sealer.open(&value, context) {
+        Ok(plain) => Some(Secret::new(plain)),
+        Err(_) => {
+            tracing::error!(
+                what = context,
+                "a stored password cannot be opened with the key file; it was dropped"
+            );
+            None
+        }
+    }
+}
+
+/// A credential back from its three columns (starting at `first`).
+fn credential_from_row(
+    row: &Row<'_>,
+    first: usize,
+    job: &str,
+    sealer: &Sealer,
+    context: &str,
+) -> Result<Option<Credential>, StoreError> {
+    let get = |i: usize| -> Result<Option<String>, StoreError> {
+        row.get(i).map_err(StoreError::sql("read job row"))
+    };
+    let (Some(user), password, scheme) = (get(first)?, get(first + 1)?, get(first + 2)?) else {
+        return Ok(None);
+    };
+    let scheme = scheme
+        .map(|s| s.parse().map_err(|_| corrupt(job, "auth_scheme", &s)))
+        .transpose()?;
+    Ok(
+        open_password(sealer, password, context).map(|password| Credential {
+            user,
+            password,
+            scheme,
+        }),
+    )
 }
 
 fn placeholders(n: usize) -> String {
@@ -75,24 +163,32 @@ fn placeholders(n: usize) -> String {
         .join(", ")
 }
 
-pub(crate) fn insert_job_row(conn: &Connection, job: &Job) -> Result<(), StoreError> {
+pub(crate) fn insert_job_row(
+    conn: &Connection,
+    job: &Job,
+    sealer: &Sealer,
+) -> Result<(), StoreError> {
     let sql = format!(
         "INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({})",
         placeholders(JOB_COLUMNS.split(',').count())
     );
-    conn.execute(&sql, params_from_iter(job_values(job)))
+    conn.execute(&sql, params_from_iter(job_values(job, sealer)))
         .map_err(StoreError::sql("insert job"))?;
     Ok(())
 }
 
 /// Rewrites every column of an existing job row; returns the rows changed
 /// (0: no such job).
-pub(crate) fn update_job_row(conn: &Connection, job: &Job) -> Result<usize, StoreError> {
+pub(crate) fn update_job_row(
+    conn: &Connection,
+    job: &Job,
+    sealer: &Sealer,
+) -> Result<usize, StoreError> {
     let sql = format!(
         "UPDATE jobs SET {} WHERE id = ?1",
         assignments(JOB_COLUMNS, 1)
     );
-    conn.execute(&sql, params_from_iter(job_values(job)))
+    conn.execute(&sql, params_from_iter(job_values(job, sealer)))
         .map_err(StoreError::sql("update job"))
 }
 
@@ -101,7 +197,14 @@ const FILE_COLUMNS: &str = "job_id, idx, remote, local, temp, bytes_total, bytes
     upload_host_fallback_ms, upload_reply_url, missing, last_modified_strong, temp_dev, temp_ino, \
     auth_user, auth_password";
 
-/// A file row's values, in `FILE_COLUMNS` order, shared by insert and update.
+/// The trailing columns of `FILE_COLUMNS` that progress updates leave
+/// alone: a file's credential is written when it is added and removed only
+/// by [`clear_credentials`], so a transfer saving its progress from an
+/// older copy of the file cannot bring back a removed password.
+const FILE_AUTH_COLUMNS: usize = 2;
+
+/// A file row's values, in `FILE_COLUMNS` order but for the credential's
+/// (see [`FILE_AUTH_COLUMNS`]), shared by insert and update.
 fn file_values(id: JobId, index: usize, f: &JobFile) -> Vec<Value> {
     let opt_int = |n: Option<i64>| n.map_or(Value::Null, Value::Integer);
     let opt_text = |s: &Option<String>| s.clone().map_or(Value::Null, Value::Text);
@@ -130,12 +233,6 @@ fn file_values(id: JobId, index: usize, f: &JobFile) -> Vec<Value> {
         // Device and inode numbers are stored as their bit patterns.
         opt_int(f.temp_id.map(|id| id.dev as i64)),
         opt_int(f.temp_id.map(|id| id.ino as i64)),
-        opt_text(&f.credential.as_ref().map(|c| c.user.clone())),
-        opt_text(
-            &f.credential
-                .as_ref()
-                .map(|c| c.password.expose().to_string()),
-        ),
     ]
 }
 
@@ -168,14 +265,19 @@ pub(crate) fn insert_file_row(
     id: JobId,
     index: usize,
     f: &JobFile,
+    sealer: &Sealer,
 ) -> Result<(), StoreError> {
     let n = FILE_COLUMNS.split(',').count();
     let sql = format!(
         "INSERT INTO files ({FILE_COLUMNS}) VALUES ({})",
         placeholders(n)
     );
+    let mut values = file_values(id, index, f);
+    let [user, password, _] =
+        credential_values(f.credential.as_ref(), sealer, &file_context(id, index));
+    values.extend([user, password]);
     conn.prepare_cached(&sql)
-        .and_then(|mut st| st.execute(params_from_iter(file_values(id, index, f))))
+        .and_then(|mut st| st.execute(params_from_iter(values)))
         .map_err(StoreError::sql("insert file"))?;
     Ok(())
 }
@@ -186,13 +288,73 @@ pub(crate) fn update_file_row(
     index: usize,
     f: &JobFile,
 ) -> Result<(), StoreError> {
+    let n = FILE_COLUMNS.split(',').count() - FILE_AUTH_COLUMNS;
+    let columns: Vec<&str> = FILE_COLUMNS.split(',').take(n).collect();
     let sql = format!(
         "UPDATE files SET {} WHERE job_id = ?1 AND idx = ?2",
-        assignments(FILE_COLUMNS, 2)
+        assignments(&columns.join(","), 2)
     );
     conn.prepare_cached(&sql)
         .and_then(|mut st| st.execute(params_from_iter(file_values(id, index, f))))
         .map_err(StoreError::sql("save file progress"))?;
+    Ok(())
+}
+
+/// Seals the passwords a bits that kept them in the clear left in the
+/// database (schema 4 files, if any); returns how many there were.
+pub(crate) fn seal_plaintext(conn: &Connection, sealer: &Sealer) -> Result<usize, StoreError> {
+    let mut sealed = 0;
+    let mut st = conn
+        .prepare(
+            "SELECT id, auth_password, proxy_auth_password FROM jobs \
+             WHERE auth_password IS NOT NULL OR proxy_auth_password IS NOT NULL",
+        )
+        .map_err(StoreError::sql("read passwords"))?;
+    let rows: Vec<(String, Option<String>, Option<String>)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(StoreError::sql("read passwords"))?;
+    for (id, server, proxy) in rows {
+        for (column, value, context) in [
+            ("auth_password", server, server_context(&id)),
+            ("proxy_auth_password", proxy, proxy_context(&id)),
+        ] {
+            let Some(plain) = value.filter(|v| !Sealer::is_sealed(v)) else {
+                continue;
+            };
+            conn.execute(
+                &format!("UPDATE jobs SET {column} = ?1 WHERE id = ?2"),
+                params![sealer.seal(&plain, &context), id],
+            )
+            .map_err(StoreError::sql("seal passwords"))?;
+            sealed += 1;
+        }
+    }
+    let mut st = conn
+        .prepare("SELECT job_id, idx, auth_password FROM files WHERE auth_password IS NOT NULL")
+        .map_err(StoreError::sql("read passwords"))?;
+    let rows: Vec<(String, i64, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(StoreError::sql("read passwords"))?;
+    for (id, index, plain) in rows.into_iter().filter(|r| !Sealer::is_sealed(&r.2)) {
+        conn.execute(
+            "UPDATE files SET auth_password = ?1 WHERE job_id = ?2 AND idx = ?3",
+            params![sealer.seal(&plain, &file_context(&id, index)), id, index],
+        )
+        .map_err(StoreError::sql("seal passwords"))?;
+        sealed += 1;
+    }
+    Ok(sealed)
+}
+
+/// Removes the credentials of every file of job `id`.
+pub(crate) fn clear_credentials(conn: &Connection, id: JobId) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE files SET auth_user = NULL, auth_password = NULL WHERE job_id = ?1",
+    )
+    .and_then(|mut st| st.execute(params![id.to_string()]))
+    .map_err(StoreError::sql("remove file credentials"))?;
     Ok(())
 }
 
@@ -216,7 +378,7 @@ fn corrupt(job: &str, field: &'static str, value: impl ToString) -> StoreError {
     }
 }
 
-fn job_from_row(row: &Row<'_>) -> Result<Job, StoreError> {
+fn job_from_row(row: &Row<'_>, sealer: &Sealer) -> Result<Job, StoreError> {
     let get = |i: usize| -> Result<rusqlite::types::Value, StoreError> {
         row.get(i).map_err(StoreError::sql("read job row"))
     };
@@ -285,10 +447,12 @@ fn job_from_row(row: &Row<'_>) -> Result<Job, StoreError> {
     job.retry_at = int(20)?.map(time);
     job.no_progress_since = int(21)?.map(time);
     job.active_time = Duration::from_millis(int(22)?.unwrap_or(0).max(0) as u64);
+    job.server_credential = credential_from_row(row, 24, &id_s, sealer, &server_context(&id_s))?;
+    job.proxy_credential = credential_from_row(row, 27, &id_s, sealer, &proxy_context(&id_s))?;
     Ok(Job::restore(job, state))
 }
 
-pub(crate) fn load_all(conn: &Connection) -> Result<Vec<Job>, StoreError> {
+pub(crate) fn load_all(conn: &Connection, sealer: &Sealer) -> Result<Vec<Job>, StoreError> {
     let mut jobs = Vec::new();
     let mut index = HashMap::new();
     {
@@ -299,7 +463,7 @@ pub(crate) fn load_all(conn: &Connection) -> Result<Vec<Job>, StoreError> {
             .map_err(StoreError::sql("read jobs"))?;
         let mut rows = st.query([]).map_err(StoreError::sql("read jobs"))?;
         while let Some(row) = rows.next().map_err(StoreError::sql("read jobs"))? {
-            let job = job_from_row(row)?;
+            let job = job_from_row(row, sealer)?;
             index.insert(job.id.to_string(), jobs.len());
             jobs.push(job);
         }
@@ -326,14 +490,20 @@ pub(crate) fn load_all(conn: &Connection) -> Result<Vec<Job>, StoreError> {
             }),
             _ => None,
         };
+        let index_in_job: i64 = row.get(1).map_err(r)?;
         let credential = match (
             row.get::<_, Option<String>>(19).map_err(r)?,
             row.get::<_, Option<String>>(20).map_err(r)?,
         ) {
-            (Some(user), password) => Some(Credential {
-                user,
-                password: Secret::new(password.unwrap_or_default()),
-            }),
+            (Some(user), password) => {
+                open_password(sealer, password, &file_context(&job_id, index_in_job)).map(
+                    |password| Credential {
+                        user,
+                        password,
+                        scheme: None,
+                    },
+                )
+            }
             _ => None,
         };
         let file = JobFile {

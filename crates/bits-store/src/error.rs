@@ -33,6 +33,16 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The key that seals the stored passwords could not be read or
+    /// created.
+    #[error("cannot read or create the job database's key file {path}; if it is damaged, move it away (the jobs' passwords are then lost and must be given again)")]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A statement failed.
     #[error("job database: {op} failed")]
     Sql {

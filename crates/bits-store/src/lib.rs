@@ -14,6 +14,7 @@
 mod convert;
 mod error;
 mod schema;
+mod sealed;
 
 pub use error::StoreError;
 pub use schema::SCHEMA_VERSION;
@@ -25,6 +26,8 @@ use std::path::Path;
 /// An open job database.
 pub struct Store {
     conn: Connection,
+    /// Seals the passwords the rows hold (see `sealed`).
+    sealer: sealed::Sealer,
 }
 
 impl std::fmt::Debug for Store {
@@ -55,11 +58,13 @@ impl Store {
             .map_err(StoreError::sql("set synchronous"))?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(StoreError::sql("enable foreign keys"))?;
-        let mut store = Store { conn };
+        let sealer = sealed::Sealer::for_database(path)?;
+        let mut store = Store { conn, sealer };
         schema::migrate(&mut store.conn).map_err(|e| match e {
             StoreError::Sql { op, source } => damaged_or(path, op, source),
             other => other,
         })?;
+        store.seal_plaintext()?;
         // SQLite creates the WAL and shared-memory files with the database's
         // mode; files left by an older bitsd may still be readable by others.
         for companion in ["-wal", "-shm"] {
@@ -72,7 +77,20 @@ impl Store {
 
     /// Every job, with its files in order.
     pub fn load_all(&self) -> Result<Vec<Job>, StoreError> {
-        convert::load_all(&self.conn)
+        convert::load_all(&self.conn, &self.sealer)
+    }
+
+    /// Seals, in one transaction, the passwords an older bits left in the
+    /// clear.
+    fn seal_plaintext(&mut self) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(StoreError::sql("begin seal passwords"))?;
+        convert::seal_plaintext(&tx, &self.sealer)?;
+        tx.commit()
+            .map_err(StoreError::sql("commit seal passwords"))?;
+        Ok(())
     }
 
     /// Inserts a new job with all its files, in one transaction.
@@ -81,9 +99,9 @@ impl Store {
             .conn
             .transaction()
             .map_err(StoreError::sql("begin insert"))?;
-        convert::insert_job_row(&tx, job)?;
+        convert::insert_job_row(&tx, job, &self.sealer)?;
         for (i, f) in job.files.iter().enumerate() {
-            convert::insert_file_row(&tx, job.id, i, f)?;
+            convert::insert_file_row(&tx, job.id, i, f, &self.sealer)?;
         }
         tx.commit().map_err(StoreError::sql("commit insert"))?;
         Ok(())
@@ -92,10 +110,26 @@ impl Store {
     /// Saves the job's own fields (state, properties, error, times); not its
     /// files.
     pub fn update_job(&mut self, job: &Job) -> Result<(), StoreError> {
-        let n = convert::update_job_row(&self.conn, job)?;
+        let n = convert::update_job_row(&self.conn, job, &self.sealer)?;
         if n == 0 {
             return Err(StoreError::NoSuchJob(job.id.to_string()));
         }
+        Ok(())
+    }
+
+    /// Saves the job row (whose own credentials the caller removed) and
+    /// removes the credentials of its files, in one transaction.
+    pub fn clear_credentials(&mut self, job: &Job) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(StoreError::sql("begin remove credentials"))?;
+        if convert::update_job_row(&tx, job, &self.sealer)? == 0 {
+            return Err(StoreError::NoSuchJob(job.id.to_string()));
+        }
+        convert::clear_credentials(&tx, job.id)?;
+        tx.commit()
+            .map_err(StoreError::sql("commit remove credentials"))?;
         Ok(())
     }
 
@@ -111,11 +145,11 @@ impl Store {
             .conn
             .transaction()
             .map_err(StoreError::sql("begin add files"))?;
-        if convert::update_job_row(&tx, job)? == 0 {
+        if convert::update_job_row(&tx, job, &self.sealer)? == 0 {
             return Err(StoreError::NoSuchJob(job.id.to_string()));
         }
         for (i, f) in files.iter().enumerate() {
-            convert::insert_file_row(&tx, job.id, first + i, f)?;
+            convert::insert_file_row(&tx, job.id, first + i, f, &self.sealer)?;
         }
         tx.commit().map_err(StoreError::sql("commit add files"))?;
         Ok(())
@@ -140,7 +174,7 @@ impl Store {
             .conn
             .transaction()
             .map_err(StoreError::sql("begin save job"))?;
-        if convert::update_job_row(&tx, job)? == 0 {
+        if convert::update_job_row(&tx, job, &self.sealer)? == 0 {
             return Err(StoreError::NoSuchJob(job.id.to_string()));
         }
         convert::update_file_row(&tx, job.id, index, file)?;

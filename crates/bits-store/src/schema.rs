@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Migrations; entry `i` moves version `i` to `i + 1`.
 pub(crate) const MIGRATIONS: &[&str] = &[
@@ -71,6 +71,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE files ADD COLUMN temp_ino INTEGER;
     ALTER TABLE files ADD COLUMN auth_user TEXT;
     ALTER TABLE files ADD COLUMN auth_password TEXT;",
+    // 4 -> 5: a job's credentials for its servers and its proxies.
+    "ALTER TABLE jobs ADD COLUMN auth_user TEXT;
+    ALTER TABLE jobs ADD COLUMN auth_password TEXT;
+    ALTER TABLE jobs ADD COLUMN auth_scheme TEXT;
+    ALTER TABLE jobs ADD COLUMN proxy_auth_user TEXT;
+    ALTER TABLE jobs ADD COLUMN proxy_auth_password TEXT;
+    ALTER TABLE jobs ADD COLUMN proxy_auth_scheme TEXT;",
 ];
 
 /// Brings the schema to [`SCHEMA_VERSION`].

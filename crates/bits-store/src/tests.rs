@@ -153,11 +153,102 @@ fn identity_strength_and_credentials_round_trip() {
     job.files[0].credential = Some(bits_core::Credential {
         user: "DOMAIN\\alice".into(),
         password: bits_core::Secret::new("s3cret"),
+        scheme: None,
+    });
+    job.server_credential = Some(bits_core::Credential {
+        user: "bob".into(),
+        password: bits_core::Secret::new("j0bpw"),
+        scheme: Some(bits_core::AuthScheme::Digest),
+    });
+    job.proxy_credential = Some(bits_core::Credential {
+        user: "proxyuser".into(),
+        password: bits_core::Secret::new("pr0xypw"),
+        scheme: None,
     });
     Store::open(&path).unwrap().insert_job(&job).unwrap();
     let loaded = Store::open(&path).unwrap().load_all().unwrap();
     assert_eq!(loaded[0].files, job.files);
-    assert!(!format!("{:?}", loaded[0].files[0]).contains("s3cret"));
+    assert_eq!(loaded[0].server_credential, job.server_credential);
+    assert_eq!(loaded[0].proxy_credential, job.proxy_credential);
+    let shown = format!("{:?}", loaded[0]);
+    for secret in ["s3cret", "j0bpw", "pr0xypw"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    assert_no_password_on_disk(dir.path(), &["s3cret", "j0bpw", "pr0xypw"]);
+}
+
+/// No file of the store (database, WAL, key) holds a password's bytes.
+fn assert_no_password_on_disk(dir: &std::path::Path, secrets: &[&str]) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        for secret in secrets {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds {secret}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// A password an older bits stored in the clear is sealed when the store
+/// opens, and still works.
+#[test]
+fn passwords_left_in_the_clear_are_sealed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.sqlite3");
+    let mut job = sample(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    job.files[0].credential = Some(bits_core::Credential {
+        user: "alice".into(),
+        password: bits_core::Secret::new("oldfilepw"),
+        scheme: None,
+    });
+    job.server_credential = Some(bits_core::Credential {
+        user: "bob".into(),
+        password: bits_core::Secret::new("oldjobpw"),
+        scheme: None,
+    });
+    Store::open(&path).unwrap().insert_job(&job).unwrap();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute("UPDATE jobs SET auth_password = 'oldjobpw'", [])
+            .unwrap();
+        conn.execute("UPDATE files SET auth_password = 'oldfilepw'", [])
+            .unwrap();
+        conn.execute_batch("VACUUM").unwrap();
+    }
+    let loaded = Store::open(&path).unwrap().load_all().unwrap();
+    assert_eq!(loaded[0].server_credential, job.server_credential);
+    assert_eq!(loaded[0].files[0].credential, job.files[0].credential);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let stored: String = conn
+        .query_row("SELECT auth_password FROM jobs", [], |r| r.get(0))
+        .unwrap();
+    assert!(stored.starts_with("v1:"), "{stored}");
+    let stored: String = conn
+        .query_row("SELECT auth_password FROM files", [], |r| r.get(0))
+        .unwrap();
+    assert!(stored.starts_with("v1:"), "{stored}");
+}
+
+/// A key file replaced by another leaves the jobs, without the passwords
+/// it cannot open.
+#[test]
+fn a_replaced_key_drops_the_passwords_and_keeps_the_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.sqlite3");
+    let mut job = sample(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    job.server_credential = Some(bits_core::Credential {
+        user: "bob".into(),
+        password: bits_core::Secret::new("pw"),
+        scheme: None,
+    });
+    Store::open(&path).unwrap().insert_job(&job).unwrap();
+    std::fs::remove_file(dir.path().join("jobs.sqlite3.key")).unwrap();
+    let loaded = Store::open(&path).unwrap().load_all().unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].server_credential, None);
 }
 
 /// Regression: the store and its WAL were readable by everyone (0644).

@@ -35,6 +35,7 @@
 
 #![deny(missing_docs)]
 
+mod auth;
 mod http;
 mod server;
 #[cfg(test)]
@@ -48,6 +49,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use auth::{Auth, Scheme};
 use bytes::Bytes;
 
 /// Process-wide version counter. It is global (not per server) so that ETags are unique even
@@ -140,6 +142,14 @@ pub enum Fault {
         /// The pause between two bytes of the head.
         every: Duration,
     },
+    /// Answer with a redirect: this status (301, 302, 303, 307, 308) and `Location: location`.
+    /// Applies even if the path has no content.
+    Redirect {
+        /// The redirect status.
+        status: u16,
+        /// The `Location` value (absolute or relative).
+        location: String,
+    },
     /// Serve normally, but with `Content-Encoding: <coding>` (the body is the file's bytes as
     /// they are, so a client that stores them as the file is storing a "coded" body).
     Coded(String),
@@ -206,6 +216,13 @@ pub(crate) struct State {
     /// Paths served like a pool of mirrors some of which are stale: an If-Range naming an
     /// old version gets a range of that old version.
     pub(crate) stale: std::collections::HashSet<String>,
+    /// Credentials every GET and HEAD must carry, if set.
+    pub(crate) auth: Option<Auth>,
+    /// Digest nonces issued and still good.
+    pub(crate) nonces: Vec<String>,
+    /// Digest nonces retired by [`TestServer::expire_nonces`].
+    pub(crate) expired_nonces: Vec<String>,
+    pub(crate) nonce_counter: u64,
 }
 
 impl State {
@@ -456,6 +473,20 @@ impl TestServer {
         } else {
             state.stale.remove(&normalise(path));
         }
+    }
+
+    /// Demands credentials on every GET and HEAD: without valid ones the answer is 401 with
+    /// the challenges of `auth` (see [`Auth`]). Recorded requests keep their `Authorization`.
+    pub fn require_auth(&self, auth: Auth) {
+        lock(&self.state).auth = Some(auth);
+    }
+
+    /// Retires every Digest nonce issued so far: an answer using one gets a 401 whose Digest
+    /// challenges say `stale=true` (a client should answer the new nonce at once).
+    pub fn expire_nonces(&self) {
+        let mut state = lock(&self.state);
+        let old = std::mem::take(&mut state.nonces);
+        state.expired_nonces.extend(old);
     }
 
     /// Removes the content at `path`; later requests get 404.

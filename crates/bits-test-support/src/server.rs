@@ -202,7 +202,12 @@ async fn serve(stream: &mut impl Conn, state: &Shared, head: &RequestHead) -> io
     let is_head = head.method == "HEAD";
     let plan = {
         let mut state = lock(state);
-        let plan = if is_head || head.method == "GET" {
+        let challenge = (is_head || head.method == "GET")
+            .then(|| state.challenge(head))
+            .flatten();
+        let plan = if let Some(plan) = challenge {
+            plan
+        } else if is_head || head.method == "GET" {
             let fault = state.next_fault(&head.path);
             if let Fault::ReplaceWith(content) = &fault {
                 // Keep the path's validator mode; a path that never existed gets validators.
@@ -281,6 +286,35 @@ async fn serve(stream: &mut impl Conn, state: &Shared, head: &RequestHead) -> io
     Ok(keep_alive)
 }
 
+impl State {
+    /// The 401 for a request without valid credentials on a server that demands them; `None`
+    /// lets the request through.
+    fn challenge(&mut self, head: &RequestHead) -> Option<Plan> {
+        let auth = self.auth.clone()?;
+        let given = head.header("authorization");
+        if given.is_some_and(|a| auth.accepts(a, &head.method, &head.target, &self.nonces)) {
+            return None;
+        }
+        // A Digest answer with a nonce we retired: tell the client it is only stale.
+        let stale = given.is_some_and(|a| {
+            self.expired_nonces
+                .iter()
+                .any(|n| a.contains(&format!("nonce=\"{n}\"")))
+        });
+        self.nonce_counter += 1;
+        let nonce = format!("n{}x{}", self.nonce_counter, self.requests.len());
+        self.nonces.push(nonce.clone());
+        let mut plan = Plan::text(401, "401 Unauthorized\n".to_owned());
+        for mut value in auth.challenges(&nonce) {
+            if stale && value.starts_with("Digest") {
+                value.push_str(", stale=true");
+            }
+            plan.headers.push(("WWW-Authenticate", value));
+        }
+        Some(plan)
+    }
+}
+
 /// The version a request is served from: the current one, or, on a path served with stale
 /// mirrors, the old version its `If-Range` names.
 fn serving<'s>(state: &'s State, head: &RequestHead) -> Option<&'s FileEntry> {
@@ -308,6 +342,11 @@ fn plan_response(head: &RequestHead, file: Option<&FileEntry>, fault: &Fault) ->
         if let Some(seconds) = retry_after {
             plan.headers.push(("Retry-After", seconds.to_string()));
         }
+        return plan;
+    }
+    if let Fault::Redirect { status, location } = fault {
+        let mut plan = Plan::text(*status, format!("see {location}\n"));
+        plan.headers.push(("Location", location.clone()));
         return plan;
     }
     let Some(file) = file else {

@@ -79,7 +79,7 @@ pub struct Engine {
 
 impl Engine {
     /// Builds an engine: one HTTP client (rustls with the system's root
-    /// certificates, keep-alive pool, up to 10 redirects, no automatic
+    /// certificates, keep-alive pool, no redirects of its own, no automatic
     /// decompression) shared by every transfer.
     pub fn new(config: EngineConfig) -> Result<Engine, TransferError> {
         let mut headers = HeaderMap::new();
@@ -103,7 +103,9 @@ impl Engine {
             .pool_max_idle_per_host(32)
             .tcp_keepalive(Duration::from_secs(60))
             .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::limited(10))
+            // Redirects are followed by hand (see `fetch`), under each
+            // job's policy, with credentials kept to their origin.
+            .redirect(reqwest::redirect::Policy::none())
             // No reqwest timeouts beyond connecting: the wait for a response
             // head is bounded in `net::send`, and stalls of a body are
             // detected where it is read, so that each becomes a precise

@@ -22,9 +22,11 @@
 //! - `pace`: background pacing; `net`: URLs as shown, bounded requests;
 //!   `error`: failures, their classes and descriptions.
 
+mod auth;
 mod download;
 mod engine;
 mod error;
+mod fetch;
 mod headers;
 mod local_source;
 mod net;
@@ -35,8 +37,10 @@ mod temp_file;
 mod upload;
 mod version;
 
+pub use auth::AuthProblem;
 pub use engine::{CheckpointPolicy, Engine, EngineConfig, DEFAULT_UPLOAD_FRAGMENT};
 pub use error::{Class, LocalOp, NetFailure, TransferError};
+pub use fetch::{RedirectRefusal, Redirects};
 pub use net::split_credential;
 pub use pace::Pacer;
 pub use progress::{FileState, FileTransfer, Finished, Outcome, Progress, SaveError, Saved};

@@ -54,6 +54,7 @@ pub fn split_credential(remote: &str) -> (String, Option<Credential>) {
     let credential = Credential {
         user: decode(url.username()),
         password: Secret::new(decode(url.password().unwrap_or(""))),
+        scheme: None,
     };
     let _ = url.set_username("");
     let _ = url.set_password(None);
@@ -84,25 +85,11 @@ pub(crate) async fn send(
     }
 }
 
-/// Adds the credential, if any, as Basic authentication. reqwest removes
-/// the header on a redirect to another host.
-pub(crate) fn with_credential(
-    request: reqwest::RequestBuilder,
-    credential: Option<&Credential>,
-) -> reqwest::RequestBuilder {
-    match credential {
-        Some(c) => request.basic_auth(&c.user, Some(c.password.expose())),
-        None => request,
-    }
-}
-
 /// Classifies a failure to get response headers.
 pub(crate) fn request_error(shown: &str, e: reqwest::Error) -> TransferError {
     let source = e.without_url();
     let url = shown.to_string();
-    if source.is_redirect() {
-        TransferError::Redirect { url, source }
-    } else if source.is_connect() {
+    if source.is_connect() {
         let kind = NetFailure::of(&source);
         TransferError::Connect { url, kind, source }
     } else {

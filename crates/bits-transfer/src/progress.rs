@@ -74,8 +74,11 @@ pub trait Progress: Send {
 pub struct FileTransfer<'a> {
     /// http(s) URL, file:// URL or absolute local path, without userinfo.
     pub remote: &'a str,
-    /// The server's credentials, if any (sent as Basic authentication).
+    /// The server's credentials, if any: answered to the challenges of the
+    /// URL's origin, never sent elsewhere.
     pub credential: Option<&'a Credential>,
+    /// What the job allows of redirects.
+    pub redirects: crate::fetch::Redirects,
     /// Where the bytes are written.
     pub temp: &'a Path,
     /// Where the last attempt durably stopped (default: nothing yet).

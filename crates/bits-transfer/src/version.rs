@@ -25,7 +25,7 @@
 
 use crate::headers::{self, ContentRange};
 use bits_core::FileValidator;
-use reqwest::header::{self, HeaderMap};
+use reqwest::header::{self, HeaderMap, HeaderValue};
 use std::time::{Duration, SystemTime};
 
 /// What the engine asks a server for.
@@ -61,6 +61,25 @@ impl Ask<'_> {
     /// proven (the engine asks for no other ranges).
     pub(crate) fn if_range(&self) -> Option<String> {
         self.ranged().then(|| if_range(self.stored)).flatten()
+    }
+
+    /// `Range` and `If-Range` as request headers. A validator that cannot
+    /// travel as a header value (only a corrupt record holds one) drops
+    /// the range too: without `If-Range` the range could be of another
+    /// version, so the whole file is asked for.
+    pub(crate) fn headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let Some(range) = self.range().and_then(|r| HeaderValue::from_str(&r).ok()) else {
+            return headers;
+        };
+        if let Some(tag) = self.if_range() {
+            match HeaderValue::from_str(&tag) {
+                Ok(tag) => headers.insert(header::IF_RANGE, tag),
+                Err(_) => return headers,
+            };
+        }
+        headers.insert(header::RANGE, range);
+        headers
     }
 }
 

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use bits_proto::{JobObject, JobProperties, Paths};
+use bits_proto::{CredentialSpec, JobObject, JobProperties, Paths};
 
 use crate::args::{Command, PropertyArgs};
 use crate::connect::Connection;
@@ -57,9 +57,27 @@ fn cwd() -> anyhow::Result<std::path::PathBuf> {
 }
 
 /// The protocol's properties from the command line. The reply file is made
-/// absolute here: the daemon does not know our current directory.
-fn properties(args: &PropertyArgs, cwd: &Path) -> JobProperties {
-    JobProperties {
+/// absolute here: the daemon does not know our current directory; the
+/// passwords of `--credential` and `--proxy-credential` are read here too.
+fn properties(args: &PropertyArgs, cwd: &Path) -> anyhow::Result<JobProperties> {
+    let mut passwords = Passwords::new(args.password_stdin);
+    let credential = match &args.credential {
+        Some(user) => Some(CredentialSpec {
+            user: user.clone(),
+            password: passwords.next(&format!("Password for {user}: "))?,
+            scheme: args.auth.map(|a| a.as_protocol().to_string()),
+        }),
+        None => None,
+    };
+    let proxy_credential = match &args.proxy_credential {
+        Some(user) => Some(CredentialSpec {
+            user: user.clone(),
+            password: passwords.next(&format!("Proxy password for {user}: "))?,
+            scheme: args.proxy_auth.map(|a| a.as_protocol().to_string()),
+        }),
+        None => None,
+    };
+    Ok(JobProperties {
         display_name: args.name.clone(),
         description: args.description.clone(),
         priority: args.priority.map(|p| p.as_protocol().to_string()),
@@ -71,6 +89,43 @@ fn properties(args: &PropertyArgs, cwd: &Path) -> JobProperties {
             .as_deref()
             .map(|p| sources::absolute(p, cwd).to_string_lossy().into_owned()),
         connections: args.connections,
+        credential,
+        proxy_credential,
+        clear_credentials: false,
+    })
+}
+
+/// Where passwords come from: the terminal (no echo), or standard input's
+/// lines with `--password-stdin`.
+struct Passwords {
+    stdin: Option<std::io::Lines<std::io::StdinLock<'static>>>,
+}
+
+impl Passwords {
+    fn new(from_stdin: bool) -> Passwords {
+        use std::io::BufRead;
+        Passwords {
+            stdin: from_stdin.then(|| std::io::stdin().lock().lines()),
+        }
+    }
+
+    /// The next password.
+    fn next(&mut self, prompt: &str) -> anyhow::Result<String> {
+        match &mut self.stdin {
+            Some(lines) => match lines.next() {
+                Some(line) => Ok(line.context("cannot read a password from standard input")?),
+                None => Err(Failure::Usage(
+                    "--password-stdin: standard input has no line for this password".into(),
+                )
+                .into()),
+            },
+            None => rpassword::prompt_password(prompt).map_err(|e| {
+                Failure::Usage(format!(
+                    "cannot ask for the password on a terminal ({e}); give it with --password-stdin"
+                ))
+                .into()
+            }),
+        }
     }
 }
 

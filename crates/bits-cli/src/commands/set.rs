@@ -7,15 +7,17 @@ use crate::failure::Failure;
 
 /// Runs `bits set`; at least one property must be given.
 pub async fn run(args: SetArgs) -> anyhow::Result<()> {
-    if args.properties.is_empty() {
+    if args.properties.is_empty() && !args.clear_credentials {
         return Err(Failure::Usage(
             "nothing to change: give at least one of --name, --description, --priority, \
-             --retry-interval, --retry-timeout, --max-download-time, --reply-file"
+             --retry-interval, --retry-timeout, --max-download-time, --reply-file, \
+             --connections, --credential, --proxy-credential, --clear-credentials"
                 .into(),
         )
         .into());
     }
-    let properties = super::properties(&args.properties, &super::cwd()?);
+    let mut properties = super::properties(&args.properties, &super::cwd()?)?;
+    properties.clear_credentials = args.clear_credentials;
     let mut conn = super::connect().await?;
     let job = conn
         .job(&Request::Set {

@@ -61,6 +61,12 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
 /// The Create requests: parses the files first, so that a bad argument is
 /// reported before anything is sent.
 fn plan(args: &StartArgs, cwd: &Path) -> anyhow::Result<Vec<CreateJob>> {
+    if args.properties.password_stdin && args.from_csv.as_deref() == Some("-") {
+        return Err(crate::failure::Failure::Usage(
+            "--password-stdin and --from-csv - both read standard input; give the file list as a file".into(),
+        )
+        .into());
+    }
     let file_lists: Vec<Vec<FileSpec>> = match &args.from_csv {
         Some(csv) => {
             // Uploads make one job per row; a download list is one job.
@@ -90,7 +96,7 @@ fn plan(args: &StartArgs, cwd: &Path) -> anyhow::Result<Vec<CreateJob>> {
             }
         }
     };
-    let properties = super::properties(&args.properties, cwd);
+    let properties = super::properties(&args.properties, cwd)?;
     Ok(file_lists
         .into_iter()
         .map(|files| CreateJob {

@@ -44,7 +44,7 @@ pub enum Command {
     /// Property changes.
     Set {
         id: JobId,
-        properties: JobProperties,
+        properties: Box<JobProperties>,
         reply: Reply<()>,
     },
     /// Suspend, Resume, Cancel or Complete.

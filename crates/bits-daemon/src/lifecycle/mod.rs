@@ -195,8 +195,9 @@ impl Manager {
                 reply,
             } => {
                 let now = SystemTime::now();
+                let clear = properties.clear_credentials;
                 let result = self
-                    .change(id, |row, _| {
+                    .change_with(id, clear, |row, _| {
                         if row.state().is_final() {
                             return Err(ApiError {
                                 kind: ErrorKind::InvalidState,
@@ -205,6 +206,7 @@ impl Manager {
                             });
                         }
                         crate::validate::properties(&mut row.props, &properties, row.job_type)?;
+                        crate::validate::credentials(row, &properties)?;
                         row.modified = now;
                         Ok(())
                     })
@@ -373,6 +375,18 @@ impl Manager {
         id: JobId,
         f: impl FnOnce(&mut Job, &[JobFile]) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
+        self.change_with(id, false, f).await
+    }
+
+    /// [`Self::change`], also removing the credentials of the job's files
+    /// when `clear_file_credentials` (in the same transaction). A transfer
+    /// already under way finishes its attempt with the credential it had.
+    async fn change_with<T>(
+        &mut self,
+        id: JobId,
+        clear_file_credentials: bool,
+        f: impl FnOnce(&mut Job, &[JobFile]) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
         let (mut row, out) = {
             let view = self.shared.read();
             let e = view.jobs.get(&id).ok_or_else(|| gone(id))?;
@@ -391,6 +405,8 @@ impl Manager {
                     // Final jobs leave the store; they stay in the view so
                     // that `info` and `wait` can report how they ended.
                     s.delete_job(saved.id)
+                } else if clear_file_credentials {
+                    s.clear_credentials(&saved)
                 } else {
                     s.update_job(&saved)
                 }
@@ -399,6 +415,13 @@ impl Manager {
         if let Err(e) = result {
             self.owned(id).unsaved_active += active;
             return Err(store_failed(e));
+        }
+        if clear_file_credentials {
+            if let Some(e) = self.shared.write().jobs.get_mut(&id) {
+                for file in &mut e.job.files {
+                    file.credential = None;
+                }
+            }
         }
         self.publish(id, row);
         Ok(out)

@@ -75,12 +75,12 @@ impl Manager {
     /// runner has stopped: its temporary files go, and an upload's session
     /// is dropped on the server.
     pub(super) fn start_discard(&mut self, id: JobId) {
-        let Some(files) = self
+        let Some((files, credential)) = self
             .shared
             .read()
             .jobs
             .get(&id)
-            .map(|e| e.job.files.clone())
+            .map(|e| (e.job.files.clone(), e.job.server_credential.clone()))
         else {
             return;
         };
@@ -97,7 +97,8 @@ impl Manager {
                 .iter()
                 .filter(|f| f.upload.id.is_some() && !f.complete)
             {
-                let cancel = engine.cancel_upload(&f.remote, f.credential.as_ref(), &f.upload);
+                let credential = f.credential.as_ref().or(credential.as_ref());
+                let cancel = engine.cancel_upload(&f.remote, credential, &f.upload);
                 match tokio::time::timeout(CANCEL_SESSION_WAIT, cancel).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => tracing::warn!(job = %id, cause = %e, "Cancel-Session failed"),

@@ -75,6 +75,8 @@ struct NextFile {
     job_type: JobType,
     /// Connections the file may use.
     connections: u32,
+    /// The server's credential for it: its URL's own, else the job's.
+    credential: Option<bits_core::Credential>,
     received: Arc<AtomicU64>,
 }
 
@@ -279,7 +281,8 @@ async fn move_file(
             .download(
                 FileTransfer {
                     remote: &f.remote,
-                    credential: f.credential.as_ref(),
+                    credential: next.credential.as_ref(),
+                    redirects: bits_transfer::Redirects::default(),
                     temp: &f.temp,
                     resume: &resume,
                     // Made durable in batches (see `batch`).
@@ -302,7 +305,7 @@ async fn move_file(
             UploadTransfer {
                 local: &f.local,
                 url: &f.remote,
-                credential: f.credential.as_ref(),
+                credential: next.credential.as_ref(),
                 validator: &f.validator,
                 session: &f.upload,
                 acknowledged: f.bytes_transferred,
@@ -332,6 +335,10 @@ fn next_file(shared: &Shared, id: JobId, from: usize) -> Option<NextFile> {
         index,
         job_type: e.job.job_type,
         connections: e.job.props.connections,
+        credential: e.job.files[index]
+            .credential
+            .clone()
+            .or_else(|| e.job.server_credential.clone()),
         file: e.job.files[index].clone(),
         received: e.received.get(index)?.clone(),
     })

@@ -151,7 +151,11 @@ impl FileSink {
             .get_mut(&self.id)
             .and_then(|e| e.job.files.get_mut(self.index))
         {
+            // The credential is the view's: it may have been removed since
+            // this transfer copied the file (and the store kept it so).
+            let credential = slot.credential.take();
             *slot = file.clone();
+            slot.credential = credential;
         }
         drop(view);
         self.publisher.progressed();

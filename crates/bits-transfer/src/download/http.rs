@@ -6,14 +6,15 @@ use super::body::{self, Body};
 use super::segmented::{self, SegEnd, Segmented};
 use super::sink::Sink;
 use super::start::{start_point, MAX_RESTARTS};
+use crate::auth::Authorizer;
 use crate::engine::Engine;
 use crate::error::TransferError;
-use crate::net::{self, shown};
+use crate::net::shown;
 use crate::pace::probe_target;
 use crate::progress::{FileTransfer, Outcome, Progress};
 use crate::version::{self, Answer, Ask, Plan};
 use bits_core::{ByteRange, FileValidator};
-use reqwest::header;
+use std::sync::Arc;
 use std::time::SystemTime;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
@@ -28,6 +29,7 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Result<Outcome, TransferError> {
         let shown = shown(url);
+        let auth = Authorizer::new(file.credential, url).map(Arc::new);
         // Round trips are measured while this file moves, so the pace
         // follows the path to this server.
         let _probe = match &file.pace {
@@ -45,7 +47,8 @@ impl Engine {
             // Ranges were being fetched side by side: carry on with them.
             let job = Segmented {
                 url,
-                credential: file.credential,
+                auth: auth.clone(),
+                redirects: file.redirects,
                 shown: &shown,
                 temp: start.temp.clone(),
                 validator: &stored,
@@ -77,22 +80,22 @@ impl Engine {
                 end: None,
                 stored: &stored,
             };
-            let mut request = net::with_credential(self.client.get(url.clone()), file.credential);
-            if let Some(range) = ask.range() {
-                request = request.header(header::RANGE, range);
-            }
-            if let Some(tag) = ask.if_range() {
-                request = request.header(header::IF_RANGE, tag);
-            }
-            let mut response =
-                match net::send(request, &shown, self.config.read_timeout, cancel).await {
-                    Err(TransferError::Cancelled) => return Err(sink.cancel().await),
-                    Err(e) => {
-                        sink.checkpoint().await?;
-                        return Err(e.with_written(sink.written()));
+            let landed = self
+                .get(url, &ask.headers(), auth.as_deref(), file.redirects, cancel)
+                .await;
+            let mut response = match landed {
+                Err(TransferError::Cancelled) => return Err(sink.cancel().await),
+                Err(e) => {
+                    sink.checkpoint().await?;
+                    return Err(e.with_written(sink.written()));
+                }
+                Ok(landed) => {
+                    if landed.url != *url {
+                        debug!(url = %shown, to = %crate::net::shown(&landed.url), "redirected");
                     }
-                    Ok(r) => r,
-                };
+                    landed.response
+                }
+            };
             let answer = Answer::from_headers(
                 response.status().as_u16(),
                 response.headers(),
@@ -151,7 +154,8 @@ impl Engine {
                     if let Some(missing) = segments {
                         let job = Segmented {
                             url,
-                            credential: file.credential,
+                            auth: auth.clone(),
+                            redirects: file.redirects,
                             shown: &shown,
                             temp: sink.temp(),
                             validator: &version,

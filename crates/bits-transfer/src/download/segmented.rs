@@ -17,15 +17,15 @@
 //! stops where the taken half begins), so every connection stays busy until
 //! the end.
 
+use crate::auth::Authorizer;
 use crate::engine::Engine;
 use crate::error::{LocalOp, TransferError};
-use crate::net;
+use crate::fetch::Redirects;
 use crate::pace::Pacer;
 use crate::progress::{FileState, Finished, Outcome, Progress};
 use crate::temp_file::{join_error, TempFile};
 use crate::version::{self, Answer, Ask, Plan};
-use bits_core::{ByteRange, Credential, FileValidator};
-use reqwest::header;
+use bits_core::{ByteRange, FileValidator};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 use tokio::task::{JoinHandle, JoinSet};
@@ -74,7 +74,10 @@ impl SegEnd {
 /// One segmented download.
 pub(crate) struct Segmented<'a> {
     pub url: &'a Url,
-    pub credential: Option<&'a Credential>,
+    /// Answers the server's challenges (shared with the other requests of
+    /// the file).
+    pub auth: Option<Arc<Authorizer>>,
+    pub redirects: Redirects,
     pub shown: &'a str,
     pub temp: Arc<TempFile>,
     /// The version: a known size and something `If-Range` can carry.
@@ -261,7 +264,8 @@ fn missing_len(missing: &[ByteRange]) -> u64 {
 struct Ctx {
     engine: Engine,
     url: Url,
-    credential: Option<Credential>,
+    auth: Option<Arc<Authorizer>>,
+    redirects: Redirects,
     shown: String,
     temp: Arc<TempFile>,
     table: Mutex<Table>,
@@ -309,24 +313,19 @@ impl Ctx {
             end: Some(end),
             stored: &self.validator,
         };
-        let mut request = net::with_credential(
-            self.engine.client.get(self.url.clone()),
-            self.credential.as_ref(),
-        );
-        if let Some(range) = ask.range() {
-            request = request.header(header::RANGE, range);
-        }
-        if let Some(tag) = ask.if_range() {
-            request = request.header(header::IF_RANGE, tag);
-        }
-        let response = net::send(
-            request,
-            &self.shown,
-            self.engine.config.read_timeout,
-            &self.stop,
-        )
-        .await
-        .map_err(SegEnd::Failed)?;
+        let headers = ask.headers();
+        let response = self
+            .engine
+            .get(
+                &self.url,
+                &headers,
+                self.auth.as_deref(),
+                self.redirects,
+                &self.stop,
+            )
+            .await
+            .map_err(SegEnd::Failed)?
+            .response;
         let answer = Answer::from_headers(
             response.status().as_u16(),
             response.headers(),
@@ -539,7 +538,8 @@ impl Engine {
         let ctx = Arc::new(Ctx {
             engine: self.clone(),
             url: job.url.clone(),
-            credential: job.credential.cloned(),
+            auth: job.auth.clone(),
+            redirects: job.redirects,
             shown: job.shown.to_string(),
             temp: temp.clone(),
             table: Mutex::new(Table::new(job.missing)),

@@ -85,14 +85,43 @@ impl TransferError {
                      resumes from the last saved checkpoint."
                 ),
             ),
-            Redirect { url, source } => (
-                ErrorContext::RemoteFile,
-                E_REDIRECT_FAILED,
-                format!(
-                    "Following the redirects for {url} failed: {}.",
-                    root_cause(source)
-                ),
-            ),
+            RedirectRefused {
+                url,
+                to,
+                status,
+                why,
+            } => {
+                let to = to.as_ref().map(|t| format!(" to {t}")).unwrap_or_default();
+                // BITS reports a forbidden redirect as the redirect's own
+                // status; the other refusals as a failed redirect.
+                let code = match why {
+                    crate::fetch::RedirectRefusal::Disallowed => codes::http_status(*status),
+                    _ => E_REDIRECT_FAILED,
+                };
+                (
+                    ErrorContext::RemoteFile,
+                    code,
+                    format!(
+                        "The server redirected {url}{to} (HTTP {status}) and bits did not follow: \
+                         {}.",
+                        why.describe()
+                    ),
+                )
+            }
+            Unauthorized {
+                url,
+                status,
+                problem,
+            } => {
+                let who = if *status == 407 { "proxy" } else { "server" };
+                (
+                    ErrorContext::RemoteFile,
+                    codes::http_status(*status),
+                    format!(
+                        "The {who} asked for credentials for {url} (HTTP {status}): {problem}."
+                    ),
+                )
+            }
             HttpStatus { url, status, .. } => (
                 ErrorContext::RemoteFile,
                 codes::http_status(*status),

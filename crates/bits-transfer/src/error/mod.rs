@@ -225,14 +225,28 @@ pub enum TransferError {
         #[source]
         source: reqwest::Error,
     },
-    /// More than 10 redirects, or a redirect that could not be followed.
-    #[error("too many redirects or an invalid redirect for {url}")]
-    Redirect {
+    /// A redirect the job's policy (or sense) does not allow following.
+    #[error("redirect from {url} not followed: {}", why.describe())]
+    RedirectRefused {
+        /// The URL that redirected (credentials removed).
+        url: String,
+        /// Where it pointed, if that was a URL (credentials removed).
+        to: Option<String>,
+        /// The redirect's status.
+        status: u16,
+        /// Why it was not followed.
+        why: crate::fetch::RedirectRefusal,
+    },
+    /// A server's (401) or proxy's (407) demand for credentials that the
+    /// job's could not satisfy.
+    #[error("HTTP {status} for {url}: {problem}")]
+    Unauthorized {
         /// The URL (credentials removed).
         url: String,
-        /// The cause (URL stripped).
-        #[source]
-        source: reqwest::Error,
+        /// 401 or 407.
+        status: u16,
+        /// What went wrong.
+        problem: crate::auth::AuthProblem,
     },
     /// The server answered with an error status.
     #[error("HTTP {status} for {url}")]
@@ -432,9 +446,11 @@ impl TransferError {
         use TransferError::*;
         let transient = Class::Transient { retry_after: None };
         match self {
-            InvalidSource { .. } | Client { .. } | Redirect { .. } | SourceMissing { .. } => {
-                Class::Fatal
-            }
+            InvalidSource { .. }
+            | Client { .. }
+            | RedirectRefused { .. }
+            | Unauthorized { .. }
+            | SourceMissing { .. } => Class::Fatal,
             Coded { .. } => Class::Fatal,
             Connect { .. }
             | NoResponse { .. }

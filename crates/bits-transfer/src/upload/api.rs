@@ -13,8 +13,8 @@ pub struct UploadTransfer<'a> {
     pub local: &'a Path,
     /// The job's remote URL (http or https), without userinfo.
     pub url: &'a str,
-    /// The server's credentials, if any: sent (as Basic authentication)
-    /// only to the job URL's origin, never to another host a server names.
+    /// The server's credentials, if any: answered to the challenges of the
+    /// job URL's origin only, never to another host a server names.
     pub credential: Option<&'a Credential>,
     /// Size and mtime of the local file when the upload began; default (all
     /// None) the first time: the engine fills it in through

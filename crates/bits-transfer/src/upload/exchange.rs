@@ -3,12 +3,15 @@
 //! Ack, and what an answer that is not an Ack means.
 
 use super::fragment::{FragmentBody, Payload, Watch};
+use crate::auth::{AuthProblem, Authorizer};
 use crate::engine::Engine;
 use crate::error::{is_transient_status, status_reason, NetFailure, TransferError};
+use crate::fetch::MAX_CHALLENGES;
 use crate::net::{self, shown};
-use bits_core::Credential;
 use bits_upload_proto::{self as proto, Ack, Request};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE,
+};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::time::{sleep_until, Instant};
@@ -44,18 +47,28 @@ impl Engine {
     pub(super) async fn exchange(
         &self,
         target: &Url,
-        credential: Option<&Credential>,
+        auth: Option<&Authorizer>,
         packet: &Request,
         body: Option<Payload>,
         wait: Duration,
         cancel: &CancellationToken,
     ) -> Result<Answer, TransferError> {
         let mut retries = 0;
+        let mut challenges = 0;
+        let auth = auth.filter(|a| a.covers(target));
         loop {
-            match self
-                .exchange_once(target, credential, packet, body.clone(), wait, cancel)
-                .await
-            {
+            let sent = auth.and_then(|a| a.header(&bits_post(), target));
+            let answer = self
+                .exchange_once(
+                    target,
+                    sent.as_ref().map(|h| &h.value),
+                    packet,
+                    body.clone(),
+                    wait,
+                    cancel,
+                )
+                .await;
+            match answer {
                 Err(TransferError::NoResponse {
                     url,
                     kind: NetFailure::Reset,
@@ -63,6 +76,24 @@ impl Engine {
                 }) if retries < PACKET_RETRIES => {
                     retries += 1;
                     debug!(url = %url, error = %source, retries, "the connection closed before the answer; sending the packet again");
+                }
+                // A challenge from the server the credential is for: answer
+                // it and send the packet again (see `auth`).
+                Ok(answer) if answer.status == 401 && auth.is_some() => {
+                    let auth = auth.expect("checked above");
+                    challenges += 1;
+                    let problem = match auth.challenged(&answer.headers, sent.as_ref()) {
+                        Ok(()) if challenges <= MAX_CHALLENGES => continue,
+                        Ok(()) => AuthProblem::Rejected {
+                            scheme: auth.scheme_in_use(),
+                        },
+                        Err(problem) => problem,
+                    };
+                    return Err(TransferError::Unauthorized {
+                        url: answer.shown,
+                        status: 401,
+                        problem,
+                    });
                 }
                 r => return r,
             }
@@ -76,15 +107,14 @@ impl Engine {
     async fn exchange_once(
         &self,
         target: &Url,
-        credential: Option<&Credential>,
+        authorization: Option<&HeaderValue>,
         packet: &Request,
         body: Option<Payload>,
         wait: Duration,
         cancel: &CancellationToken,
     ) -> Result<Answer, TransferError> {
         let shown = shown(target);
-        let method = reqwest::Method::from_bytes(proto::METHOD.as_bytes())
-            .expect("BITS_POST is a valid method token");
+        let method = bits_post();
         let mut headers = HeaderMap::new();
         for (name, value) in packet.headers() {
             let name = HeaderName::from_bytes(name.as_bytes())
@@ -113,10 +143,10 @@ impl Engine {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
 
         let watch = Arc::new(Watch::new(body.is_none()));
-        let mut request = net::with_credential(
-            self.client.request(method, target.clone()).headers(headers),
-            credential,
-        );
+        if let Some(value) = authorization {
+            headers.insert(AUTHORIZATION, value.clone());
+        }
+        let mut request = self.client.request(method, target.clone()).headers(headers);
         if let Some(Payload { data, pace }) = body {
             request = request.body(reqwest::Body::wrap(FragmentBody {
                 data,
@@ -157,6 +187,12 @@ impl Engine {
             shown,
         })
     }
+}
+
+/// The protocol's method.
+fn bits_post() -> reqwest::Method {
+    reqwest::Method::from_bytes(proto::METHOD.as_bytes())
+        .expect("BITS_POST is a valid method token")
 }
 
 /// A response to a packet: status and headers (the body was drained).

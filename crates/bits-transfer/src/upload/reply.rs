@@ -3,6 +3,7 @@
 
 use super::run::Run;
 use crate::error::TransferError;
+use crate::fetch::Redirects;
 use crate::net;
 use crate::progress::{FileState, FileTransfer, Progress, Saved};
 use std::path::Path;
@@ -47,6 +48,7 @@ impl Run<'_> {
         let file = FileTransfer {
             remote: url.as_str(),
             credential,
+            redirects: Redirects::default(),
             temp: to,
             resume: &nothing,
             sync_on_finish: true,

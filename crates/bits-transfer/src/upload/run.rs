@@ -7,6 +7,7 @@ use super::api::{UploadOutcome, UploadProgress, UploadTransfer};
 use super::exchange::{header_text, is_ack, not_bits, Answer};
 use super::fragment::Payload;
 use super::session::{parse_upload_url, past_fallback, session_target, with_host};
+use crate::auth::Authorizer;
 use crate::engine::Engine;
 use crate::error::{status_reason, TransferError};
 use crate::net::shown;
@@ -58,6 +59,7 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Result<UploadOutcome, TransferError> {
         let url = parse_upload_url(t.url)?;
+        let auth = Authorizer::new(t.credential, &url);
         let mut run = Run {
             engine: self,
             shown: shown(&url),
@@ -67,6 +69,7 @@ impl Engine {
             progress,
             cancel,
             credential: t.credential,
+            auth,
             validator: FileValidator::default(),
             total: 0,
             gained: 0,
@@ -103,7 +106,7 @@ impl Engine {
         };
         let url = parse_upload_url(url)?;
         let target = session_target(&url, session);
-        let credential = credential.filter(|_| target.origin() == url.origin());
+        let auth = Authorizer::new(credential, &url);
         let packet = Request::CancelSession {
             session_id: id.clone(),
         };
@@ -111,7 +114,7 @@ impl Engine {
         let answer = self
             .exchange(
                 &target,
-                credential,
+                auth.as_ref(),
                 &packet,
                 None,
                 self.config.read_timeout,
@@ -135,6 +138,8 @@ pub(super) struct Run<'a> {
     pub(super) cancel: &'a CancellationToken,
     /// The server's credentials, for the job URL's origin.
     credential: Option<&'a Credential>,
+    /// Answers that origin's challenges.
+    auth: Option<Authorizer>,
     /// The local file's version being sent.
     validator: FileValidator,
     total: u64,
@@ -261,12 +266,11 @@ impl Run<'_> {
                 self.engine.config.read_timeout
             };
             debug!(url = %self.shown, first, len, total = self.total, "sending a fragment");
-            let credential = self.credential_for(&target);
             let answer = match self
                 .engine
                 .exchange(
                     &target,
-                    credential,
+                    self.auth.as_ref(),
                     &packet,
                     Some(Payload {
                         data,
@@ -387,7 +391,7 @@ impl Run<'_> {
             .engine
             .exchange(
                 &self.url,
-                self.credential,
+                self.auth.as_ref(),
                 &packet,
                 None,
                 self.engine.config.read_timeout,
@@ -568,12 +572,11 @@ impl Run<'_> {
         };
         let target = session_target(&self.url, session);
         let read_timeout = self.engine.config.read_timeout;
-        let credential = self.credential_for(&target);
         match self
             .engine
             .exchange(
                 &target,
-                credential,
+                self.auth.as_ref(),
                 &packet,
                 None,
                 read_timeout,

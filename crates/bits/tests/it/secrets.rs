@@ -3,7 +3,7 @@
 //! BITS_HOME is its owner's alone.
 
 use crate::support::{content, read, Home};
-use bits_test_support::TestServer;
+use bits_test_support::{Auth, TestServer};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
@@ -23,8 +23,8 @@ fn modes(dir: &std::path::Path) -> Vec<(String, u32, bool)> {
 
 /// Regression (item 15): `http://user:secret@host/f` showed `secret` in
 /// `bits info`, `list --json` and the debug log, and the store, its WAL and
-/// the log were mode 0644. Now the userinfo is the file's credential (sent
-/// as Basic authentication, never shown: RemoteName is without it), the
+/// the log were mode 0644. Now the userinfo is the file's credential (answered
+/// to the server's Basic challenge, never shown, sealed at rest: RemoteName is without it), the
 /// query string of a signed URL stays out of the log at info level, and
 /// every file under BITS_HOME is 0600.
 #[test]
@@ -32,6 +32,7 @@ fn credentials_in_urls_are_used_but_never_shown_and_the_state_is_private() {
     let server = TestServer::start();
     let body = content(100_000, 81);
     server.put_file("/p.bin", body.clone());
+    server.require_auth(Auth::basic("alice", "s3cr3tpw"));
     let url = server.url("p.bin?sig=TOPSECRETSIGNATURE");
     let with_user = url.replacen("http://", "http://alice:s3cr3tpw@", 1);
     for log_level in ["info", "debug"] {
@@ -58,6 +59,7 @@ fn credentials_in_urls_are_used_but_never_shown_and_the_state_is_private() {
         }
         let log = h.log();
         assert!(!log.contains("s3cr3tpw"), "{log}");
+        h.assert_nowhere_on_disk("s3cr3tpw");
         if log_level == "info" {
             assert!(!log.contains("TOPSECRETSIGNATURE"), "{log}");
         }

@@ -98,6 +98,55 @@ impl Home {
         self.command().args(args).output().unwrap().into()
     }
 
+    /// Runs `bits ARGS` with `input` on its standard input.
+    pub fn bits_with_stdin(&self, args: &[&str], input: &str) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap().into()
+    }
+
+    /// Every file under BITS_HOME, its path and bytes (the store, its WAL
+    /// and key, the log…).
+    pub fn state_files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if let Ok(bytes) = std::fs::read(&path) {
+                    out.push((path, bytes));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.home.path(), &mut out);
+        out
+    }
+
+    /// Asserts that `secret` is in no file under BITS_HOME.
+    pub fn assert_nowhere_on_disk(&self, secret: &str) {
+        for (path, bytes) in self.state_files() {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds the secret",
+                path.display()
+            );
+        }
+    }
+
     /// Runs `bits ARGS`, which must succeed.
     pub fn ok(&self, args: &[&str]) -> Run {
         let r = self.bits(args);

@@ -33,6 +33,7 @@ pub async fn handle(
         shared.owner.uid,
         now,
     );
+    validate::credentials(&mut job, &req.properties)?;
     // Checking files looks at the disk (sources, destination directories):
     // not on a runtime thread.
     let specs = req.files;

@@ -17,7 +17,7 @@ pub async fn handle(
     manager
         .ask(|reply| Command::Set {
             id,
-            properties,
+            properties: Box::new(properties),
             reply,
         })
         .await?;
