@@ -155,6 +155,8 @@ pub struct JobProps {
     /// the same version fetched side by side). 1: front to back, as BITS
     /// does.
     pub connections: u32,
+    /// Proxies, TLS and redirect checks, custom headers.
+    pub connection: crate::connection::ConnectionProps,
 }
 
 impl JobProps {
@@ -182,6 +184,7 @@ impl Default for JobProps {
             max_download_time: Self::DEFAULT_MAX_DOWNLOAD_TIME,
             reply_file: None,
             connections: 1,
+            connection: Default::default(),
         }
     }
 }
@@ -460,6 +463,8 @@ pub struct Job {
     pub server_credential: Option<Credential>,
     /// The proxies' credentials (`--proxy-credential`).
     pub proxy_credential: Option<Credential>,
+    /// The proxy the last request went through (`None`: directly).
+    pub proxy_used: Option<String>,
 }
 
 impl Job {
@@ -490,6 +495,7 @@ impl Job {
             active_time: Duration::ZERO,
             server_credential: None,
             proxy_credential: None,
+            proxy_used: None,
         }
     }
 
@@ -572,6 +578,7 @@ impl Job {
             active_time: self.active_time,
             server_credential: self.server_credential.clone(),
             proxy_credential: self.proxy_credential.clone(),
+            proxy_used: self.proxy_used.clone(),
         }
     }
 

@@ -5,6 +5,8 @@
 //! - [`job`]: a job (`Job`), its files (`JobFile`), properties and identifiers.
 //! - [`state`]: the nine BITS job states and the one function that moves a job
 //!   between them ([`state::next_state`]), applied by [`Job::apply`].
+//! - [`connection`]: how a job reaches its servers: proxies, security flags,
+//!   custom headers.
 //! - [`error`]: what a job reports when it fails: the BITS error context, the
 //!   HRESULT-style code and a sentence for people.
 //! - [`policy`]: pure decisions (retry timing, which jobs may run) taking `now`
@@ -14,11 +16,15 @@
 //! clock or an async runtime. Time comes in as `now: SystemTime`.
 #![deny(missing_docs)]
 
+pub mod connection;
 pub mod error;
 pub mod job;
 pub mod policy;
 pub mod state;
 
+pub use connection::{
+    ConnectionProps, CustomHeader, ProxySettings, ProxyUsage, SecurityFlags, PROXY_ENVIRONMENT,
+};
 pub use error::{ErrorContext, JobError};
 pub use job::{
     AuthScheme, ByteRange, Credential, FileId, FileValidator, Job, JobFile, JobId, JobProps,

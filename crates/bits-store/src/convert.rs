@@ -28,7 +28,7 @@ const JOB_COLUMNS: &str = "id, job_type, state, display_name, description, prior
     error_context, error_code, error_description, error_file, created_ms, modified_ms, \
     transfer_completed_ms, transient_error_count, retry_at_ms, no_progress_since_ms, active_time_ms, \
     connections, auth_user, auth_password, auth_scheme, proxy_auth_user, proxy_auth_password, \
-    proxy_auth_scheme";
+    proxy_auth_scheme, connection, custom_headers, proxy_used";
 
 /// The job row's values, in `JOB_COLUMNS` order: the insert and the update
 /// bind the same list, so the two can never disagree about a column.
@@ -80,7 +80,36 @@ fn job_values(job: &Job, sealer: &Sealer) -> Vec<Value> {
         sealer,
         &proxy_context(job.id),
     ))
+    .chain(connection_values(job, sealer))
     .collect()
+}
+
+/// The job's connection settings as JSON (a format with defaults, so a
+/// later field needs no migration), its custom headers apart and sealed
+/// (they often carry tokens), and the proxy last used.
+fn connection_values(job: &Job, sealer: &Sealer) -> [Value; 3] {
+    let mut settings = job.props.connection.clone();
+    let headers = std::mem::take(&mut settings.headers);
+    [
+        Value::Text(to_json(&settings)),
+        if headers.is_empty() {
+            Value::Null
+        } else {
+            Value::Text(sealer.seal(&to_json(&headers), &headers_context(job.id)))
+        },
+        job.proxy_used
+            .as_ref()
+            .map_or(Value::Null, |p| Value::Text(p.clone())),
+    ]
+}
+
+/// JSON of plain data (structs, strings, numbers): cannot fail.
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data serialises")
+}
+
+fn headers_context(id: impl fmt::Display) -> String {
+    format!("job {id} headers")
 }
 
 /// What a job's server password is sealed for (see `sealed`).
@@ -378,6 +407,33 @@ fn corrupt(job: &str, field: &'static str, value: impl ToString) -> StoreError {
     }
 }
 
+/// The connection settings back from their two columns. Headers that do
+/// not open (the key file was replaced) are dropped, as passwords are.
+fn connection_from_row(
+    settings: Option<String>,
+    headers: Option<String>,
+    job: &str,
+    sealer: &Sealer,
+) -> Result<bits_core::ConnectionProps, StoreError> {
+    let mut props: bits_core::ConnectionProps = match settings {
+        Some(text) => serde_json::from_str(&text).map_err(|_| corrupt(job, "connection", &text))?,
+        None => Default::default(),
+    };
+    if let Some(sealed) = headers {
+        match sealer.open(&sealed, &headers_context(job)) {
+            Ok(text) => {
+                props.headers =
+                    serde_json::from_str(&text).map_err(|_| corrupt(job, "custom_headers", "…"))?;
+            }
+            Err(_) => tracing::error!(
+                job,
+                "the job's custom headers cannot be opened with the key file; they were dropped"
+            ),
+        }
+    }
+    Ok(props)
+}
+
 fn job_from_row(row: &Row<'_>, sealer: &Sealer) -> Result<Job, StoreError> {
     let get = |i: usize| -> Result<rusqlite::types::Value, StoreError> {
         row.get(i).map_err(StoreError::sql("read job row"))
@@ -421,6 +477,7 @@ fn job_from_row(row: &Row<'_>, sealer: &Sealer) -> Result<Job, StoreError> {
         max_download_time: secs(10)?,
         reply_file: text(11)?.map(PathBuf::from),
         connections: int(23)?.unwrap_or(1).clamp(1, i64::from(u32::MAX)) as u32,
+        connection: connection_from_row(text(30)?, text(31)?, &id_s, sealer)?,
     };
     let error = match (text(12)?, int(13)?) {
         (Some(ctx), Some(code)) => Some(JobError {
@@ -447,6 +504,7 @@ fn job_from_row(row: &Row<'_>, sealer: &Sealer) -> Result<Job, StoreError> {
     job.retry_at = int(20)?.map(time);
     job.no_progress_since = int(21)?.map(time);
     job.active_time = Duration::from_millis(int(22)?.unwrap_or(0).max(0) as u64);
+    job.proxy_used = text(32)?;
     job.server_credential = credential_from_row(row, 24, &id_s, sealer, &server_context(&id_s))?;
     job.proxy_credential = credential_from_row(row, 27, &id_s, sealer, &proxy_context(&id_s))?;
     Ok(Job::restore(job, state))

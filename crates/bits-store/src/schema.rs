@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Migrations; entry `i` moves version `i` to `i + 1`.
 pub(crate) const MIGRATIONS: &[&str] = &[
@@ -78,6 +78,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN proxy_auth_user TEXT;
     ALTER TABLE jobs ADD COLUMN proxy_auth_password TEXT;
     ALTER TABLE jobs ADD COLUMN proxy_auth_scheme TEXT;",
+    // 5 -> 6: how a job reaches its servers (JSON), its custom headers
+    // (sealed) and the proxy it last used.
+    "ALTER TABLE jobs ADD COLUMN connection TEXT;
+    ALTER TABLE jobs ADD COLUMN custom_headers TEXT;
+    ALTER TABLE jobs ADD COLUMN proxy_used TEXT;",
 ];
 
 /// Brings the schema to [`SCHEMA_VERSION`].

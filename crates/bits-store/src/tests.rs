@@ -165,8 +165,26 @@ fn identity_strength_and_credentials_round_trip() {
         password: bits_core::Secret::new("pr0xypw"),
         scheme: None,
     });
+    job.props.connection = bits_core::ConnectionProps {
+        proxy: bits_core::ProxySettings {
+            usage: bits_core::ProxyUsage::Override,
+            list: vec!["https://proxy1".into(), "123.24.21.23".into()],
+            bypass: vec!["<local>".into()],
+            environment: vec![("no_proxy".into(), "localhost".into())],
+        },
+        security_flags: "ignore-unknown-ca,redirect-allow-report".parse().unwrap(),
+        ca_cert: Some("/etc/corp-ca.pem".into()),
+        headers: vec![bits_core::CustomHeader {
+            name: "X-Token".into(),
+            value: "tok3n-secret".into(),
+        }],
+        headers_write_only: true,
+    };
+    job.proxy_used = Some("http://123.24.21.23:80".into());
     Store::open(&path).unwrap().insert_job(&job).unwrap();
     let loaded = Store::open(&path).unwrap().load_all().unwrap();
+    assert_eq!(loaded[0].props, job.props);
+    assert_eq!(loaded[0].proxy_used, job.proxy_used);
     assert_eq!(loaded[0].files, job.files);
     assert_eq!(loaded[0].server_credential, job.server_credential);
     assert_eq!(loaded[0].proxy_credential, job.proxy_credential);
@@ -174,7 +192,7 @@ fn identity_strength_and_credentials_round_trip() {
     for secret in ["s3cret", "j0bpw", "pr0xypw"] {
         assert!(!shown.contains(secret), "{shown}");
     }
-    assert_no_password_on_disk(dir.path(), &["s3cret", "j0bpw", "pr0xypw"]);
+    assert_no_password_on_disk(dir.path(), &["s3cret", "j0bpw", "pr0xypw", "tok3n-secret"]);
 }
 
 /// No file of the store (database, WAL, key) holds a password's bytes.

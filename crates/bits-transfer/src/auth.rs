@@ -43,6 +43,9 @@ pub enum AuthProblem {
     },
     /// The server asks for credentials but sent no usable challenge.
     NoChallenge,
+    /// A proxy refused the request (407): the job's proxy credential is
+    /// wrong or missing, or the proxy wants a scheme other than Basic.
+    ProxyRefused,
     /// A Digest challenge that cannot be answered (no nonce, an unknown
     /// algorithm or quality of protection).
     BadChallenge(String),
@@ -78,6 +81,11 @@ impl fmt::Display for AuthProblem {
             AuthProblem::NoChallenge => write!(
                 f,
                 "the server asks for credentials without saying how (no WWW-Authenticate)"
+            ),
+            AuthProblem::ProxyRefused => write!(
+                f,
+                "the proxy refused the job's proxy credential (or the job has none; give it \
+                 with --proxy-credential; bits answers proxies with Basic)"
             ),
             AuthProblem::BadChallenge(why) => {
                 write!(f, "the server's Digest challenge cannot be answered: {why}")

@@ -3,7 +3,9 @@
 //! `impl Engine` blocks, so this module depends on neither.
 
 use crate::error::TransferError;
-use reqwest::header::{self, HeaderMap};
+use crate::route::clients::Clients;
+use crate::route::proxy::Hop;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default bytes per Fragment packet of an upload: 4 MiB.
@@ -70,49 +72,25 @@ impl Default for EngineConfig {
 }
 
 /// The transfer engine. One per daemon; cheap to share (clones share the
-/// HTTP connection pool).
+/// HTTP clients and their connection pools).
 #[derive(Debug, Clone)]
 pub struct Engine {
-    pub(crate) client: reqwest::Client,
+    pub(crate) clients: Arc<Clients>,
     pub(crate) config: EngineConfig,
 }
 
 impl Engine {
-    /// Builds an engine: one HTTP client (rustls with the system's root
-    /// certificates, keep-alive pool, no redirects of its own, no automatic
-    /// decompression) shared by every transfer.
+    /// Builds an engine. Its HTTP clients (rustls with the system's root
+    /// certificates, keep-alive pools, no redirects of their own, no
+    /// automatic decompression, one per proxy and TLS configuration) are
+    /// made on first use; the direct one is made here, so that a client
+    /// that cannot be built at all is reported at once.
     pub fn new(config: EngineConfig) -> Result<Engine, TransferError> {
-        let mut headers = HeaderMap::new();
-        // Without Accept-Encoding a server may pick any coding (RFC 9110
-        // §12.5.3). The file is stored as sent and its length and ranges
-        // must describe the file itself, so ask for identity; a server that
-        // codes anyway is refused (see `version`).
-        headers.insert(
-            header::ACCEPT_ENCODING,
-            header::HeaderValue::from_static("identity"),
-        );
-        let client = reqwest::Client::builder()
-            .use_rustls_tls()
-            .default_headers(headers)
-            .user_agent(concat!("bits/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            // Enough idle connections for every file and range a job moves
-            // at once: fewer, and each burst of small files would close
-            // some and open new ones (hundreds per thousand files).
-            .pool_max_idle_per_host(32)
-            .tcp_keepalive(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            // Redirects are followed by hand (see `fetch`), under each
-            // job's policy, with credentials kept to their origin.
-            .redirect(reqwest::redirect::Policy::none())
-            // No reqwest timeouts beyond connecting: the wait for a response
-            // head is bounded in `net::send`, and stalls of a body are
-            // detected where it is read, so that each becomes a precise
-            // error after the bytes received so far are checkpointed.
-            .build()
-            .map_err(|source| TransferError::Client { source })?;
-        Ok(Engine { client, config })
+        let clients = Arc::new(Clients::new(config.clone()));
+        let engine = Engine { clients, config };
+        let key = engine.clients.key(&Hop::Direct, None, None, 0);
+        engine.clients.prime(&key)?;
+        Ok(engine)
     }
 
     /// The settings this engine was built with.

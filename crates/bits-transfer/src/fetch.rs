@@ -6,12 +6,13 @@
 //! keep the credential's origin check and the https → http rule out of our
 //! hands, and could not report the final URL a policy wants to keep.
 
-use crate::auth::{Authorizer, Header};
-use crate::engine::Engine;
+use crate::auth::{AuthProblem, Authorizer, Header};
 use crate::error::TransferError;
-use crate::net::{self, shown};
+use crate::net::shown;
+use crate::route::Route;
 use reqwest::header::{HeaderMap, AUTHORIZATION, LOCATION};
 use reqwest::{Method, Response};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
@@ -40,59 +41,73 @@ pub(crate) struct Landed {
     pub(crate) url: Url,
 }
 
-impl Engine {
-    /// Sends a GET for `url` with `headers`, follows its redirects and
-    /// answers its challenges; gives the first other answer. A 401 that
-    /// cannot be answered ends in [`TransferError::Unauthorized`]; one from
-    /// a server the credential is not for comes back as it is (the status
-    /// check makes it an error).
+impl Route {
+    /// Sends a GET for `url` with `headers` (and the job's custom headers
+    /// while on the file's origin), follows its redirects and answers its
+    /// challenges; gives the first other answer, waiting `wait` for each
+    /// response head. A 401 that cannot be answered ends in
+    /// [`TransferError::Unauthorized`]; one from a server the credential is
+    /// not for comes back as it is (the status check makes it an error). A
+    /// proxy's 407 is its own error.
     pub(crate) async fn get(
         &self,
         url: &Url,
         headers: &HeaderMap,
         auth: Option<&Authorizer>,
-        redirects: Redirects,
+        wait: Duration,
         cancel: &CancellationToken,
     ) -> Result<Landed, TransferError> {
+        let redirects = self.redirects();
         let mut url = url.clone();
         let mut hops = 0u32;
         let mut challenges = 0u32;
         loop {
             let shown = shown(&url);
             let sent: Option<Header> = auth.and_then(|a| a.header(&Method::GET, &url));
-            let mut request = self.client.get(url.clone()).headers(headers.clone());
+            let mut all = self.headers_for(&url);
+            all.extend(headers.clone());
             if let Some(h) = &sent {
-                request = request.header(AUTHORIZATION, h.value.clone());
+                all.insert(AUTHORIZATION, h.value.clone());
             }
-            let response = net::send(request, &shown, self.config.read_timeout, cancel).await?;
+            let response = self
+                .send(
+                    &url,
+                    |client| client.get(url.clone()).headers(all.clone()),
+                    wait,
+                    cancel,
+                )
+                .await?;
             let status = response.status().as_u16();
+            if status == 407 {
+                return Err(TransferError::Unauthorized {
+                    url: shown,
+                    status,
+                    problem: AuthProblem::ProxyRefused,
+                });
+            }
             if status == 401 {
                 let Some(auth) = auth.filter(|a| a.covers(&url)) else {
                     return Ok(Landed { response, url });
                 };
                 challenges += 1;
                 let learnt = auth.challenged(response.headers(), sent.as_ref());
-                match learnt {
+                let problem = match learnt {
                     Ok(()) if challenges <= MAX_CHALLENGES => continue,
-                    Ok(()) => {
-                        return Err(TransferError::Unauthorized {
-                            url: shown,
-                            status,
-                            problem: crate::auth::AuthProblem::Rejected {
-                                scheme: auth.scheme_in_use(),
-                            },
-                        })
-                    }
-                    Err(problem) => {
-                        return Err(TransferError::Unauthorized {
-                            url: shown,
-                            status,
-                            problem,
-                        })
-                    }
-                }
+                    Ok(()) => AuthProblem::Rejected {
+                        scheme: auth.scheme_in_use(),
+                    },
+                    Err(problem) => problem,
+                };
+                return Err(TransferError::Unauthorized {
+                    url: shown,
+                    status,
+                    problem,
+                });
             }
             if !is_redirect(status) {
+                if hops > 0 {
+                    self.landed(&url);
+                }
                 return Ok(Landed { response, url });
             }
             let location = response

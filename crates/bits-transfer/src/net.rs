@@ -89,6 +89,14 @@ pub(crate) async fn send(
 pub(crate) fn request_error(shown: &str, e: reqwest::Error) -> TransferError {
     let source = e.without_url();
     let url = shown.to_string();
+    if chain_mentions(&source, "proxy authorization required") {
+        // A proxy's 407 to CONNECT (an https URL through a proxy).
+        return TransferError::Unauthorized {
+            url,
+            status: 407,
+            problem: crate::auth::AuthProblem::ProxyRefused,
+        };
+    }
     if source.is_connect() {
         let kind = NetFailure::of(&source);
         TransferError::Connect { url, kind, source }
@@ -96,6 +104,18 @@ pub(crate) fn request_error(shown: &str, e: reqwest::Error) -> TransferError {
         let kind = NetFailure::of(&source);
         TransferError::NoResponse { url, kind, source }
     }
+}
+
+/// Whether any error in `e`'s source chain says `text`.
+fn chain_mentions(e: &(dyn std::error::Error + 'static), text: &str) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if e.to_string().contains(text) {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }
 
 #[cfg(test)]

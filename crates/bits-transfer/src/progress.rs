@@ -77,8 +77,9 @@ pub struct FileTransfer<'a> {
     /// The server's credentials, if any: answered to the challenges of the
     /// URL's origin, never sent elsewhere.
     pub credential: Option<&'a Credential>,
-    /// What the job allows of redirects.
-    pub redirects: crate::fetch::Redirects,
+    /// How the server is reached: proxies, TLS, redirect policy, custom
+    /// headers.
+    pub connection: crate::route::Connection<'a>,
     /// Where the bytes are written.
     pub temp: &'a Path,
     /// Where the last attempt durably stopped (default: nothing yet).
@@ -106,6 +107,12 @@ pub struct Outcome {
     pub validator: FileValidator,
     /// The temporary file, still open.
     pub temp: Finished,
+    /// With the redirect-allow-report flag, the URL the file came from
+    /// after redirects (without userinfo), when it is not the one asked
+    /// for: the file's new RemoteName.
+    pub remote_name: Option<String>,
+    /// The proxy the transfer went through (`None`: directly).
+    pub via: Option<String>,
 }
 
 /// The temporary file of a finished download, still open, so that a caller

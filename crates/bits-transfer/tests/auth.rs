@@ -7,10 +7,10 @@
 //! (`bits_test_support::Auth`), not with the client's.
 
 use bits_core::error::codes;
-use bits_core::{AuthScheme, Credential, ErrorContext, Secret};
+use bits_core::{AuthScheme, ConnectionProps, Credential, ErrorContext, Secret};
 use bits_test_support::{content, Auth, Fault, Scheme, TestServer};
 use bits_transfer::{
-    Class, Engine, EngineConfig, FileState, FileTransfer, Outcome, Progress, Redirects, Saved,
+    Class, Connection, Engine, EngineConfig, FileState, FileTransfer, Outcome, Progress, Saved,
     TransferError,
 };
 use std::path::Path;
@@ -46,18 +46,26 @@ fn alice(password: &str, scheme: Option<AuthScheme>) -> Credential {
     }
 }
 
+/// Downloads `remote` into `temp`; `flags` are the job's security flags.
 async fn fetch(
     remote: &str,
     credential: Option<&Credential>,
-    redirects: Redirects,
+    flags: &str,
     connections: u32,
     temp: &Path,
 ) -> Result<Outcome, TransferError> {
     let nothing = FileState::default();
+    let props = ConnectionProps {
+        security_flags: flags.parse().unwrap(),
+        ..ConnectionProps::default()
+    };
     let file = FileTransfer {
         remote,
         credential,
-        redirects,
+        connection: Connection {
+            props: &props,
+            proxy_credential: None,
+        },
         temp,
         resume: &nothing,
         sync_on_finish: true,
@@ -86,15 +94,9 @@ async fn basic_is_answered_only_after_the_challenge() {
     let dir = tempfile::tempdir().unwrap();
     let temp = dir.path().join("a.tmp");
     let cred = alice("pw one", None);
-    fetch(
-        &server.url("a.bin"),
-        Some(&cred),
-        Redirects::default(),
-        1,
-        &temp,
-    )
-    .await
-    .unwrap();
+    fetch(&server.url("a.bin"), Some(&cred), "", 1, &temp)
+        .await
+        .unwrap();
     assert_eq!(std::fs::read(&temp).unwrap(), body);
     let sent = authorizations(&server, "/a.bin");
     assert_eq!(sent.len(), 2, "{sent:?}");
@@ -120,15 +122,9 @@ async fn digest_sha256_and_md5_are_answered_for_every_range() {
         let dir = tempfile::tempdir().unwrap();
         let temp = dir.path().join("big.tmp");
         let cred = alice("pw", None);
-        fetch(
-            &server.url("big.bin"),
-            Some(&cred),
-            Redirects::default(),
-            4,
-            &temp,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{scheme:?}: {e}"));
+        fetch(&server.url("big.bin"), Some(&cred), "", 4, &temp)
+            .await
+            .unwrap_or_else(|e| panic!("{scheme:?}: {e}"));
         assert_eq!(std::fs::read(&temp).unwrap(), body, "{scheme:?}");
         let requests = server.requests_for("/big.bin");
         let refused = requests.iter().filter(|r| r.status == 401).count();
@@ -166,7 +162,7 @@ async fn challenges_in_one_header_are_read() {
     fetch(
         &server.url("a.bin"),
         Some(&cred),
-        Redirects::default(),
+        "",
         1,
         &dir.path().join("t"),
     )
@@ -189,7 +185,7 @@ async fn a_wrong_password_is_a_fatal_401_at_once() {
         let e = fetch(
             &server.url("a.bin"),
             Some(&cred),
-            Redirects::default(),
+            "",
             1,
             &dir.path().join("t"),
         )
@@ -212,15 +208,9 @@ async fn no_credential_gets_the_servers_401() {
     server.put_file("/a.bin", content(1000, 5));
     server.require_auth(Auth::basic("alice", "pw"));
     let dir = tempfile::tempdir().unwrap();
-    let e = fetch(
-        &server.url("a.bin"),
-        None,
-        Redirects::default(),
-        1,
-        &dir.path().join("t"),
-    )
-    .await
-    .unwrap_err();
+    let e = fetch(&server.url("a.bin"), None, "", 1, &dir.path().join("t"))
+        .await
+        .unwrap_err();
     assert_eq!(e.job_error().code, codes::http_status(401));
     assert_eq!(server.requests_for("/a.bin").len(), 1);
 }
@@ -244,7 +234,7 @@ async fn ntlm_and_negotiate_only_are_named_as_unsupported() {
     let e = fetch(
         &server.url("a.bin"),
         Some(&cred),
-        Redirects::default(),
+        "",
         1,
         &dir.path().join("t"),
     )
@@ -265,7 +255,7 @@ async fn ntlm_and_negotiate_only_are_named_as_unsupported() {
     let e = fetch(
         &server.url("a.bin"),
         Some(&cred),
-        Redirects::default(),
+        "",
         1,
         &dir.path().join("u"),
     )
@@ -297,14 +287,7 @@ async fn credentials_never_follow_a_redirect_to_another_origin() {
         let dir = tempfile::tempdir().unwrap();
         let temp = dir.path().join("t");
         let cred = alice("pw", None);
-        let result = fetch(
-            &origin.url("a.bin"),
-            Some(&cred),
-            Redirects::default(),
-            1,
-            &temp,
-        )
-        .await;
+        let result = fetch(&origin.url("a.bin"), Some(&cred), "", 1, &temp).await;
         // The origin was answered (its redirect came after the challenge).
         assert!(authorizations(&origin, "/a.bin").last().unwrap().is_some());
         assert!(
@@ -336,15 +319,9 @@ async fn a_redirect_within_the_origin_keeps_the_credential() {
     let dir = tempfile::tempdir().unwrap();
     let temp = dir.path().join("t");
     let cred = alice("pw", None);
-    fetch(
-        &server.url("old.bin"),
-        Some(&cred),
-        Redirects::default(),
-        1,
-        &temp,
-    )
-    .await
-    .unwrap();
+    fetch(&server.url("old.bin"), Some(&cred), "", 1, &temp)
+        .await
+        .unwrap();
     assert_eq!(std::fs::read(&temp).unwrap(), body);
     assert!(authorizations(&server, "/new.bin")
         .iter()
@@ -363,10 +340,7 @@ async fn a_job_that_disallows_redirects_fails_with_the_redirect_status() {
         }),
     );
     let dir = tempfile::tempdir().unwrap();
-    let disallow = Redirects {
-        disallow: true,
-        ..Redirects::default()
-    };
+    let disallow = "redirect-disallow";
     let e = fetch(
         &server.url("old.bin"),
         None,
@@ -393,15 +367,9 @@ async fn a_redirect_loop_ends() {
         }),
     );
     let dir = tempfile::tempdir().unwrap();
-    let e = fetch(
-        &server.url("loop"),
-        None,
-        Redirects::default(),
-        1,
-        &dir.path().join("t"),
-    )
-    .await
-    .unwrap_err();
+    let e = fetch(&server.url("loop"), None, "", 1, &dir.path().join("t"))
+        .await
+        .unwrap_err();
     assert!(
         e.job_error().description.contains("more than 10 redirects"),
         "{e}"

@@ -104,7 +104,7 @@ async fn attempt(
 ) -> Result<Outcome, TransferError> {
     let cancel = CancellationToken::new();
     let file = FileTransfer {
-        redirects: Default::default(),
+        connection: Default::default(),
         remote,
         credential: None,
         temp,
@@ -625,7 +625,7 @@ async fn cancel_checkpoints_and_returns_cancelled() {
     let mut rec = Recorder::default();
     let validator = FileValidator::default();
     let file = FileTransfer {
-        redirects: Default::default(),
+        connection: Default::default(),
         remote: &url,
         credential: None,
         temp: &temp,
@@ -882,7 +882,7 @@ async fn attempt_ranges(
     let cancel = CancellationToken::new();
     let total = validator.size.unwrap_or(0);
     let file = FileTransfer {
-        redirects: Default::default(),
+        connection: Default::default(),
         remote,
         credential: None,
         temp,
@@ -1168,7 +1168,7 @@ async fn cancelled_ranges_resume_exactly() {
     let mut rec = Recorder::default();
     let none = FileValidator::default();
     let file = FileTransfer {
-        redirects: Default::default(),
+        connection: Default::default(),
         remote: &url,
         credential: None,
         temp: &temp,
@@ -1254,7 +1254,7 @@ async fn a_paced_download_goes_by_ranges_of_one_version() {
     let none = FileValidator::default();
     let url = server.url("a.bin");
     let file = FileTransfer {
-        redirects: Default::default(),
+        connection: Default::default(),
         remote: &url,
         credential: None,
         temp: &temp,

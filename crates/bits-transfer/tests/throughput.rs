@@ -45,7 +45,7 @@ async fn throughput_loopback() {
     let url = format!("http://{addr}/big");
     let v = FileState::default();
     let file = FileTransfer {
-        redirects: Default::default(),
+        connection: Default::default(),
         remote: &url,
         credential: None,
         temp: &temp,

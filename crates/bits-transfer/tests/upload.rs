@@ -107,6 +107,7 @@ async fn attempt(
 ) -> Result<UploadOutcome, TransferError> {
     let (url, credential) = bits_transfer::split_credential(url);
     let t = UploadTransfer {
+        connection: Default::default(),
         local,
         url: &url,
         credential: credential.as_ref(),
@@ -344,7 +345,8 @@ async fn upload_arrives_byte_exact_and_session_is_closed() {
         out,
         UploadOutcome {
             bytes: body.len() as u64,
-            reply_bytes: None
+            reply_bytes: None,
+            via: None,
         }
     );
     assert_eq!(std::fs::read(root.path().join("report.bin")).unwrap(), body);
@@ -783,7 +785,7 @@ async fn cancel_upload_removes_the_server_session() {
     assert_eq!(sessions_on_disk(root.path()), 1);
 
     engine
-        .cancel_upload(&url, None, &state.session)
+        .cancel_upload(&url, None, Default::default(), &state.session)
         .await
         .unwrap();
     assert_eq!(proxy.packets("Cancel-Session"), 1);
@@ -792,7 +794,7 @@ async fn cancel_upload_removes_the_server_session() {
     // No session: nothing to do, nothing sent.
     proxy.clear();
     engine
-        .cancel_upload(&url, None, &UploadSession::default())
+        .cancel_upload(&url, None, Default::default(), &UploadSession::default())
         .await
         .unwrap();
     assert!(proxy.text().is_empty());

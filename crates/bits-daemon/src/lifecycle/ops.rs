@@ -75,12 +75,15 @@ impl Manager {
     /// runner has stopped: its temporary files go, and an upload's session
     /// is dropped on the server.
     pub(super) fn start_discard(&mut self, id: JobId) {
-        let Some((files, credential)) = self
-            .shared
-            .read()
-            .jobs
-            .get(&id)
-            .map(|e| (e.job.files.clone(), e.job.server_credential.clone()))
+        let Some((files, credential, connection, proxy_credential)) =
+            self.shared.read().jobs.get(&id).map(|e| {
+                (
+                    e.job.files.clone(),
+                    e.job.server_credential.clone(),
+                    e.job.props.connection.clone(),
+                    e.job.proxy_credential.clone(),
+                )
+            })
         else {
             return;
         };
@@ -98,7 +101,11 @@ impl Manager {
                 .filter(|f| f.upload.id.is_some() && !f.complete)
             {
                 let credential = f.credential.as_ref().or(credential.as_ref());
-                let cancel = engine.cancel_upload(&f.remote, credential, &f.upload);
+                let route = bits_transfer::Connection {
+                    props: &connection,
+                    proxy_credential: proxy_credential.as_ref(),
+                };
+                let cancel = engine.cancel_upload(&f.remote, credential, route, &f.upload);
                 match tokio::time::timeout(CANCEL_SESSION_WAIT, cancel).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => tracing::warn!(job = %id, cause = %e, "Cancel-Session failed"),

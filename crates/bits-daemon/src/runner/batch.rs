@@ -121,6 +121,9 @@ pub(super) async fn save(
             .iter()
             .filter_map(|d| {
                 let mut f = e.job.files.get(d.index)?.clone();
+                if let Some(name) = &d.remote_name {
+                    f.remote = name.clone();
+                }
                 f.bytes_transferred = d.bytes;
                 f.bytes_total = Some(d.bytes);
                 if let Some((validator, finished)) = &d.download {

@@ -77,6 +77,9 @@ struct NextFile {
     connections: u32,
     /// The server's credential for it: its URL's own, else the job's.
     credential: Option<bits_core::Credential>,
+    /// How the job reaches its servers, and its proxy credential.
+    connection: Arc<bits_core::ConnectionProps>,
+    proxy_credential: Option<bits_core::Credential>,
     received: Arc<AtomicU64>,
 }
 
@@ -87,6 +90,10 @@ pub(crate) struct Done {
     /// The version downloaded and the still-open temporary file; uploads
     /// report theirs through the sink.
     download: Option<(bits_core::FileValidator, bits_transfer::Finished)>,
+    /// The file's new RemoteName (a redirect-allow-report job redirected).
+    remote_name: Option<String>,
+    /// The proxy it went through.
+    via: Option<String>,
 }
 
 /// Runs one attempt at job `id`'s remaining files.
@@ -188,7 +195,10 @@ async fn files(
                 let Some(joined) = joined else { continue };
                 let (index, result) = joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
                 match result {
-                    Ok(done) => batch.push(done),
+                    Ok(done) => {
+                        note_proxy(shared, id, &done.via);
+                        batch.push(done);
+                    }
                     Err(e) => {
                         made_progress |= e.made_progress();
                         // The first failure decides; the transfers stopped
@@ -254,6 +264,21 @@ async fn files(
     }
 }
 
+/// Shows which proxy the job's transfers go through (saved with the job's
+/// next row).
+fn note_proxy(shared: &Shared, id: JobId, via: &Option<String>) {
+    let same = shared
+        .read()
+        .jobs
+        .get(&id)
+        .is_none_or(|e| e.job.proxy_used == *via);
+    if !same {
+        if let Some(e) = shared.write().jobs.get_mut(&id) {
+            e.job.proxy_used = via.clone();
+        }
+    }
+}
+
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -282,7 +307,10 @@ async fn move_file(
                 FileTransfer {
                     remote: &f.remote,
                     credential: next.credential.as_ref(),
-                    redirects: bits_transfer::Redirects::default(),
+                    connection: bits_transfer::Connection {
+                        props: &next.connection,
+                        proxy_credential: next.proxy_credential.as_ref(),
+                    },
                     temp: &f.temp,
                     resume: &resume,
                     // Made durable in batches (see `batch`).
@@ -298,6 +326,8 @@ async fn move_file(
             index: next.index,
             bytes: outcome.bytes,
             download: Some((outcome.validator, outcome.temp)),
+            remote_name: outcome.remote_name,
+            via: outcome.via,
         });
     }
     let outcome = engine
@@ -306,6 +336,10 @@ async fn move_file(
                 local: &f.local,
                 url: &f.remote,
                 credential: next.credential.as_ref(),
+                connection: bits_transfer::Connection {
+                    props: &next.connection,
+                    proxy_credential: next.proxy_credential.as_ref(),
+                },
                 validator: &f.validator,
                 session: &f.upload,
                 acknowledged: f.bytes_transferred,
@@ -320,6 +354,8 @@ async fn move_file(
         index: next.index,
         bytes: outcome.bytes,
         download: None,
+        remote_name: None,
+        via: outcome.via,
     })
 }
 
@@ -339,6 +375,8 @@ fn next_file(shared: &Shared, id: JobId, from: usize) -> Option<NextFile> {
             .credential
             .clone()
             .or_else(|| e.job.server_credential.clone()),
+        connection: Arc::new(e.job.props.connection.clone()),
+        proxy_credential: e.job.proxy_credential.clone(),
         file: e.job.files[index].clone(),
         received: e.received.get(index)?.clone(),
     })

@@ -12,6 +12,7 @@ use crate::error::TransferError;
 use crate::net::shown;
 use crate::pace::probe_target;
 use crate::progress::{FileTransfer, Outcome, Progress};
+use crate::route::Route;
 use crate::version::{self, Answer, Ask, Plan};
 use bits_core::{ByteRange, FileValidator};
 use std::sync::Arc;
@@ -28,12 +29,31 @@ impl Engine {
         progress: &mut dyn Progress,
         cancel: &CancellationToken,
     ) -> Result<Outcome, TransferError> {
+        let route = Arc::new(Route::new(self, &file.connection, url)?);
+        let mut outcome = self
+            .download_http_on(url, &route, file, progress, cancel)
+            .await?;
+        outcome.remote_name = route.reported_name();
+        outcome.via = route.via();
+        Ok(outcome)
+    }
+
+    async fn download_http_on(
+        &self,
+        url: &Url,
+        route: &Arc<Route>,
+        file: &FileTransfer<'_>,
+        progress: &mut dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<Outcome, TransferError> {
         let shown = shown(url);
         let auth = Authorizer::new(file.credential, url).map(Arc::new);
         // Round trips are measured while this file moves, so the pace
-        // follows the path to this server.
+        // follows the path to this server (through its proxy, if any).
         let _probe = match &file.pace {
-            Some(pacer) => probe_target(url).await.map(|addr| pacer.probe(addr)),
+            Some(pacer) => probe_target(&route.probe_url(url))
+                .await
+                .map(|addr| pacer.probe(addr)),
             None => None,
         };
         let start = start_point(file, &shown, None).await?;
@@ -48,7 +68,7 @@ impl Engine {
             let job = Segmented {
                 url,
                 auth: auth.clone(),
-                redirects: file.redirects,
+                route: route.clone(),
                 shown: &shown,
                 temp: start.temp.clone(),
                 validator: &stored,
@@ -80,8 +100,14 @@ impl Engine {
                 end: None,
                 stored: &stored,
             };
-            let landed = self
-                .get(url, &ask.headers(), auth.as_deref(), file.redirects, cancel)
+            let landed = route
+                .get(
+                    url,
+                    &ask.headers(),
+                    auth.as_deref(),
+                    self.config.read_timeout,
+                    cancel,
+                )
                 .await;
             let mut response = match landed {
                 Err(TransferError::Cancelled) => return Err(sink.cancel().await),
@@ -155,7 +181,7 @@ impl Engine {
                         let job = Segmented {
                             url,
                             auth: auth.clone(),
-                            redirects: file.redirects,
+                            route: route.clone(),
                             shown: &shown,
                             temp: sink.temp(),
                             validator: &version,

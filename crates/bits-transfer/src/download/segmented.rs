@@ -20,9 +20,9 @@
 use crate::auth::Authorizer;
 use crate::engine::Engine;
 use crate::error::{LocalOp, TransferError};
-use crate::fetch::Redirects;
 use crate::pace::Pacer;
 use crate::progress::{FileState, Finished, Outcome, Progress};
+use crate::route::Route;
 use crate::temp_file::{join_error, TempFile};
 use crate::version::{self, Answer, Ask, Plan};
 use bits_core::{ByteRange, FileValidator};
@@ -77,7 +77,8 @@ pub(crate) struct Segmented<'a> {
     /// Answers the server's challenges (shared with the other requests of
     /// the file).
     pub auth: Option<Arc<Authorizer>>,
-    pub redirects: Redirects,
+    /// Proxies, TLS, redirects and custom headers.
+    pub route: Arc<Route>,
     pub shown: &'a str,
     pub temp: Arc<TempFile>,
     /// The version: a known size and something `If-Range` can carry.
@@ -265,7 +266,7 @@ struct Ctx {
     engine: Engine,
     url: Url,
     auth: Option<Arc<Authorizer>>,
-    redirects: Redirects,
+    route: Arc<Route>,
     shown: String,
     temp: Arc<TempFile>,
     table: Mutex<Table>,
@@ -315,12 +316,12 @@ impl Ctx {
         };
         let headers = ask.headers();
         let response = self
-            .engine
+            .route
             .get(
                 &self.url,
                 &headers,
                 self.auth.as_deref(),
-                self.redirects,
+                self.engine.config.read_timeout,
                 &self.stop,
             )
             .await
@@ -539,7 +540,7 @@ impl Engine {
             engine: self.clone(),
             url: job.url.clone(),
             auth: job.auth.clone(),
-            redirects: job.redirects,
+            route: job.route.clone(),
             shown: job.shown.to_string(),
             temp: temp.clone(),
             table: Mutex::new(Table::new(job.missing)),
@@ -703,6 +704,8 @@ impl Engine {
             }
         }
         Ok(Outcome {
+            remote_name: None,
+            via: None,
             bytes: total,
             validator: job.validator.clone(),
             temp: Finished { file, id },

@@ -412,6 +412,8 @@ impl<'a> Sink<'a> {
             self.saved(end).await?;
         }
         Ok(Outcome {
+            remote_name: None,
+            via: None,
             bytes: total,
             validator: version,
             temp: Finished { file, id },

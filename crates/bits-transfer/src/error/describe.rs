@@ -4,6 +4,16 @@
 
 use super::*;
 
+/// A refused server certificate, with what would make it acceptable.
+fn certificate_refused(url: &str, cause: &str) -> String {
+    format!(
+        "The secure (TLS) connection for {url} failed: the server's certificate was refused \
+         ({cause}). The job tries again after its retry delay, and succeeds once the system \
+         trusts the certificate's authority; or give the job that authority with \
+         --ca-cert FILE, or loosen one check with --security-flags."
+    )
+}
+
 impl TransferError {
     /// The error as a job carries it: context, BITS code and a sentence that
     /// stands on its own (it includes the underlying cause).
@@ -38,6 +48,7 @@ impl TransferError {
                     NetFailure::Tls => {
                         format!("The secure (TLS) connection for {url} failed: {cause}.")
                     }
+                    NetFailure::Certificate => certificate_refused(url, &cause),
                     _ => format!("Could not connect to the server for {url}: {cause}."),
                 };
                 (ErrorContext::GeneralTransport, kind.code(), text)
@@ -53,6 +64,7 @@ impl TransferError {
                             root_cause(source)
                         )
                     }
+                    NetFailure::Certificate => certificate_refused(url, &root_cause(source)),
                     _ => format!(
                         "The connection to the server closed before it answered the request \
                          for {url}: {}.",
@@ -108,6 +120,16 @@ impl TransferError {
                     ),
                 )
             }
+            CaCert { problem } => (
+                ErrorContext::LocalFile,
+                codes::E_FAIL,
+                format!("The job's certificate authority (--ca-cert) cannot be used: {problem}."),
+            ),
+            BadHeader { name, why } => (
+                ErrorContext::GeneralQueueManager,
+                E_INVALIDARG,
+                format!("The job's custom header {name:?} cannot be sent: {why}."),
+            ),
             Unauthorized {
                 url,
                 status,

@@ -53,8 +53,13 @@ pub enum NetFailure {
     Timeout,
     /// The host name could not be resolved.
     NameNotResolved,
-    /// The TLS handshake failed (certificate, protocol).
+    /// The TLS handshake failed (protocol, alert).
     Tls,
+    /// The server's certificate was refused: unknown authority, expired,
+    /// another name… Still transient: the trust store is read again when
+    /// it changes, so a job waiting to retry succeeds once the authority is
+    /// installed.
+    Certificate,
     /// Something else at the transport level.
     Other,
 }
@@ -62,13 +67,13 @@ pub enum NetFailure {
 /// Whether `e` is a `rustls::Error`, or an `io::Error` wrapping one (the
 /// connector nests them: io::Error(Other, io::Error(InvalidData, rustls)),
 /// and `io::Error::source` skips the wrapped error, so look inside).
-fn holds_rustls_error(e: &(dyn StdError + 'static)) -> bool {
-    if e.is::<rustls::Error>() {
-        return true;
+fn rustls_error<'e>(e: &'e (dyn StdError + 'static)) -> Option<&'e rustls::Error> {
+    if let Some(r) = e.downcast_ref::<rustls::Error>() {
+        return Some(r);
     }
     e.downcast_ref::<io::Error>()
         .and_then(|io| io.get_ref())
-        .is_some_and(|inner| holds_rustls_error(inner))
+        .and_then(|inner| rustls_error(inner))
 }
 
 impl NetFailure {
@@ -87,8 +92,11 @@ impl NetFailure {
             if text.starts_with("dns error") {
                 return NetFailure::NameNotResolved;
             }
-            if holds_rustls_error(e) {
-                return NetFailure::Tls;
+            if let Some(r) = rustls_error(e) {
+                return match r {
+                    rustls::Error::InvalidCertificate(_) => NetFailure::Certificate,
+                    _ => NetFailure::Tls,
+                };
             }
             if let Some(io) = e.downcast_ref::<io::Error>() {
                 found = match io.kind() {
@@ -117,7 +125,7 @@ impl NetFailure {
             NetFailure::Reset => codes::E_CONNECTION_RESET,
             NetFailure::Timeout => codes::E_TIMEOUT,
             NetFailure::NameNotResolved => codes::E_NAME_NOT_RESOLVED,
-            NetFailure::Tls => codes::E_SECURE_FAILURE,
+            NetFailure::Tls | NetFailure::Certificate => codes::E_SECURE_FAILURE,
         }
     }
 }
@@ -236,6 +244,21 @@ pub enum TransferError {
         status: u16,
         /// Why it was not followed.
         why: crate::fetch::RedirectRefusal,
+    },
+    /// The job's certificate authority file cannot be used (or an HTTP
+    /// client could not be made with it).
+    #[error("{problem}")]
+    CaCert {
+        /// What is wrong, naming the file.
+        problem: String,
+    },
+    /// A custom header that cannot be sent.
+    #[error("the custom header {name:?} cannot be sent: {why}")]
+    BadHeader {
+        /// Its name.
+        name: String,
+        /// Why.
+        why: String,
     },
     /// A server's (401) or proxy's (407) demand for credentials that the
     /// job's could not satisfy.
@@ -450,6 +473,8 @@ impl TransferError {
             | Client { .. }
             | RedirectRefused { .. }
             | Unauthorized { .. }
+            | CaCert { .. }
+            | BadHeader { .. }
             | SourceMissing { .. } => Class::Fatal,
             Coded { .. } => Class::Fatal,
             Connect { .. }

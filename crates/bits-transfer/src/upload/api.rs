@@ -16,6 +16,8 @@ pub struct UploadTransfer<'a> {
     /// The server's credentials, if any: answered to the challenges of the
     /// job URL's origin only, never to another host a server names.
     pub credential: Option<&'a Credential>,
+    /// How the server is reached: proxies, TLS, custom headers.
+    pub connection: crate::route::Connection<'a>,
     /// Size and mtime of the local file when the upload began; default (all
     /// None) the first time: the engine fills it in through
     /// [`UploadProgress::session`] before sending any byte.
@@ -51,10 +53,12 @@ pub trait UploadProgress: Send {
 }
 
 /// A finished upload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadOutcome {
     /// The file's size (every byte is on the server).
     pub bytes: u64,
     /// Upload-reply jobs: the size of the reply written to `reply_to`.
     pub reply_bytes: Option<u64>,
+    /// The proxy the upload went through (`None`: directly).
+    pub via: Option<String>,
 }

@@ -8,6 +8,7 @@ use crate::engine::Engine;
 use crate::error::{is_transient_status, status_reason, NetFailure, TransferError};
 use crate::fetch::MAX_CHALLENGES;
 use crate::net::{self, shown};
+use crate::route::Route;
 use bits_upload_proto::{self as proto, Ack, Request};
 use reqwest::header::{
     HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE,
@@ -44,8 +45,10 @@ impl Engine {
     /// a repeated Close or Cancel is answered as the first was, and a
     /// Create-Session whose Ack was lost leaves a session the server's
     /// clean-up removes.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn exchange(
         &self,
+        route: &Route,
         target: &Url,
         auth: Option<&Authorizer>,
         packet: &Request,
@@ -55,20 +58,34 @@ impl Engine {
     ) -> Result<Answer, TransferError> {
         let mut retries = 0;
         let mut challenges = 0;
+        let mut proxy = 0;
         let auth = auth.filter(|a| a.covers(target));
         loop {
             let sent = auth.and_then(|a| a.header(&bits_post(), target));
+            let Some((client, hop)) = route.client(target, proxy).await? else {
+                unreachable!(
+                    "a route always has a first way, and only moves on while more are left"
+                );
+            };
+            let mut headers = route.headers_for(target);
+            if let Some(h) = &sent {
+                headers.insert(AUTHORIZATION, h.value.clone());
+            }
             let answer = self
-                .exchange_once(
-                    target,
-                    sent.as_ref().map(|h| &h.value),
-                    packet,
-                    body.clone(),
-                    wait,
-                    cancel,
-                )
+                .exchange_once(&client, target, headers, packet, body.clone(), wait, cancel)
                 .await;
+            if answer.is_ok() {
+                route.worked(&hop);
+            }
             match answer {
+                Err(e) if route.try_next(&hop, target, proxy, &e) => proxy += 1,
+                Ok(answer) if answer.status == 407 => {
+                    return Err(TransferError::Unauthorized {
+                        url: answer.shown,
+                        status: 407,
+                        problem: AuthProblem::ProxyRefused,
+                    })
+                }
                 Err(TransferError::NoResponse {
                     url,
                     kind: NetFailure::Reset,
@@ -104,10 +121,12 @@ impl Engine {
     /// [`TransferError::UploadStalled`] when the connection takes none of
     /// the body for the read timeout, or no answer comes within `wait` after
     /// the body is sent.
+    #[allow(clippy::too_many_arguments)]
     async fn exchange_once(
         &self,
+        client: &reqwest::Client,
         target: &Url,
-        authorization: Option<&HeaderValue>,
+        mut headers: HeaderMap,
         packet: &Request,
         body: Option<Payload>,
         wait: Duration,
@@ -115,7 +134,6 @@ impl Engine {
     ) -> Result<Answer, TransferError> {
         let shown = shown(target);
         let method = bits_post();
-        let mut headers = HeaderMap::new();
         for (name, value) in packet.headers() {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .expect("the protocol crate names valid headers");
@@ -143,10 +161,7 @@ impl Engine {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
 
         let watch = Arc::new(Watch::new(body.is_none()));
-        if let Some(value) = authorization {
-            headers.insert(AUTHORIZATION, value.clone());
-        }
-        let mut request = self.client.request(method, target.clone()).headers(headers);
+        let mut request = client.request(method, target.clone()).headers(headers);
         if let Some(Payload { data, pace }) = body {
             request = request.body(reqwest::Body::wrap(FragmentBody {
                 data,

@@ -3,7 +3,6 @@
 
 use super::run::Run;
 use crate::error::TransferError;
-use crate::fetch::Redirects;
 use crate::net;
 use crate::progress::{FileState, FileTransfer, Progress, Saved};
 use std::path::Path;
@@ -48,7 +47,7 @@ impl Run<'_> {
         let file = FileTransfer {
             remote: url.as_str(),
             credential,
-            redirects: Redirects::default(),
+            connection: self.connection(),
             temp: to,
             resume: &nothing,
             sync_on_finish: true,

@@ -12,6 +12,7 @@ use crate::engine::Engine;
 use crate::error::{status_reason, TransferError};
 use crate::net::shown;
 use crate::pace::{probe_target, Pacer};
+use crate::route::{Connection, Route};
 use crate::temp_file::join_error;
 use crate::version;
 use bits_core::{Credential, FileValidator, UploadSession};
@@ -60,6 +61,7 @@ impl Engine {
     ) -> Result<UploadOutcome, TransferError> {
         let url = parse_upload_url(t.url)?;
         let auth = Authorizer::new(t.credential, &url);
+        let route = Route::new(self, &t.connection, &url)?;
         let mut run = Run {
             engine: self,
             shown: shown(&url),
@@ -69,7 +71,9 @@ impl Engine {
             progress,
             cancel,
             credential: t.credential,
+            connection: t.connection,
             auth,
+            route,
             validator: FileValidator::default(),
             total: 0,
             gained: 0,
@@ -78,7 +82,9 @@ impl Engine {
         // Round trips to the server are measured while the upload runs; our
         // own handshakes wait behind the bytes queued on the way out.
         let _probe = match &t.pace {
-            Some(pacer) => probe_target(&run.url).await.map(|addr| pacer.probe(addr)),
+            Some(pacer) => probe_target(&run.route.probe_url(&run.url))
+                .await
+                .map(|addr| pacer.probe(addr)),
             None => None,
         };
         match run.run(&t).await {
@@ -99,6 +105,7 @@ impl Engine {
         &self,
         url: &str,
         credential: Option<&Credential>,
+        connection: Connection<'_>,
         session: &UploadSession,
     ) -> Result<(), TransferError> {
         let Some(id) = &session.id else {
@@ -107,12 +114,14 @@ impl Engine {
         let url = parse_upload_url(url)?;
         let target = session_target(&url, session);
         let auth = Authorizer::new(credential, &url);
+        let route = Route::new(self, &connection, &url)?;
         let packet = Request::CancelSession {
             session_id: id.clone(),
         };
         let never = CancellationToken::new();
         let answer = self
             .exchange(
+                &route,
                 &target,
                 auth.as_ref(),
                 &packet,
@@ -138,8 +147,12 @@ pub(super) struct Run<'a> {
     pub(super) cancel: &'a CancellationToken,
     /// The server's credentials, for the job URL's origin.
     credential: Option<&'a Credential>,
+    /// How the job reaches its server (kept for the reply's download).
+    connection: Connection<'a>,
     /// Answers that origin's challenges.
     auth: Option<Authorizer>,
+    /// Proxies, TLS, custom headers.
+    pub(super) route: Route,
     /// The local file's version being sent.
     validator: FileValidator,
     total: u64,
@@ -269,6 +282,7 @@ impl Run<'_> {
             let answer = match self
                 .engine
                 .exchange(
+                    &self.route,
                     &target,
                     self.auth.as_ref(),
                     &packet,
@@ -347,6 +361,7 @@ impl Run<'_> {
         Ok(UploadOutcome {
             bytes: self.total,
             reply_bytes,
+            via: self.route.via(),
         })
     }
 
@@ -375,6 +390,11 @@ impl Run<'_> {
             })
     }
 
+    /// How the job reaches its server.
+    pub(super) fn connection(&self) -> Connection<'_> {
+        self.connection
+    }
+
     /// The credential for a packet to `target`: only the job URL's origin
     /// gets it.
     pub(super) fn credential_for(&self, target: &Url) -> Option<&Credential> {
@@ -390,6 +410,7 @@ impl Run<'_> {
         let answer = self
             .engine
             .exchange(
+                &self.route,
                 &self.url,
                 self.auth.as_ref(),
                 &packet,
@@ -575,6 +596,7 @@ impl Run<'_> {
         match self
             .engine
             .exchange(
+                &self.route,
                 &target,
                 self.auth.as_ref(),
                 &packet,
@@ -709,6 +731,7 @@ mod tests {
             local: Path::new("/nonexistent"),
             url: "http://127.0.0.1:9/",
             credential: None,
+            connection: Default::default(),
             validator: &v,
             session: &s,
             acknowledged: 0,
@@ -717,7 +740,7 @@ mod tests {
         };
         let fut = engine.upload(t, &mut p, &cancel);
         assert_send(&fut);
-        let fut = engine.cancel_upload("http://127.0.0.1:9/", None, &s);
+        let fut = engine.cancel_upload("http://127.0.0.1:9/", None, Default::default(), &s);
         assert_send(&fut);
     }
 }
