@@ -212,6 +212,70 @@ pub struct PropertyArgs {
     /// --credential's, then --proxy-credential's.
     #[arg(long)]
     pub password_stdin: bool,
+
+    /// ProxyUsage: system-default (this command's http_proxy, https_proxy,
+    /// all_proxy, no_proxy, kept with the job), no-proxy, auto-detect (no
+    /// WPAD/PAC here: as system-default), override (--proxy-list)
+    /// [default for new jobs: system-default].
+    #[arg(long, value_enum)]
+    pub proxy_usage: Option<ProxyUsage>,
+
+    /// With --proxy-usage override: proxies tried in order (host, host:port
+    /// or http(s)://host:port); an unreachable one moves on to the next.
+    #[arg(long, value_name = "URL", value_delimiter = ',', num_args = 1..)]
+    pub proxy_list: Option<Vec<String>>,
+
+    /// With --proxy-usage override: hosts reached directly (<local>: dotless
+    /// names and loopback; .example.com: a domain; addresses, a.b.c.d/n).
+    #[arg(long, value_name = "HOST", value_delimiter = ',', num_args = 1..)]
+    pub proxy_bypass: Option<Vec<String>>,
+
+    /// Loosen one check each (comma-separated): ignore-cert-cn-invalid,
+    /// ignore-cert-date-invalid, ignore-unknown-ca, ignore-cert-wrong-usage,
+    /// redirect-allow-report, redirect-disallow, redirect-allow-https-to-http;
+    /// `none` clears them.
+    #[arg(long, value_name = "FLAG,...")]
+    pub security_flags: Option<String>,
+
+    /// Also trust the certificate authorities of this PEM file for the
+    /// job's servers (`set --ca-cert ''` removes it).
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// A custom request header 'Name: value', sent to the job's servers;
+    /// repeat for more (with `set`: replaces them all).
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+
+    /// The custom headers cannot be read back (`info` shows none). Cannot
+    /// be undone.
+    #[arg(long)]
+    pub header_write_only: bool,
+}
+
+/// ProxyUsage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProxyUsage {
+    /// The proxy environment of the command that creates (or sets) the job.
+    SystemDefault,
+    /// Every server directly.
+    NoProxy,
+    /// As system-default (bits has no WPAD/PAC discovery), and says so.
+    AutoDetect,
+    /// --proxy-list and --proxy-bypass.
+    Override,
+}
+
+impl ProxyUsage {
+    /// The name the protocol uses.
+    pub fn as_protocol(self) -> &'static str {
+        match self {
+            ProxyUsage::SystemDefault => "system-default",
+            ProxyUsage::NoProxy => "no-proxy",
+            ProxyUsage::AutoDetect => "auto-detect",
+            ProxyUsage::Override => "override",
+        }
+    }
 }
 
 impl PropertyArgs {
@@ -227,6 +291,13 @@ impl PropertyArgs {
             && self.connections.is_none()
             && self.credential.is_none()
             && self.proxy_credential.is_none()
+            && self.proxy_usage.is_none()
+            && self.proxy_list.is_none()
+            && self.proxy_bypass.is_none()
+            && self.security_flags.is_none()
+            && self.ca_cert.is_none()
+            && self.headers.is_empty()
+            && !self.header_write_only
     }
 }
 

@@ -119,7 +119,29 @@ pub fn format_list(job: &JobObject) -> String {
         ("NoProgressTimeout", job.no_progress_timeout.to_string()),
         ("MaxDownloadTime", job.max_download_time.to_string()),
         ("Connections", job.connections.to_string()),
+        ("ProxyUsage", job.connection.proxy_usage.clone()),
     ];
+    let c = &job.connection;
+    let joined = |v: &[String]| (!v.is_empty()).then(|| v.join(", "));
+    for (key, value) in [
+        ("ProxyList", joined(&c.proxy_list)),
+        ("ProxyBypass", joined(&c.proxy_bypass)),
+        ("ProxyUsed", c.proxy_used.clone()),
+        ("SecurityFlags", joined(&c.security_flags)),
+        ("CaCertFile", c.ca_cert_file.clone()),
+        (
+            "CustomHeaders",
+            if c.custom_headers_write_only {
+                Some("(write-only)".to_string())
+            } else {
+                c.custom_headers.as_deref().and_then(joined)
+            },
+        ),
+    ] {
+        if let Some(value) = value {
+            props.push((key, value));
+        }
+    }
     for (key, value) in [
         ("ErrorContext", &job.error_context),
         ("ErrorCode", &job.error_code),

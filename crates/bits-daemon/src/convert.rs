@@ -104,5 +104,32 @@ fn object(entry: &Entry) -> JobObject {
             .then_some(job.props.reply_file.as_ref())
             .flatten()
             .map(|p| p.to_string_lossy().into_owned()),
+        connection: connection_object(job),
+    }
+}
+
+/// The job's connection properties as shown: custom headers only when
+/// they are not write-only; credentials never.
+fn connection_object(job: &bits_core::Job) -> bits_proto::ConnectionObject {
+    let c = &job.props.connection;
+    bits_proto::ConnectionObject {
+        proxy_usage: c.proxy.usage.bits_name().to_string(),
+        proxy_list: c.proxy.list.clone(),
+        proxy_bypass: c.proxy.bypass.clone(),
+        proxy_used: job.proxy_used.clone(),
+        security_flags: c
+            .security_flags
+            .names()
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        ca_cert_file: c.ca_cert.as_ref().map(|p| p.to_string_lossy().into_owned()),
+        custom_headers: (!c.headers_write_only).then(|| {
+            c.headers
+                .iter()
+                .map(|h| format!("{}: {}", h.name, h.value))
+                .collect()
+        }),
+        custom_headers_write_only: c.headers_write_only,
     }
 }

@@ -46,6 +46,43 @@ pub struct JobProperties {
     /// Remove the job's credentials, server and proxy.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub clear_credentials: bool,
+    /// Proxies, security flags, extra CA, custom headers.
+    #[serde(default, flatten)]
+    pub connection: ConnectionSpec,
+}
+
+/// How a job reaches its servers, as requested (each `None`: unchanged,
+/// or the default for a new job).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ConnectionSpec {
+    /// system-default, no-proxy, auto-detect or override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_usage: Option<String>,
+    /// With override: the proxies, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_list: Option<Vec<String>>,
+    /// With override: the hosts reached directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_bypass: Option<Vec<String>>,
+    /// With system-default: the requesting command's proxy variables, as
+    /// name and value, without userinfo (the client moves it to the proxy
+    /// credential).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_environment: Option<Vec<(String, String)>>,
+    /// Comma-separated security flag names (`none` clears them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_flags: Option<String>,
+    /// A PEM file of authorities to trust besides the system's (absolute;
+    /// empty: none any more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<String>,
+    /// Custom headers, `Name: value` each (replacing the job's; empty:
+    /// none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Vec<String>>,
+    /// Make the custom headers write-only (cannot be undone).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub headers_write_only: bool,
 }
 
 /// A user name, its password and the scheme to use them with (`None`:
@@ -342,6 +379,41 @@ pub struct JobObject {
     /// there on Complete). Absent for other jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_file_name: Option<String>,
+    /// How the job reaches its servers.
+    #[serde(default, flatten)]
+    pub connection: ConnectionObject,
+}
+
+/// The connection properties of a job object (BITS' names where BITS has
+/// them).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConnectionObject {
+    /// SystemDefault, NoProxy, AutoDetect or Override.
+    #[serde(default)]
+    pub proxy_usage: String,
+    /// With Override: the proxies, in order.
+    #[serde(default)]
+    pub proxy_list: Vec<String>,
+    /// With Override: the hosts reached directly.
+    #[serde(default)]
+    pub proxy_bypass: Vec<String>,
+    /// The proxy the job's last transfer went through (`null`: directly,
+    /// or none yet).
+    #[serde(default)]
+    pub proxy_used: Option<String>,
+    /// The security flags set, by name.
+    #[serde(default)]
+    pub security_flags: Vec<String>,
+    /// The extra certificate authority file (`--ca-cert`).
+    #[serde(default)]
+    pub ca_cert_file: Option<String>,
+    /// The custom headers, `Name: value`; `null` when write-only.
+    #[serde(default)]
+    pub custom_headers: Option<Vec<String>>,
+    /// CustomHeadersWriteOnly.
+    #[serde(default)]
+    pub custom_headers_write_only: bool,
 }
 
 fn one() -> u32 {

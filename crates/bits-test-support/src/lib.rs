@@ -37,6 +37,7 @@
 
 mod auth;
 mod http;
+mod proxy;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -51,6 +52,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use auth::{Auth, Scheme};
 use bytes::Bytes;
+pub use proxy::{ProxiedRequest, TestProxy};
+pub use tls::TlsOptions;
 
 /// Process-wide version counter. It is global (not per server) so that ETags are unique even
 /// across several servers in one test binary: a client that wrongly carried a validator from one
@@ -347,7 +350,13 @@ impl TestServer {
     /// # Panics
     /// As [`TestServer::start`], and if the certificates cannot be generated.
     pub fn start_tls() -> TestServer {
-        TestServer::spawn(Some(tls::TlsIdentity::generate()))
+        TestServer::start_tls_with(&TlsOptions::default())
+    }
+
+    /// Like [`TestServer::start_tls`], with a server certificate that is wrong in the ways
+    /// `options` say (another name, expired, not for servers), signed by the server's own CA.
+    pub fn start_tls_with(options: &TlsOptions) -> TestServer {
+        TestServer::spawn(Some(tls::TlsIdentity::generate(options)))
     }
 
     fn spawn(tls: Option<tls::TlsIdentity>) -> TestServer {

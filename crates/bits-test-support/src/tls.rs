@@ -23,6 +23,18 @@ const SERVER_NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
 /// that CA as the issuer and report a bad signature instead).
 static NEXT_CA: AtomicU64 = AtomicU64::new(1);
 
+/// How a server certificate differs from a correct one, to test a client's checks.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    /// The names (DNS names or IP addresses) the certificate is for, instead of `localhost` and
+    /// `127.0.0.1`.
+    pub names: Option<Vec<String>>,
+    /// Valid only during 2020: expired.
+    pub expired: bool,
+    /// Made for TLS clients (extended key usage clientAuth only), not servers.
+    pub client_usage: bool,
+}
+
 /// The generated CA and the configuration that serves the server certificate it signed.
 pub(crate) struct TlsIdentity {
     /// The CA certificate, PEM.
@@ -37,7 +49,7 @@ impl TlsIdentity {
     ///
     /// # Panics
     /// If generation or the rustls configuration fails; neither depends on the environment.
-    pub(crate) fn generate() -> TlsIdentity {
+    pub(crate) fn generate(options: &TlsOptions) -> TlsIdentity {
         let ca_key = KeyPair::generate().expect("bits-test-support: generate CA key");
         let mut ca_params = CertificateParams::default();
         let ca_number = NEXT_CA.fetch_add(1, Ordering::Relaxed);
@@ -57,12 +69,24 @@ impl TlsIdentity {
 
         let server_key = KeyPair::generate().expect("bits-test-support: generate server key");
         // `CertificateParams::new` makes "127.0.0.1" an IP SAN and "localhost" a DNS SAN.
-        let mut server_params = CertificateParams::new(SERVER_NAMES.map(str::to_owned).to_vec())
+        let names = options
+            .names
+            .clone()
+            .unwrap_or_else(|| SERVER_NAMES.map(str::to_owned).to_vec());
+        let mut server_params = CertificateParams::new(names)
             .expect("bits-test-support: server certificate parameters");
         server_params.distinguished_name = name("localhost");
         server_params.is_ca = IsCa::ExplicitNoCa;
         server_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        server_params.extended_key_usages = if options.client_usage {
+            vec![ExtendedKeyUsagePurpose::ClientAuth]
+        } else {
+            vec![ExtendedKeyUsagePurpose::ServerAuth]
+        };
+        if options.expired {
+            server_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            server_params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
         let server_cert = server_params
             .signed_by(&server_key, &ca_cert, &ca_key)
             .expect("bits-test-support: sign the server certificate");

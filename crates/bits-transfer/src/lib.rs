@@ -47,4 +47,10 @@ pub use pace::Pacer;
 pub use progress::{FileState, FileTransfer, Finished, Outcome, Progress, SaveError, Saved};
 pub use route::proxy::{parse_proxy, BadProxy};
 pub use route::Connection;
+
+/// Checks a PEM file of certificate authorities a job would trust: gives
+/// how many it holds, or why it cannot be used.
+pub fn check_ca_file(path: &std::path::Path) -> Result<usize, String> {
+    route::tls::read_ca(path).map(|a| a.len()).map_err(|p| p.0)
+}
 pub use upload::{UploadOutcome, UploadProgress, UploadTransfer};

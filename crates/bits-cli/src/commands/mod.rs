@@ -7,9 +7,9 @@
 use std::path::Path;
 
 use anyhow::Context;
-use bits_proto::{CredentialSpec, JobObject, JobProperties, Paths};
+use bits_proto::{ConnectionSpec, CredentialSpec, JobObject, JobProperties, Paths};
 
-use crate::args::{Command, PropertyArgs};
+use crate::args::{Command, PropertyArgs, ProxyUsage};
 use crate::connect::Connection;
 use crate::failure::Failure;
 use crate::render;
@@ -20,6 +20,7 @@ mod complete;
 mod info;
 mod list;
 mod monitor;
+mod proxy_env;
 mod remove;
 mod resume;
 mod serve;
@@ -59,7 +60,10 @@ fn cwd() -> anyhow::Result<std::path::PathBuf> {
 /// The protocol's properties from the command line. The reply file is made
 /// absolute here: the daemon does not know our current directory; the
 /// passwords of `--credential` and `--proxy-credential` are read here too.
-fn properties(args: &PropertyArgs, cwd: &Path) -> anyhow::Result<JobProperties> {
+///
+/// `creating`: for a new job, which keeps this command's proxy environment
+/// (as does `set --proxy-usage system-default`).
+fn properties(args: &PropertyArgs, cwd: &Path, creating: bool) -> anyhow::Result<JobProperties> {
     let mut passwords = Passwords::new(args.password_stdin);
     let credential = match &args.credential {
         Some(user) => Some(CredentialSpec {
@@ -77,6 +81,40 @@ fn properties(args: &PropertyArgs, cwd: &Path) -> anyhow::Result<JobProperties> 
         }),
         None => None,
     };
+    let usage = args.proxy_usage;
+    let environment_kept = matches!(
+        usage,
+        Some(ProxyUsage::SystemDefault | ProxyUsage::AutoDetect)
+    ) || (creating && usage.is_none());
+    let (proxy_environment, env_credential) = if environment_kept {
+        let (vars, credential) = proxy_env::capture();
+        (Some(vars), credential)
+    } else {
+        (None, None)
+    };
+    if usage == Some(ProxyUsage::AutoDetect) {
+        eprintln!(
+            "bits: --proxy-usage auto-detect: bits has no WPAD/PAC discovery; the job uses \
+             this command's proxy environment, as system-default does"
+        );
+    }
+    let proxy_credential = proxy_credential.or(env_credential);
+    let connection = ConnectionSpec {
+        proxy_usage: usage.map(|u| u.as_protocol().to_string()),
+        proxy_list: args.proxy_list.clone(),
+        proxy_bypass: args.proxy_bypass.clone(),
+        proxy_environment,
+        security_flags: args.security_flags.clone(),
+        ca_cert: args.ca_cert.as_deref().map(|p| {
+            if p.as_os_str().is_empty() {
+                String::new()
+            } else {
+                sources::absolute(p, cwd).to_string_lossy().into_owned()
+            }
+        }),
+        headers: (!args.headers.is_empty()).then(|| args.headers.clone()),
+        headers_write_only: args.header_write_only,
+    };
     Ok(JobProperties {
         display_name: args.name.clone(),
         description: args.description.clone(),
@@ -92,6 +130,7 @@ fn properties(args: &PropertyArgs, cwd: &Path) -> anyhow::Result<JobProperties> 
         credential,
         proxy_credential,
         clear_credentials: false,
+        connection,
     })
 }
 

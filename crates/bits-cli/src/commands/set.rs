@@ -11,12 +11,14 @@ pub async fn run(args: SetArgs) -> anyhow::Result<()> {
         return Err(Failure::Usage(
             "nothing to change: give at least one of --name, --description, --priority, \
              --retry-interval, --retry-timeout, --max-download-time, --reply-file, \
-             --connections, --credential, --proxy-credential, --clear-credentials"
+             --connections, --credential, --proxy-credential, --proxy-usage, --proxy-list, \
+             --proxy-bypass, --security-flags, --ca-cert, --header, --header-write-only, \
+             --clear-credentials"
                 .into(),
         )
         .into());
     }
-    let mut properties = super::properties(&args.properties, &super::cwd()?)?;
+    let mut properties = super::properties(&args.properties, &super::cwd()?, false)?;
     properties.clear_credentials = args.clear_credentials;
     let mut conn = super::connect().await?;
     let job = conn

@@ -96,7 +96,7 @@ fn plan(args: &StartArgs, cwd: &Path) -> anyhow::Result<Vec<CreateJob>> {
             }
         }
     };
-    let properties = super::properties(&args.properties, cwd)?;
+    let properties = super::properties(&args.properties, cwd, true)?;
     Ok(file_lists
         .into_iter()
         .map(|files| CreateJob {

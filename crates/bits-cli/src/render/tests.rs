@@ -21,6 +21,7 @@ fn job() -> JobObject {
         no_progress_timeout: 1209600,
         max_download_time: 7776000,
         connections: 1,
+        connection: Default::default(),
         error_context: None,
         error_code: None,
         error_description: None,

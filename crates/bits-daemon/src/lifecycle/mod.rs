@@ -436,7 +436,12 @@ impl Manager {
                 return;
             };
             let was = e.job.state() == JobState::Queued;
+            // Which proxy the transfers use is the runner's to say (it
+            // sets it in the view); a row taken before that must not undo
+            // it.
+            let proxy_used = e.job.proxy_used.take();
             e.job.set_row(row);
+            e.job.proxy_used = proxy_used;
             self.shared.bump(&e.revision);
             was
         };

@@ -8,9 +8,9 @@ use super::*;
 fn certificate_refused(url: &str, cause: &str) -> String {
     format!(
         "The secure (TLS) connection for {url} failed: the server's certificate was refused \
-         ({cause}). The job tries again after its retry delay, and succeeds once the system \
-         trusts the certificate's authority; or give the job that authority with \
-         --ca-cert FILE, or loosen one check with --security-flags."
+         ({cause}). The job tries again after its retry delay. An authority the system does \
+         not trust can be installed (no restart needed) or given to the job with \
+         --ca-cert FILE; --security-flags loosens one check."
     )
 }
 

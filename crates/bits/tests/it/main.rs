@@ -14,6 +14,7 @@ mod lifecycle;
 mod liveness;
 mod powerloss;
 mod races;
+mod routes;
 mod scheduling;
 mod secrets;
 mod upload;

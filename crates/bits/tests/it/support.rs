@@ -87,6 +87,11 @@ impl Home {
             .env("BITS_LOG", "debug")
             .current_dir(self.work.path())
             .stdin(Stdio::null());
+        // Jobs keep the proxy environment of the command that made them:
+        // none unless a test gives one.
+        for name in bits_core::PROXY_ENVIRONMENT {
+            c.env_remove(name);
+        }
         for (k, v) in &self.env {
             c.env(k, v);
         }

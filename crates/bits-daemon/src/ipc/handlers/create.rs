@@ -34,6 +34,10 @@ pub async fn handle(
         now,
     );
     validate::credentials(&mut job, &req.properties)?;
+    let connection = req.properties.connection.clone();
+    tokio::task::spawn_blocking(move || validate::ca_file(&connection))
+        .await
+        .map_err(|e| validate::bad(format!("checking --ca-cert failed: {e}")))??;
     // Checking files looks at the disk (sources, destination directories):
     // not on a runtime thread.
     let specs = req.files;

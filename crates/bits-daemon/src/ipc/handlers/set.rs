@@ -14,6 +14,12 @@ pub async fn handle(
     properties: JobProperties,
 ) -> Result<Response, ApiError> {
     let id = resolve(&shared.read(), job)?;
+    // The file is read here, before the job's owner applies the change
+    // (which it does under the view's lock).
+    let connection = properties.connection.clone();
+    tokio::task::spawn_blocking(move || crate::validate::ca_file(&connection))
+        .await
+        .map_err(|e| crate::validate::bad(format!("checking --ca-cert failed: {e}")))??;
     manager
         .ask(|reply| Command::Set {
             id,

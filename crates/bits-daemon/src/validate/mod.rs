@@ -2,6 +2,9 @@
 //! names the argument at fault, and a job with one bad file is not created
 //! at all.
 
+mod connection;
+pub use connection::ca_file;
+
 use bits_core::{AuthScheme, Credential, Job, JobFile, JobId, JobProps, JobType, Priority, Secret};
 use bits_proto::{ApiError, CredentialSpec, ErrorKind, FileSpec, JobProperties};
 use std::collections::HashSet;
@@ -328,6 +331,14 @@ fn credential(option: &str, c: &CredentialSpec) -> Result<Credential, ApiError> 
         .map(|s| s.parse::<AuthScheme>())
         .transpose()
         .map_err(|e| bad(format!("{}: {e}", auth_option(option))))?;
+    if option == "--proxy-credential" {
+        if let Some(s @ (AuthScheme::Digest | AuthScheme::Ntlm | AuthScheme::Negotiate)) = scheme {
+            return Err(bad(format!(
+                "--proxy-auth {}: not supported; bits authenticates to proxies with basic",
+                s.as_str()
+            )));
+        }
+    }
     if let Some(s @ (AuthScheme::Ntlm | AuthScheme::Negotiate)) = scheme {
         return Err(bad(format!(
             "{} {}: not supported; bits authenticates with basic and digest",
@@ -413,5 +424,5 @@ pub fn properties(
         }
         props.reply_file = Some(PathBuf::from(r));
     }
-    Ok(())
+    connection::apply(&mut props.connection, &p.connection)
 }
