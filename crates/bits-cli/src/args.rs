@@ -251,6 +251,19 @@ pub struct PropertyArgs {
     /// be undone.
     #[arg(long)]
     pub header_write_only: bool,
+
+    /// Run this with `sh -c` when the job becomes Transferred or Error
+    /// (see --notify-flags), with BITS_JOB_ID and BITS_JOB_STATE set; a
+    /// command that fails runs again after the retry delay while the job is
+    /// neither completed nor cancelled. Its output goes to the daemon's
+    /// log. `set --notify-cmd ''` removes it.
+    #[arg(long, value_name = "CMD")]
+    pub notify_cmd: Option<String>,
+
+    /// When --notify-cmd runs: transferred, error (both by default),
+    /// disable.
+    #[arg(long, value_name = "FLAG,...")]
+    pub notify_flags: Option<String>,
 }
 
 /// ProxyUsage.
@@ -298,6 +311,8 @@ impl PropertyArgs {
             && self.ca_cert.is_none()
             && self.headers.is_empty()
             && !self.header_write_only
+            && self.notify_cmd.is_none()
+            && self.notify_flags.is_none()
     }
 }
 

@@ -129,6 +129,13 @@ pub fn format_list(job: &JobObject) -> String {
         ("ProxyUsed", c.proxy_used.clone()),
         ("SecurityFlags", joined(&c.security_flags)),
         ("CaCertFile", c.ca_cert_file.clone()),
+        ("NotifyCmdLine", job.notify_cmd_line.clone()),
+        (
+            "NotifyFlags",
+            job.notify_cmd_line
+                .as_ref()
+                .and_then(|_| joined(&job.notify_flags)),
+        ),
         (
             "CustomHeaders",
             if c.custom_headers_write_only {

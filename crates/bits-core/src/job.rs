@@ -157,6 +157,8 @@ pub struct JobProps {
     pub connections: u32,
     /// Proxies, TLS and redirect checks, custom headers.
     pub connection: crate::connection::ConnectionProps,
+    /// The command run when the job is Transferred or in Error.
+    pub notify: crate::notify::NotifySettings,
 }
 
 impl JobProps {
@@ -185,6 +187,7 @@ impl Default for JobProps {
             reply_file: None,
             connections: 1,
             connection: Default::default(),
+            notify: Default::default(),
         }
     }
 }

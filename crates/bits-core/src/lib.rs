@@ -7,6 +7,7 @@
 //!   between them ([`state::next_state`]), applied by [`Job::apply`].
 //! - [`connection`]: how a job reaches its servers: proxies, security flags,
 //!   custom headers.
+//! - [`notify`]: the command a job runs when it is Transferred or in Error.
 //! - [`error`]: what a job reports when it fails: the BITS error context, the
 //!   HRESULT-style code and a sentence for people.
 //! - [`policy`]: pure decisions (retry timing, which jobs may run) taking `now`
@@ -19,6 +20,7 @@
 pub mod connection;
 pub mod error;
 pub mod job;
+pub mod notify;
 pub mod policy;
 pub mod state;
 
@@ -30,4 +32,5 @@ pub use job::{
     AuthScheme, ByteRange, Credential, FileId, FileValidator, Job, JobFile, JobId, JobProps,
     JobType, ParseEnumError, Priority, Secret, UploadSession,
 };
+pub use notify::{NotifyFlags, NotifySettings};
 pub use state::{Event, InvalidTransition, JobState};

@@ -105,6 +105,15 @@ fn object(entry: &Entry) -> JobObject {
             .flatten()
             .map(|p| p.to_string_lossy().into_owned()),
         connection: connection_object(job),
+        notify_cmd_line: job.props.notify.cmd.clone(),
+        notify_flags: job
+            .props
+            .notify
+            .flags
+            .names()
+            .into_iter()
+            .map(String::from)
+            .collect(),
     }
 }
 

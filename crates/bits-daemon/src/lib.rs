@@ -19,6 +19,7 @@ mod convert;
 mod fsops;
 mod ipc;
 mod lifecycle;
+mod notify;
 mod runner;
 mod startup;
 mod state;

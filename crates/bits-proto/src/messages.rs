@@ -49,6 +49,13 @@ pub struct JobProperties {
     /// Proxies, security flags, extra CA, custom headers.
     #[serde(default, flatten)]
     pub connection: ConnectionSpec,
+    /// The command run when the job becomes Transferred or Error (empty:
+    /// none any more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_cmd: Option<String>,
+    /// When it runs: comma-separated NotifyFlags names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_flags: Option<String>,
 }
 
 /// How a job reaches its servers, as requested (each `None`: unchanged,
@@ -382,6 +389,13 @@ pub struct JobObject {
     /// How the job reaches its servers.
     #[serde(default, flatten)]
     pub connection: ConnectionObject,
+    /// NotifyCmdLine: the command run when the job becomes Transferred or
+    /// Error.
+    #[serde(default)]
+    pub notify_cmd_line: Option<String>,
+    /// NotifyFlags, by name.
+    #[serde(default)]
+    pub notify_flags: Vec<String>,
 }
 
 /// The connection properties of a job object (BITS' names where BITS has

@@ -28,7 +28,7 @@ const JOB_COLUMNS: &str = "id, job_type, state, display_name, description, prior
     error_context, error_code, error_description, error_file, created_ms, modified_ms, \
     transfer_completed_ms, transient_error_count, retry_at_ms, no_progress_since_ms, active_time_ms, \
     connections, auth_user, auth_password, auth_scheme, proxy_auth_user, proxy_auth_password, \
-    proxy_auth_scheme, connection, custom_headers, proxy_used";
+    proxy_auth_scheme, connection, custom_headers, proxy_used, notify";
 
 /// The job row's values, in `JOB_COLUMNS` order: the insert and the update
 /// bind the same list, so the two can never disagree about a column.
@@ -81,6 +81,7 @@ fn job_values(job: &Job, sealer: &Sealer) -> Vec<Value> {
         &proxy_context(job.id),
     ))
     .chain(connection_values(job, sealer))
+    .chain([Value::Text(to_json(&job.props.notify))])
     .collect()
 }
 
@@ -478,6 +479,12 @@ fn job_from_row(row: &Row<'_>, sealer: &Sealer) -> Result<Job, StoreError> {
         reply_file: text(11)?.map(PathBuf::from),
         connections: int(23)?.unwrap_or(1).clamp(1, i64::from(u32::MAX)) as u32,
         connection: connection_from_row(text(30)?, text(31)?, &id_s, sealer)?,
+        notify: match text(33)? {
+            Some(json) => {
+                serde_json::from_str(&json).map_err(|_| corrupt(&id_s, "notify", &json))?
+            }
+            None => Default::default(),
+        },
     };
     let error = match (text(12)?, int(13)?) {
         (Some(ctx), Some(code)) => Some(JobError {

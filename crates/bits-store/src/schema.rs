@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Migrations; entry `i` moves version `i` to `i + 1`.
 pub(crate) const MIGRATIONS: &[&str] = &[
@@ -83,6 +83,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE jobs ADD COLUMN connection TEXT;
     ALTER TABLE jobs ADD COLUMN custom_headers TEXT;
     ALTER TABLE jobs ADD COLUMN proxy_used TEXT;",
+    // 6 -> 7: the job's notification command and flags (JSON).
+    "ALTER TABLE jobs ADD COLUMN notify TEXT;",
 ];
 
 /// Brings the schema to [`SCHEMA_VERSION`].

@@ -181,6 +181,10 @@ fn identity_strength_and_credentials_round_trip() {
         headers_write_only: true,
     };
     job.proxy_used = Some("http://123.24.21.23:80".into());
+    job.props.notify = bits_core::NotifySettings {
+        cmd: Some("echo done".into()),
+        flags: "error".parse().unwrap(),
+    };
     Store::open(&path).unwrap().insert_job(&job).unwrap();
     let loaded = Store::open(&path).unwrap().load_all().unwrap();
     assert_eq!(loaded[0].props, job.props);

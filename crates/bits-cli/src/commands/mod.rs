@@ -131,6 +131,8 @@ fn properties(args: &PropertyArgs, cwd: &Path, creating: bool) -> anyhow::Result
         proxy_credential,
         clear_credentials: false,
         connection,
+        notify_cmd: args.notify_cmd.clone(),
+        notify_flags: args.notify_flags.clone(),
     })
 }
 

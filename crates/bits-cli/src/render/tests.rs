@@ -22,6 +22,8 @@ fn job() -> JobObject {
         max_download_time: 7776000,
         connections: 1,
         connection: Default::default(),
+        notify_cmd_line: None,
+        notify_flags: Vec::new(),
         error_context: None,
         error_code: None,
         error_description: None,

@@ -78,6 +78,9 @@ struct Owned {
     unsaved_active: Duration,
     /// The store refused a change for this job: nothing is tried before.
     store_retry_at: Option<SystemTime>,
+    /// The job's notification command, while it runs or waits to run
+    /// again.
+    notifier: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// The end of a runner task: whose, which run, how.
@@ -196,6 +199,8 @@ impl Manager {
             } => {
                 let now = SystemTime::now();
                 let clear = properties.clear_credentials;
+                let notify_changed =
+                    properties.notify_cmd.is_some() || properties.notify_flags.is_some();
                 let result = self
                     .change_with(id, clear, |row, _| {
                         if row.state().is_final() {
@@ -211,6 +216,9 @@ impl Manager {
                         Ok(())
                     })
                     .await;
+                if result.is_ok() && notify_changed {
+                    self.notify_now_if_due(id);
+                }
                 let _ = reply.send(result);
             }
             Command::Act { id, action, reply } => self.act(id, action, reply).await,
@@ -427,15 +435,66 @@ impl Manager {
         Ok(out)
     }
 
+    /// Starts the job's notification command when it enters a state its
+    /// flags name (ending any earlier run). A completed or cancelled job
+    /// lets a running command finish (it may be the one that completed the
+    /// job); it is not run again.
+    fn state_changed(
+        &mut self,
+        id: JobId,
+        state: JobState,
+        notify: bits_core::NotifySettings,
+        retry_delay: Duration,
+    ) {
+        if let (Some(cmd), true) = (notify.cmd, notify.flags.runs_for(state)) {
+            self.start_notifier(id, cmd, retry_delay);
+        }
+    }
+
+    fn start_notifier(&mut self, id: JobId, cmd: String, retry_delay: Duration) {
+        let task = tokio::spawn(crate::notify::run(
+            self.shared.clone(),
+            id,
+            cmd,
+            retry_delay,
+        ));
+        if let Some(old) = self.owned(id).notifier.replace(task) {
+            old.abort();
+        }
+    }
+
+    /// A notification command set (or changed) on a job already in a state
+    /// its flags name runs now, as BITS does.
+    fn notify_now_if_due(&mut self, id: JobId) {
+        let due = self.shared.read().jobs.get(&id).and_then(|e| {
+            let n = &e.job.props.notify;
+            let cmd = n.cmd.clone()?;
+            n.flags
+                .runs_for(e.job.state())
+                .then_some((cmd, e.job.props.min_retry_delay))
+        });
+        match due {
+            Some((cmd, retry_delay)) => self.start_notifier(id, cmd, retry_delay),
+            None => {
+                // Removed or disabled: a pending run again is dropped.
+                if let Some(old) = self.owned(id).notifier.take() {
+                    old.abort();
+                }
+            }
+        }
+    }
+
     /// Makes a saved (or held) row the one everybody sees.
     fn publish(&mut self, id: JobId, row: Job) {
         let now_queued = row.state() == JobState::Queued;
-        let was_queued = {
+        let state = row.state();
+        let notify = (row.props.notify.clone(), row.props.min_retry_delay);
+        let (was_queued, was_state) = {
             let mut view = self.shared.write();
             let Some(e) = view.jobs.get_mut(&id) else {
                 return;
             };
-            let was = e.job.state() == JobState::Queued;
+            let was = (e.job.state() == JobState::Queued, e.job.state());
             // Which proxy the transfers use is the runner's to say (it
             // sets it in the view); a row taken before that must not undo
             // it.
@@ -447,6 +506,9 @@ impl Manager {
         };
         if now_queued && !was_queued {
             self.owned(id).queued_since = Some(SystemTime::now());
+        }
+        if state != was_state {
+            self.state_changed(id, state, notify.0, notify.1);
         }
         self.dirty = true;
     }

@@ -17,6 +17,9 @@ const MAX_DISPLAY_NAME: usize = 256;
 const MAX_DESCRIPTION: usize = 1024;
 /// BITS' limit on a remote URL.
 const MAX_URL: usize = 2200;
+/// The longest notification command (BITS allows 4,000 characters of
+/// parameters after a program path).
+const MAX_NOTIFY_CMD: usize = 4096;
 /// The longest user name or password accepted.
 const MAX_CREDENTIAL: usize = 1024;
 /// The longest delay or timeout accepted, in seconds (about a century): a
@@ -423,6 +426,22 @@ pub fn properties(
             return Err(bad("--reply-file applies only to upload-reply jobs"));
         }
         props.reply_file = Some(PathBuf::from(r));
+    }
+    if let Some(cmd) = &p.notify_cmd {
+        if cmd.len() > MAX_NOTIFY_CMD {
+            return Err(bad(format!(
+                "--notify-cmd is longer than {MAX_NOTIFY_CMD} bytes"
+            )));
+        }
+        if cmd.contains('\0') {
+            return Err(bad("--notify-cmd holds a NUL character"));
+        }
+        props.notify.cmd = (!cmd.trim().is_empty()).then(|| cmd.clone());
+    }
+    if let Some(flags) = &p.notify_flags {
+        props.notify.flags = flags
+            .parse()
+            .map_err(|e| bad(format!("--notify-flags: {e}")))?;
     }
     connection::apply(&mut props.connection, &p.connection)
 }

@@ -12,6 +12,7 @@ mod https;
 mod integrity;
 mod lifecycle;
 mod liveness;
+mod notify;
 mod powerloss;
 mod races;
 mod routes;
