@@ -67,6 +67,13 @@ pub enum Command {
     Wait(WaitArgs),
     /// Live view of the jobs (bitsadmin /monitor); Ctrl-C to quit.
     Monitor(MonitorArgs),
+    /// Print a line per event of a job (or of every job): each change of
+    /// state at once, progress at most every 500 ms; --json for programs.
+    ///
+    /// Follows the job across a restart of bitsd. With a JOB, ends (exit 0)
+    /// when it is Acknowledged, Cancelled or removed; without, runs until
+    /// Ctrl-C.
+    Watch(WatchArgs),
     /// Serve a directory over HTTP with HEAD, Range, ETag and Last-Modified;
     /// with --upload, also accept BITS Upload Protocol uploads into it.
     Serve(ServeArgs),
@@ -479,6 +486,24 @@ pub struct MonitorArgs {
 
     /// Every user's jobs (root only).
     #[arg(long)]
+    pub all_users: bool,
+}
+
+/// `bits watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// A JobId, a unique prefix of one (4 characters or more), or a
+    /// DisplayName; every job when left out.
+    #[arg(value_name = "JOB")]
+    pub job: Option<String>,
+
+    /// One JSON object per line: the job object's keys, after "Event"
+    /// (Current, Created, StateChanged, Progress, Removed) and "EventTime".
+    #[arg(long)]
+    pub json: bool,
+
+    /// Every user's jobs (root only; without JOB).
+    #[arg(long, conflicts_with = "job")]
     pub all_users: bool,
 }
 

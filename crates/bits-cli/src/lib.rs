@@ -27,9 +27,12 @@
 pub mod args;
 mod commands;
 pub mod connect;
+pub mod events;
 pub mod failure;
 pub mod follow;
 pub mod render;
+#[cfg(test)]
+mod sample;
 pub mod sources;
 
 use clap::Parser;

@@ -28,6 +28,7 @@ mod set;
 mod start;
 mod suspend;
 mod wait;
+mod watch;
 
 /// Runs a subcommand.
 pub async fn run(command: Command) -> anyhow::Result<()> {
@@ -43,6 +44,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Remove(args) => remove::run(args).await,
         Command::Wait(args) => wait::run(args).await,
         Command::Monitor(args) => monitor::run(args).await,
+        Command::Watch(args) => watch::run(args).await,
         Command::Serve(args) => serve::run(args).await,
     }
 }

@@ -19,3 +19,4 @@ mod routes;
 mod scheduling;
 mod secrets;
 mod upload;
+mod watch;
