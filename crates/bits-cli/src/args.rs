@@ -271,6 +271,12 @@ pub struct PropertyArgs {
     /// disable.
     #[arg(long, value_name = "FLAG,...")]
     pub notify_flags: Option<String>,
+
+    /// A bandwidth cap for this job alone, whatever its priority: bytes per
+    /// second, suffixes k, M, G (x1000); `off` removes it. Applies to a
+    /// running transfer at once.
+    #[arg(long, value_name = "RATE", value_parser = parse_job_rate)]
+    pub max_bandwidth: Option<Option<u64>>,
 }
 
 /// ProxyUsage.
@@ -320,6 +326,7 @@ impl PropertyArgs {
             && !self.header_write_only
             && self.notify_cmd.is_none()
             && self.notify_flags.is_none()
+            && self.max_bandwidth.is_none()
     }
 }
 
@@ -589,6 +596,17 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// `--max-bandwidth RATE`: `off` is `None` (no cap).
+fn parse_job_rate(text: &str) -> Result<Option<u64>, String> {
+    match bits_core::policy::bandwidth::parse_rate(text).map_err(|e| e.to_string())? {
+        bits_core::policy::bandwidth::Cap::Unlimited => Ok(None),
+        bits_core::policy::bandwidth::Cap::Rate(r) => Ok(Some(r)),
+        bits_core::policy::bandwidth::Cap::Blocked => {
+            Err("a job's cap of 0 would stop it for good: give a rate, or `off`".into())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -129,6 +129,10 @@ pub fn format_list(job: &JobObject) -> String {
         ("ProxyUsed", c.proxy_used.clone()),
         ("SecurityFlags", joined(&c.security_flags)),
         ("CaCertFile", c.ca_cert_file.clone()),
+        (
+            "MaxBandwidth",
+            job.max_bandwidth.map(|r| format!("{r} bytes/s")),
+        ),
         ("NotifyCmdLine", job.notify_cmd_line.clone()),
         (
             "NotifyFlags",

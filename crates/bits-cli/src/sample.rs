@@ -27,6 +27,7 @@ pub fn job() -> JobObject {
         connection: Default::default(),
         notify_cmd_line: None,
         notify_flags: Vec::new(),
+        max_bandwidth: None,
         error_context: None,
         error_code: None,
         error_description: None,

@@ -159,6 +159,9 @@ pub struct JobProps {
     pub connection: crate::connection::ConnectionProps,
     /// The command run when the job is Transferred or in Error.
     pub notify: crate::notify::NotifySettings,
+    /// The job's own bandwidth cap, bytes per second, whatever its
+    /// priority.
+    pub max_bandwidth: Option<u64>,
 }
 
 impl JobProps {
@@ -188,6 +191,7 @@ impl Default for JobProps {
             connections: 1,
             connection: Default::default(),
             notify: Default::default(),
+            max_bandwidth: None,
         }
     }
 }

@@ -114,6 +114,7 @@ fn object(entry: &Entry) -> JobObject {
             .into_iter()
             .map(String::from)
             .collect(),
+        max_bandwidth: job.props.max_bandwidth,
     }
 }
 

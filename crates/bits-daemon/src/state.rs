@@ -9,7 +9,7 @@
 //! only in the file's running transfer (`runner`).
 
 use bits_core::{Job, JobId};
-use bits_transfer::Engine;
+use bits_transfer::{Engine, SharedCap};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -58,6 +58,9 @@ pub struct Entry {
     /// When a running transfer last made progress, in ms since the epoch
     /// (0: never): the ModificationTime shown while bytes arrive.
     pub progressed_ms: Arc<AtomicU64>,
+    /// How fast its transfers may go (priority, cap): kept in step with the
+    /// job by the lifecycle owner, read by running transfers at every step.
+    pub rate: Arc<bits_transfer::Limits>,
 }
 
 impl Entry {
@@ -69,10 +72,14 @@ impl Entry {
             .map(|_| Arc::new(AtomicU64::new(0)))
             .collect();
         Entry {
-            job,
             received,
             revision: Arc::new(AtomicU64::new(0)),
             progressed_ms: Arc::new(AtomicU64::new(0)),
+            rate: Arc::new(bits_transfer::Limits::new(
+                job.props.priority.is_background(),
+                job.props.max_bandwidth,
+            )),
+            job,
         }
     }
 
@@ -124,6 +131,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// What clients may ask for.
     pub limits: Limits,
+    /// The machine-wide cap every background transfer draws from (policy).
+    pub background_cap: Arc<SharedCap>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -154,6 +163,7 @@ impl Shared {
             owner,
             shutdown,
             limits,
+            background_cap: Arc::new(SharedCap::new(None)),
         }
     }
 

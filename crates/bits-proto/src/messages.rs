@@ -56,6 +56,9 @@ pub struct JobProperties {
     /// When it runs: comma-separated NotifyFlags names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_flags: Option<String>,
+    /// The job's own bandwidth cap, bytes per second; 0: none any more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bandwidth: Option<u64>,
 }
 
 /// How a job reaches its servers, as requested (each `None`: unchanged,
@@ -396,6 +399,9 @@ pub struct JobObject {
     /// NotifyFlags, by name.
     #[serde(default)]
     pub notify_flags: Vec<String>,
+    /// The job's own bandwidth cap, bytes per second (`null`: none).
+    #[serde(default)]
+    pub max_bandwidth: Option<u64>,
 }
 
 /// The connection properties of a job object (BITS' names where BITS has

@@ -28,7 +28,7 @@ const JOB_COLUMNS: &str = "id, job_type, state, display_name, description, prior
     error_context, error_code, error_description, error_file, created_ms, modified_ms, \
     transfer_completed_ms, transient_error_count, retry_at_ms, no_progress_since_ms, active_time_ms, \
     connections, auth_user, auth_password, auth_scheme, proxy_auth_user, proxy_auth_password, \
-    proxy_auth_scheme, connection, custom_headers, proxy_used, notify";
+    proxy_auth_scheme, connection, custom_headers, proxy_used, notify, max_bandwidth";
 
 /// The job row's values, in `JOB_COLUMNS` order: the insert and the update
 /// bind the same list, so the two can never disagree about a column.
@@ -81,7 +81,12 @@ fn job_values(job: &Job, sealer: &Sealer) -> Vec<Value> {
         &proxy_context(job.id),
     ))
     .chain(connection_values(job, sealer))
-    .chain([Value::Text(to_json(&job.props.notify))])
+    .chain([
+        Value::Text(to_json(&job.props.notify)),
+        job.props.max_bandwidth.map_or(Value::Null, |n| {
+            Value::Integer(n.min(i64::MAX as u64) as i64)
+        }),
+    ])
     .collect()
 }
 
@@ -485,6 +490,9 @@ fn job_from_row(row: &Row<'_>, sealer: &Sealer) -> Result<Job, StoreError> {
             }
             None => Default::default(),
         },
+        max_bandwidth: int(34)?
+            .and_then(|n| u64::try_from(n).ok())
+            .filter(|&n| n > 0),
     };
     let error = match (text(12)?, int(13)?) {
         (Some(ctx), Some(code)) => Some(JobError {

@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Migrations; entry `i` moves version `i` to `i + 1`.
 pub(crate) const MIGRATIONS: &[&str] = &[
@@ -85,6 +85,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN proxy_used TEXT;",
     // 6 -> 7: the job's notification command and flags (JSON).
     "ALTER TABLE jobs ADD COLUMN notify TEXT;",
+    // 7 -> 8: a job's own bandwidth cap; the daemon-wide policy (one
+    // versioned JSON document per key).
+    "ALTER TABLE jobs ADD COLUMN max_bandwidth INTEGER;
+     CREATE TABLE settings (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);",
 ];
 
 /// Brings the schema to [`SCHEMA_VERSION`].

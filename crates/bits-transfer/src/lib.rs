@@ -43,7 +43,7 @@ pub use engine::{CheckpointPolicy, Engine, EngineConfig, DEFAULT_UPLOAD_FRAGMENT
 pub use error::{Class, LocalOp, NetFailure, TransferError};
 pub use fetch::{RedirectRefusal, Redirects};
 pub use net::split_credential;
-pub use pace::Pacer;
+pub use pace::{Limits, Pacer, SharedCap};
 pub use progress::{FileState, FileTransfer, Finished, Outcome, Progress, SaveError, Saved};
 pub use route::proxy::{parse_proxy, BadProxy};
 pub use route::Connection;

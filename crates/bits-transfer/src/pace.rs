@@ -1,129 +1,322 @@
-//! Background transfers that use only idle bandwidth.
+//! How fast a transfer may go, decided while it runs.
 //!
-//! A [`Pacer`] is a token bucket in front of the body reads of a background
-//! download: reading slower than the data arrives fills the socket's receive
-//! buffer, the advertised window shrinks, and the server sends no faster
-//! than we read. The bucket's rate comes from the delay-based controller in
-//! `bits_core::policy::pace`, fed by round-trip samples that a probe takes
-//! while the transfer runs: the time a TCP handshake with the server takes.
-//! The server's SYN-ACK waits in the same queues as the data it sends us, so
-//! the handshake time grows with the queue that other traffic (and our own)
-//! builds on the path; the controller keeps that queue near its target and
-//! gives way to everything else.
+//! A [`Pacer`] stands in front of the body reads of a download (and the
+//! slices of an upload). What it allows comes from [`Limits`] that the
+//! daemon changes while the transfer runs (a `bits set --priority` or
+//! `--max-bandwidth`, a policy change), read at every step:
+//!
+//! - a **background** transfer goes at the rate of the delay-based
+//!   controller in `bits_core::policy::pace`, fed by round-trip samples
+//!   that a probe takes while the transfer runs: the time a TCP handshake
+//!   with the server takes. The server's SYN-ACK waits in the same queues
+//!   as the data it sends us, so the handshake time grows with the queue
+//!   that other traffic (and our own) builds on the path;
+//! - a **cap** (the job's own, and for background jobs the machine-wide
+//!   one, a [`SharedCap`] all of them draw from) bounds any transfer;
+//! - a foreground transfer without a cap is not paced at all.
+//!
+//! The actuator is the reader: reading slower than data arrives fills the
+//! socket's receive buffer, the advertised window shrinks, and the server
+//! sends no faster than we read (what rLEDBAT does with the window
+//! directly). The segmented path also asks for short ranges ([`Pacer::chunk`])
+//! so the server never runs far ahead of the pace.
 
-use bits_core::policy::pace::Pace;
+use bits_core::policy::pace::{Delivery, Pace};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::debug;
 
-/// How often the probe measures the round trip.
-pub const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+/// The probe measures the round trip this often on a short path, and at
+/// most [`PROBE_SLOWEST`] apart on a long one (4 base round trips).
+pub const PROBE_FASTEST: Duration = Duration::from_millis(10);
+
+/// See [`PROBE_FASTEST`].
+pub const PROBE_SLOWEST: Duration = Duration::from_millis(100);
 
 /// A handshake slower than this is no sample (the server may be refusing
 /// connections or the path is down; the transfer notices that on its own).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How far the bucket may run ahead: a burst of this long at the rate.
+/// How far a bucket may run ahead: a burst of this long at the rate.
 const BURST: Duration = Duration::from_millis(50);
 
-/// The achieved rate is measured over windows this long (it caps how fast
-/// the allowed rate may grow: twice the achieved rate).
-const ACHIEVED_WINDOW: Duration = Duration::from_millis(250);
+/// The smallest burst, whatever the rate: one read's worth.
+const MIN_BURST: f64 = 64.0 * 1024.0;
 
-/// Paces the background transfers of one job (its files and ranges share
-/// it). Cheap to share: wrap it in an `Arc`.
+/// A paced request asks for about this much time's worth of the allowed
+/// rate (more on a long path: [`Pacer::chunk`]).
+const CHUNK_TIME: Duration = Duration::from_millis(20);
+
+/// What a transfer may do now; changed by the daemon while it runs.
+#[derive(Debug, Default)]
+pub struct Limits {
+    background: AtomicBool,
+    /// Bytes per second; 0: none.
+    max_rate: AtomicU64,
+}
+
+impl Limits {
+    /// Limits for a job of this kind.
+    pub fn new(background: bool, max_rate: Option<u64>) -> Limits {
+        let l = Limits::default();
+        l.set(background, max_rate);
+        l
+    }
+
+    /// Changes them; running transfers follow at their next read.
+    pub fn set(&self, background: bool, max_rate: Option<u64>) {
+        self.background.store(background, Ordering::Relaxed);
+        self.max_rate
+            .store(max_rate.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Whether the transfer uses only idle bandwidth.
+    pub fn background(&self) -> bool {
+        self.background.load(Ordering::Relaxed)
+    }
+
+    /// The job's cap, bytes per second.
+    pub fn max_rate(&self) -> Option<u64> {
+        match self.max_rate.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+}
+
+/// A token bucket: bytes may pass at `rate`, `BURST` ahead at most.
+#[derive(Debug)]
+struct Bucket {
+    /// Bytes that may pass now; negative: owed, to be waited for.
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl Bucket {
+    fn new() -> Bucket {
+        Bucket {
+            tokens: MIN_BURST,
+            refilled: Instant::now(),
+        }
+    }
+
+    /// Takes `n` bytes at `rate`; how long to wait before the next ones.
+    fn take(&mut self, n: usize, rate: f64, now: Instant) -> Duration {
+        let elapsed = now.duration_since(self.refilled).as_secs_f64();
+        let burst = (rate * BURST.as_secs_f64()).max(MIN_BURST);
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.refilled = now;
+        self.tokens -= n as f64;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / rate)
+        }
+    }
+}
+
+/// A cap that several transfers share (the machine-wide cap of background
+/// jobs): one bucket they all draw from.
+#[derive(Debug)]
+pub struct SharedCap {
+    /// Bytes per second; 0: none.
+    rate: AtomicU64,
+    bucket: Mutex<Bucket>,
+}
+
+impl Default for SharedCap {
+    fn default() -> Self {
+        SharedCap::new(None)
+    }
+}
+
+impl SharedCap {
+    /// A shared cap of `rate` bytes per second (`None`: no cap).
+    pub fn new(rate: Option<u64>) -> SharedCap {
+        SharedCap {
+            rate: AtomicU64::new(rate.unwrap_or(0)),
+            bucket: Mutex::new(Bucket::new()),
+        }
+    }
+
+    /// Changes the cap; transfers follow at their next read.
+    pub fn set(&self, rate: Option<u64>) {
+        self.rate.store(rate.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// The cap, bytes per second.
+    pub fn rate(&self) -> Option<u64> {
+        match self.rate.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+
+    fn take(&self, n: usize, now: Instant) -> Duration {
+        let Some(rate) = self.rate() else {
+            return Duration::ZERO;
+        };
+        let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        b.take(n, rate as f64, now)
+    }
+}
+
+/// Paces the transfers of one job (its files and ranges share it). Cheap
+/// to share: wrap it in an `Arc`.
 #[derive(Debug)]
 pub struct Pacer {
+    limits: Arc<Limits>,
+    /// The machine-wide cap of background transfers.
+    shared: Arc<SharedCap>,
     inner: Mutex<Inner>,
 }
 
 #[derive(Debug)]
 struct Inner {
     pace: Pace,
-    /// Bytes that may pass now; negative: owed, to be waited for.
-    tokens: f64,
-    refilled: Instant,
-    /// Bytes passed since `window`, to measure the achieved rate.
-    window: Instant,
-    window_bytes: u64,
-    achieved: u64,
+    bucket: Bucket,
+    /// Bytes passed since the last round-trip sample.
+    since_sample: u64,
+    /// Readers waited for the bucket since the last sample.
+    waited: bool,
+    last_sample: Instant,
 }
 
 impl Default for Pacer {
     fn default() -> Self {
-        Pacer::new()
+        Pacer::background()
     }
 }
 
 impl Pacer {
-    /// A pacer at the controller's starting rate.
-    pub fn new() -> Pacer {
+    /// A pacer that follows `limits`, and `shared` while in the background.
+    pub fn new(limits: Arc<Limits>, shared: Arc<SharedCap>) -> Pacer {
         let now = Instant::now();
         Pacer {
+            limits,
+            shared,
             inner: Mutex::new(Inner {
                 pace: Pace::new(),
-                tokens: 64.0 * 1024.0,
-                refilled: now,
-                window: now,
-                window_bytes: 0,
-                achieved: 0,
+                bucket: Bucket::new(),
+                since_sample: 0,
+                waited: false,
+                last_sample: now,
             }),
         }
+    }
+
+    /// A background pacer without caps.
+    pub fn background() -> Pacer {
+        Pacer::new(
+            Arc::new(Limits::new(true, None)),
+            Arc::new(SharedCap::new(None)),
+        )
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The rate allowed now, bytes per second.
-    pub fn rate(&self) -> u64 {
-        self.lock().pace.rate()
+    /// Whether reads are held to a rate at all now.
+    pub fn limited(&self) -> bool {
+        self.limits.background() || self.limits.max_rate().is_some()
+    }
+
+    /// The rate allowed now, bytes per second; `None`: no limit.
+    pub fn rate(&self) -> Option<u64> {
+        let background = self.limits.background();
+        let g = self.lock();
+        self.rate_now(background, &g)
+    }
+
+    fn rate_now(&self, background: bool, g: &Inner) -> Option<u64> {
+        let mut rate = self.limits.max_rate();
+        if background {
+            let paced = g.pace.rate();
+            rate = Some(rate.map_or(paced, |r| r.min(paced)));
+            if let Some(shared) = self.shared.rate() {
+                rate = rate.map(|r| r.min(shared));
+            }
+        }
+        rate
+    }
+
+    /// The bytes one paced request should ask for; `None` when unlimited.
+    pub(crate) fn chunk(&self) -> Option<u64> {
+        let background = self.limits.background();
+        let g = self.lock();
+        let rate = self.rate_now(background, &g)?;
+        // At least two round trips' worth, so that the pause between one
+        // answer and the next request does not dominate on a long path.
+        let time = CHUNK_TIME.max(2 * g.pace.base_delay().unwrap_or_default());
+        Some(((rate as f64 * time.as_secs_f64()) as u64).clamp(16 << 10, 64 << 20))
     }
 
     /// Accounts for `n` bytes that just arrived; returns how long to wait
     /// before reading more.
     pub(crate) fn take(&self, n: usize) -> Duration {
-        let mut g = self.lock();
-        let now = Instant::now();
-        let rate = g.pace.rate() as f64;
-        let elapsed = now.duration_since(g.refilled).as_secs_f64();
-        let burst = (rate * BURST.as_secs_f64()).max(64.0 * 1024.0);
-        g.tokens = (g.tokens + elapsed * rate).min(burst);
-        g.refilled = now;
-        g.tokens -= n as f64;
-        g.window_bytes += n as u64;
-        let span = now.duration_since(g.window);
-        if span >= ACHIEVED_WINDOW {
-            g.achieved = (g.window_bytes as f64 / span.as_secs_f64()) as u64;
-            g.window = now;
-            g.window_bytes = 0;
+        let background = self.limits.background();
+        let cap = self.limits.max_rate();
+        if !background && cap.is_none() {
+            return Duration::ZERO;
         }
-        if g.tokens >= 0.0 {
-            Duration::ZERO
+        let now = Instant::now();
+        let wait = {
+            let mut g = self.lock();
+            g.since_sample += n as u64;
+            let rate = self.rate_now(background, &g).unwrap_or(u64::MAX) as f64;
+            let wait = g.bucket.take(n, rate, now);
+            if !wait.is_zero() {
+                g.waited = true;
+            }
+            wait
+        };
+        if background {
+            wait.max(self.shared.take(n, now))
         } else {
-            Duration::from_secs_f64(-g.tokens / rate)
+            wait
         }
     }
 
     /// Feeds one round-trip sample to the controller.
     pub(crate) fn sample(&self, rtt: Duration) {
         let mut g = self.lock();
-        let achieved = g.achieved;
-        g.pace.sample(rtt, achieved, Instant::now().into_std());
+        let now = Instant::now();
+        let span = now.duration_since(g.last_sample).as_secs_f64();
+        let delivery = Delivery {
+            achieved: if span > 0.0 {
+                (g.since_sample as f64 / span) as u64
+            } else {
+                0
+            },
+            paced: g.waited,
+        };
+        g.since_sample = 0;
+        g.waited = false;
+        g.last_sample = now;
+        g.pace.sample(rtt, delivery, now.into_std());
+    }
+
+    /// How long until the next probe.
+    fn probe_every(&self) -> Duration {
+        let base = self.lock().pace.base_delay().unwrap_or_default();
+        (4 * base).clamp(PROBE_FASTEST, PROBE_SLOWEST)
     }
 
     /// Starts measuring round trips to `server` until the returned guard is
-    /// dropped.
+    /// dropped. It measures only while the transfer is in the background.
     pub(crate) fn probe(self: &Arc<Self>, server: SocketAddr) -> ProbeGuard {
         let pacer = self.clone();
         let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(PROBE_INTERVAL);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                tokio::time::sleep(pacer.probe_every()).await;
+                if !pacer.limits.background() {
+                    continue;
+                }
                 let started = Instant::now();
                 let connected =
                     tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(server))
@@ -134,7 +327,7 @@ impl Pacer {
                     let rtt = started.elapsed();
                     drop(stream);
                     pacer.sample(rtt);
-                    debug!(%server, rtt_us = rtt.as_micros() as u64, rate = pacer.rate(), "pace");
+                    debug!(%server, rtt_us = rtt.as_micros() as u64, rate = ?pacer.rate(), "pace");
                 }
             }
         });
@@ -160,22 +353,4 @@ pub(crate) async fn probe_target(url: &url::Url) -> Option<SocketAddr> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn the_bucket_makes_readers_wait_for_the_rate() {
-        let p = Pacer::new();
-        let rate = p.rate() as f64;
-        // Within the first burst nothing waits...
-        assert_eq!(p.take(1024), Duration::ZERO);
-        // ... but a second's worth of bytes at once is owed, less what the
-        // first burst (64 KiB) covered.
-        let wait = p.take(rate as usize);
-        let expected = (rate - 63.0 * 1024.0) / rate;
-        assert!(
-            (wait.as_secs_f64() - expected).abs() < 0.02,
-            "{wait:?}, expected {expected} s"
-        );
-    }
-}
+mod tests;

@@ -1264,7 +1264,7 @@ async fn a_paced_download_goes_by_ranges_of_one_version() {
         },
         sync_on_finish: true,
         connections: 1,
-        pace: Some(std::sync::Arc::new(bits_transfer::Pacer::new())),
+        pace: Some(std::sync::Arc::new(bits_transfer::Pacer::background())),
     };
     let out = engine().download(file, &mut rec, &cancel).await.unwrap();
     assert_eq!(out.bytes, data.len() as u64);

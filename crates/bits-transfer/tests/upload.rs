@@ -384,7 +384,7 @@ async fn a_paced_upload_arrives_byte_exact() {
     let local = work.path().join("bg.bin");
     std::fs::write(&local, &body).unwrap();
     let mut state = Persisted {
-        pace: Some(std::sync::Arc::new(bits_transfer::Pacer::new())),
+        pace: Some(std::sync::Arc::new(bits_transfer::Pacer::background())),
         ..Persisted::default()
     };
     let mut rec = Recorder::default();

@@ -135,6 +135,7 @@ fn properties(args: &PropertyArgs, cwd: &Path, creating: bool) -> anyhow::Result
         connection,
         notify_cmd: args.notify_cmd.clone(),
         notify_flags: args.notify_flags.clone(),
+        max_bandwidth: args.max_bandwidth.map(|r| r.unwrap_or(0)),
     })
 }
 

@@ -13,7 +13,7 @@ pub async fn run(args: SetArgs) -> anyhow::Result<()> {
              --retry-interval, --retry-timeout, --max-download-time, --reply-file, \
              --connections, --credential, --proxy-credential, --proxy-usage, --proxy-list, \
              --proxy-bypass, --security-flags, --ca-cert, --header, --header-write-only, \
-             --notify-cmd, --notify-flags, --clear-credentials"
+             --notify-cmd, --notify-flags, --max-bandwidth, --clear-credentials"
                 .into(),
         )
         .into());

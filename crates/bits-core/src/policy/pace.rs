@@ -1,14 +1,28 @@
 //! How fast a background transfer may go: a delay-based controller in the
-//! spirit of LEDBAT (RFC 6817), so that background jobs use only the
-//! bandwidth nobody else is using.
+//! spirit of LEDBAT (RFC 6817) and rLEDBAT (RFC 9840), so that background
+//! jobs use only the bandwidth nobody else is using, however fast it is.
 //!
 //! The signal is queueing delay on the path: the round-trip time measured
-//! now minus the lowest one seen recently (the path's base delay). A
-//! background transfer that is alone fills the bottleneck until the queue
-//! holds about [`TARGET`] of delay, and no more; when other traffic (which
-//! does not back off for delay) fills the queue further, the delay rises
-//! past the target and the background rate falls at once, down to a trickle
-//! ([`MIN_RATE`]) that keeps the job making progress.
+//! now minus the lowest one seen recently (the path's base delay). The
+//! rules, in order:
+//!
+//! - **Empty queue: grow multiplicatively**, as TCP's slow start does: the
+//!   rate doubles every [`DOUBLING`] while the queue stays under half the
+//!   [`TARGET`]. Until the first time the queue reaches the target this is
+//!   the start-up; after a cut, growth starts [`CAUTIOUS`] times slower and
+//!   speeds up back to a doubling per [`DOUBLING`] the longer the queue
+//!   stays empty, so a brief dip in other traffic's queue (a TCP sender
+//!   backing off after a loss) is not taken for an idle path, while a path
+//!   that really went idle is filled again within about half a second.
+//! - **Near the target: hold**, growing gently as the queue approaches it.
+//! - **Above the target: cut** in proportion to the excess, to at most a
+//!   quarter per [`CUT_TIME`], down to a trickle ([`MIN_RATE`]) that keeps
+//!   the job making progress. A foreground flow that fills a bottleneck's
+//!   queue gets the path back within a few samples.
+//! - A transfer whose rate is limited by something else (the server, the
+//!   disk), not by the pace, may not be allowed more than twice what it
+//!   achieves: it would otherwise build up a rate it then dumps on the path
+//!   at once.
 //!
 //! Pure: the caller supplies the samples and the time.
 
@@ -16,18 +30,38 @@ use std::time::{Duration, Instant};
 
 /// The queueing delay a background transfer aims for. LEDBAT allows up to
 /// 100 ms; a low target gives way as soon as other traffic starts to queue
-/// (a download that is limited by its receive window, common on short
-/// paths, queues only 10–20 ms), and an idle link is still filled because a
-/// paced transfer asks for its bytes in small chunks that queue only a few
-/// milliseconds themselves (measured: `bench/background.sh`).
+/// (a download limited by its receive window, common on short paths, queues
+/// only 10–20 ms), and an idle link is still filled because a paced
+/// transfer asks for its bytes in chunks that queue only a few milliseconds
+/// themselves.
 pub const TARGET: Duration = Duration::from_millis(5);
 
 /// The slowest a background transfer goes, however busy the path: enough to
 /// make progress, too little to matter to anyone else.
 pub const MIN_RATE: u64 = 16 * 1024;
 
-/// Where a transfer starts, before any delay sample.
-pub const START_RATE: u64 = 256 * 1024;
+/// Where a transfer starts, before any delay sample: a few packets per
+/// millisecond, under what any link a job runs on carries.
+pub const START_RATE: u64 = 512 * 1024;
+
+/// While the queue is empty the rate doubles in this long.
+pub const DOUBLING: Duration = Duration::from_millis(40);
+
+/// Right after a cut, growth is this many times slower than [`DOUBLING`];
+/// it speeds up as the queue stays empty.
+pub const CAUTIOUS: u32 = 4;
+
+/// Growth is at full speed up to this fraction of the rate at which the
+/// queue last built up.
+const NEAR: f64 = 0.85;
+
+/// How long the queue must stay empty after a cut for growth to be back at
+/// full speed.
+pub const RECOVERY: Duration = Duration::from_millis(300);
+
+/// Above the target the rate falls by the excess, at most to a quarter per
+/// this long.
+pub const CUT_TIME: Duration = Duration::from_millis(20);
 
 /// How long the base delay remembers a minimum: long enough to outlast a
 /// busy period, short enough to follow a route change.
@@ -37,14 +71,22 @@ pub const BASE_HISTORY: Duration = Duration::from_secs(120);
 const BUCKET: Duration = Duration::from_secs(10);
 
 /// The current delay is the lowest of this many recent samples (one noisy
-/// sample must not halve the rate).
+/// sample must not cut the rate).
 const CURRENT_SAMPLES: usize = 2;
 
-/// The most the rate grows per sample, as a fraction of itself: slow
-/// enough that a dip in other traffic's queue (a TCP sender backing off
-/// after a loss) is not taken as an idle path; from the start rate to
-/// 5 MB/s in about 3 s of samples.
-const MAX_GROWTH: f64 = 0.1;
+/// Samples further apart than this count as this far apart: after a pause
+/// (a chunk's wait, a stalled probe) growth does not jump.
+const MAX_STEP: Duration = Duration::from_millis(100);
+
+/// What the transfer did since the last sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// The rate it reached, bytes per second.
+    pub achieved: u64,
+    /// Whether the pace held it back (readers waited for the bucket): if
+    /// not, something else limits it, and the rate may not run far ahead.
+    pub paced: bool,
+}
 
 /// The controller's state. Start with [`Pace::new`], feed every delay sample
 /// to [`Pace::sample`], read [`Pace::rate`].
@@ -54,6 +96,16 @@ pub struct Pace {
     /// (bucket start, lowest delay in it), oldest first.
     base: Vec<(Instant, Duration)>,
     recent: Vec<Duration>,
+    last_sample: Option<Instant>,
+    /// What the transfer achieved when the queue last went past the
+    /// target (about the bottleneck's rate, or our share of it): growth is
+    /// fast up to near it, cautious beyond. `None` during start-up.
+    known_max: Option<f64>,
+    /// The last sample was above the target.
+    cutting: bool,
+    /// Since when the rate has been past near [`Pace::known_max`] with the
+    /// queue empty: the careful probing of a rate the path may not carry.
+    probing_since: Option<Instant>,
 }
 
 impl Pace {
@@ -63,6 +115,10 @@ impl Pace {
             rate: START_RATE as f64,
             base: Vec::new(),
             recent: Vec::new(),
+            last_sample: None,
+            known_max: None,
+            cutting: false,
+            probing_since: None,
         }
     }
 
@@ -77,39 +133,82 @@ impl Pace {
         self.base.iter().map(|b| b.1).min()
     }
 
-    /// Takes one round-trip sample taken at `now`. `achieved` is the rate
-    /// the transfer really reached lately (bytes per second): the allowed
-    /// rate does not run ahead of it by more than a factor of two, so that
-    /// a transfer limited by something else (the server, the disk) does not
-    /// build up a rate it would then dump on the path at once.
-    pub fn sample(&mut self, rtt: Duration, achieved: u64, now: Instant) {
+    /// Takes one round-trip sample taken at `now`, with what the transfer
+    /// did since the previous one.
+    pub fn sample(&mut self, rtt: Duration, delivery: Delivery, now: Instant) {
+        let step = self
+            .last_sample
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
+            .min(MAX_STEP);
+        self.last_sample = Some(now);
         match self.base.last_mut() {
-            Some((start, min)) if now.duration_since(*start) < BUCKET => {
+            Some((start, min)) if now.saturating_duration_since(*start) < BUCKET => {
                 *min = (*min).min(rtt);
             }
             _ => self.base.push((now, rtt)),
         }
         self.base
-            .retain(|(start, _)| now.duration_since(*start) < BASE_HISTORY);
+            .retain(|(start, _)| now.saturating_duration_since(*start) < BASE_HISTORY);
         self.recent.push(rtt);
         if self.recent.len() > CURRENT_SAMPLES {
             self.recent.remove(0);
         }
         let current = self.recent.iter().copied().min().unwrap_or(rtt);
         let base = self.base_delay().unwrap_or(rtt);
-        let queueing = current.saturating_sub(base);
-        // 1 with an empty queue, 0 at the target, negative above it.
-        let off_target = 1.0 - queueing.as_secs_f64() / TARGET.as_secs_f64();
-        if off_target >= 0.0 {
-            self.rate *= 1.0 + MAX_GROWTH * off_target;
-            let ceiling = (2 * achieved).max(START_RATE) as f64;
-            self.rate = self.rate.min(ceiling.max(MIN_RATE as f64));
+        // 0 with an empty queue, 1 at the target.
+        let load = current.saturating_sub(base).as_secs_f64() / TARGET.as_secs_f64();
+        let step = step.as_secs_f64();
+
+        if load <= 1.0 {
+            self.cutting = false;
+        }
+        if load < 0.5 {
+            let doubling = self.doubling(now);
+            self.rate *= 2f64.powf(step / doubling.as_secs_f64());
+        } else if load <= 1.0 {
+            // Approaching the target: grow at most a tenth as fast as on an
+            // empty queue, not at all at the target.
+            self.probing_since = None;
+            let gentle = (1.0 - load) * 2.0 * 0.1;
+            self.rate *= 2f64.powf(gentle * step / DOUBLING.as_secs_f64());
         } else {
-            // Above the target: give way in proportion to the excess, at
-            // most halving per sample.
-            self.rate *= (1.0 + 0.5 * off_target).max(0.5);
+            self.probing_since = None;
+            if !self.cutting {
+                self.cutting = true;
+                self.known_max = Some(if delivery.achieved > 0 {
+                    delivery.achieved as f64
+                } else {
+                    self.rate
+                });
+            }
+            // Just above the target the cut is gentle (the queue drains
+            // on its own as soon as the rate is under the link's); far
+            // above it, another flow is queueing: a quarter per CUT_TIME.
+            let factor = (1.0 - 0.5 * (load - 1.0)).max(0.25);
+            self.rate *= factor.powf(step / CUT_TIME.as_secs_f64());
+        }
+        if !delivery.paced {
+            let ceiling = (2 * delivery.achieved).max(START_RATE) as f64;
+            self.rate = self.rate.min(ceiling);
         }
         self.rate = self.rate.max(MIN_RATE as f64);
+    }
+
+    /// How long the rate takes to double now, on an empty queue.
+    fn doubling(&mut self, now: Instant) -> Duration {
+        match self.known_max {
+            Some(max) if self.rate >= NEAR * max => {}
+            _ => {
+                self.probing_since = None;
+                return DOUBLING;
+            }
+        }
+        let since = *self.probing_since.get_or_insert(now);
+        let probing = now.saturating_duration_since(since);
+        let slow = DOUBLING * CAUTIOUS;
+        let recovered = probing.as_secs_f64() / RECOVERY.as_secs_f64();
+        let doubling = slow.as_secs_f64() - (slow - DOUBLING).as_secs_f64() * recovered.min(1.0);
+        Duration::from_secs_f64(doubling)
     }
 }
 
@@ -120,78 +219,4 @@ impl Default for Pace {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MS: Duration = Duration::from_millis(1);
-
-    /// Feeds `n` samples 200 ms apart; returns the time after them.
-    fn feed(p: &mut Pace, rtt: Duration, achieved: u64, n: usize, mut now: Instant) -> Instant {
-        for _ in 0..n {
-            p.sample(rtt, achieved, now);
-            now += Duration::from_millis(200);
-        }
-        now
-    }
-
-    #[test]
-    fn an_idle_path_lets_the_rate_grow_up_to_twice_what_is_achieved() {
-        let mut p = Pace::new();
-        let t = Instant::now();
-        let t = feed(&mut p, 10 * MS, 100_000_000, 80, t);
-        assert!(p.rate() > 20_000_000, "{}", p.rate());
-        // Capped by what the transfer achieves.
-        feed(&mut p, 10 * MS, 1_000_000, 5, t);
-        assert!(p.rate() <= 2_000_000, "{}", p.rate());
-    }
-
-    #[test]
-    fn queueing_past_the_target_cuts_the_rate_to_a_trickle() {
-        let mut p = Pace::new();
-        let t = Instant::now();
-        let t = feed(&mut p, 10 * MS, 100_000_000, 80, t);
-        let before = p.rate();
-        // Foreground traffic fills the queue: 80 ms above the base.
-        // The current delay is the lowest of the last three samples, so the
-        // cuts begin with the third one.
-        let t = feed(&mut p, 90 * MS, 100_000_000, 5, t);
-        assert!(p.rate() <= before / 4, "{} then {}", before, p.rate());
-        feed(&mut p, 90 * MS, 100_000_000, 30, t);
-        assert_eq!(p.rate(), MIN_RATE);
-    }
-
-    #[test]
-    fn the_rate_settles_where_the_queue_is_at_the_target() {
-        let mut p = Pace::new();
-        let t = Instant::now();
-        let t = feed(&mut p, 10 * MS, 100_000_000, 20, t);
-        // Exactly at the target (once the last three samples say so): no
-        // change.
-        let t = feed(&mut p, 10 * MS + TARGET, 100_000_000, 3, t);
-        let r = p.rate();
-        feed(&mut p, 10 * MS + TARGET, 100_000_000, 1, t);
-        let after = p.rate();
-        assert!(after.abs_diff(r) <= 1, "{r} -> {after}");
-    }
-
-    #[test]
-    fn one_noisy_sample_does_not_cut_the_rate() {
-        let mut p = Pace::new();
-        let t = Instant::now();
-        let t = feed(&mut p, 10 * MS, 100_000_000, 20, t);
-        let r = p.rate();
-        feed(&mut p, 200 * MS, 100_000_000, 1, t);
-        assert!(p.rate() >= r, "{r} -> {}", p.rate());
-    }
-
-    #[test]
-    fn the_base_delay_forgets_old_minima() {
-        let mut p = Pace::new();
-        let t = Instant::now();
-        let t = feed(&mut p, 5 * MS, 0, 1, t);
-        assert_eq!(p.base_delay(), Some(5 * MS));
-        // The route got longer: after BASE_HISTORY the old minimum is gone.
-        feed(&mut p, 40 * MS, 0, 700, t);
-        assert_eq!(p.base_delay(), Some(40 * MS));
-    }
-}
+mod tests;

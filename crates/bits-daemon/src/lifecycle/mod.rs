@@ -501,6 +501,11 @@ impl Manager {
             let proxy_used = e.job.proxy_used.take();
             e.job.set_row(row);
             e.job.proxy_used = proxy_used;
+            // A running transfer follows a new priority or cap at once.
+            e.rate.set(
+                e.job.props.priority.is_background(),
+                e.job.props.max_bandwidth,
+            );
             self.shared.bump(&e.revision);
             was
         };

@@ -124,7 +124,7 @@ async fn files(
     run: u64,
     cancel: &CancellationToken,
 ) -> (Outcome, bool) {
-    let Some((job_type, remaining, background, live)) = ({
+    let Some((job_type, remaining, rate, live)) = ({
         let view = shared.read();
         view.jobs.get(&id).map(|e| {
             (
@@ -133,7 +133,7 @@ async fn files(
                     .props
                     .max_download_time
                     .saturating_sub(e.job.active_time),
-                e.job.props.priority.is_background(),
+                e.rate.clone(),
                 (e.revision.clone(), e.progressed_ms.clone()),
             )
         })
@@ -143,9 +143,10 @@ async fn files(
     if remaining.is_zero() {
         return (Outcome::TimedOut, false);
     }
-    // Background transfers use only the bandwidth nobody else uses; one
-    // pace for all the files of the attempt.
-    let pace = background.then(|| Arc::new(Pacer::new()));
+    // One pace for all the files of the attempt: background transfers use
+    // only the bandwidth nobody else uses, caps hold any transfer, and both
+    // follow the job's priority and cap while it runs.
+    let pace = Some(Arc::new(Pacer::new(rate, shared.background_cap.clone())));
     let publisher = Arc::new(Publisher::new(shared.clone(), live.0, live.1));
     let connected = Arc::new(Connected::new(manager.clone(), id, run));
     let width = if job_type == JobType::Download {

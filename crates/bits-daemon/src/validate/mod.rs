@@ -438,6 +438,9 @@ pub fn properties(
         }
         props.notify.cmd = (!cmd.trim().is_empty()).then(|| cmd.clone());
     }
+    if let Some(rate) = p.max_bandwidth {
+        props.max_bandwidth = (rate > 0).then_some(rate);
+    }
     if let Some(flags) = &p.notify_flags {
         props.notify.flags = flags
             .parse()

@@ -276,7 +276,7 @@ fn segmentable(
     let left = total.checked_sub(at)?;
     // A paced (background) file goes by ranges even over one connection: a
     // request per chunk keeps the server from sending far ahead of the pace.
-    let paced = file.pace.is_some() && left >= segmented::MIN_SEGMENT;
+    let paced = file.pace.as_ref().is_some_and(|p| p.limited()) && left >= segmented::MIN_SEGMENT;
     if (file.connections <= 1 && !paced)
         || !ranges_allowed
         || skip != 0

@@ -113,15 +113,6 @@ pub(crate) fn split(start: u64, end: u64, n: usize) -> Vec<ByteRange> {
         .collect()
 }
 
-/// A paced request asks for about this much time's worth of the allowed
-/// rate.
-const CHUNK_TIME: Duration = Duration::from_millis(20);
-
-/// The bytes of one paced request at `rate` bytes per second.
-fn chunk_len(rate: u64) -> u64 {
-    ((rate as f64 * CHUNK_TIME.as_secs_f64()) as u64).clamp(16 << 10, 64 << 20)
-}
-
 /// Whether `missing` can describe what is left of a file of `total` bytes.
 pub(crate) fn well_formed(missing: &[ByteRange], total: u64) -> bool {
     !missing.is_empty()
@@ -394,7 +385,7 @@ impl Ctx {
             // allowed rate per request, so the server can never send more
             // than that ahead of the pace; the pauses between chunks are
             // what leaves the path to others.
-            let limit = self.pace.as_ref().map(|p| pos + chunk_len(p.rate()));
+            let limit = self.pace.as_ref().and_then(|p| p.chunk()).map(|c| pos + c);
             let mut response = match first.take() {
                 Some(r) => r,
                 None => self.request(pos, limit.map_or(end, |l| l.min(end))).await?,

@@ -1,0 +1,82 @@
+use super::*;
+use bits_core::policy::pace::START_RATE;
+
+fn pacer(background: bool, cap: Option<u64>) -> (Pacer, Arc<Limits>) {
+    let limits = Arc::new(Limits::new(background, cap));
+    (
+        Pacer::new(limits.clone(), Arc::new(SharedCap::new(None))),
+        limits,
+    )
+}
+
+#[tokio::test]
+async fn the_bucket_makes_readers_wait_for_the_rate() {
+    let (p, _) = pacer(true, None);
+    let rate = p.rate().unwrap() as f64;
+    assert_eq!(rate as u64, START_RATE);
+    // Within the first burst nothing waits...
+    assert_eq!(p.take(1024), Duration::ZERO);
+    // ... but a second's worth of bytes at once is owed, less what the
+    // first burst (64 KiB) covered.
+    let wait = p.take(rate as usize);
+    let expected = (rate - 63.0 * 1024.0) / rate;
+    assert!(
+        (wait.as_secs_f64() - expected).abs() < 0.02,
+        "{wait:?}, expected {expected} s"
+    );
+}
+
+#[tokio::test]
+async fn a_foreground_transfer_without_a_cap_is_not_paced() {
+    let (p, _) = pacer(false, None);
+    assert!(!p.limited());
+    assert_eq!(p.rate(), None);
+    assert_eq!(p.chunk(), None);
+    assert_eq!(p.take(1 << 30), Duration::ZERO);
+}
+
+#[tokio::test]
+async fn a_priority_change_takes_effect_at_the_next_read() {
+    let (p, limits) = pacer(true, None);
+    p.take(64 * 1024);
+    assert!(!p.take(10 << 20).is_zero(), "background: paced");
+    limits.set(false, None);
+    assert_eq!(p.take(10 << 20), Duration::ZERO, "foreground now");
+    limits.set(true, None);
+    assert!(!p.take(10 << 20).is_zero(), "background again");
+}
+
+#[tokio::test]
+async fn a_cap_holds_a_foreground_transfer_too() {
+    let (p, limits) = pacer(false, Some(1_000_000));
+    assert!(p.limited());
+    assert_eq!(p.rate(), Some(1_000_000));
+    p.take(64 * 1024);
+    let wait = p.take(1_000_000);
+    assert!((wait.as_secs_f64() - 1.0).abs() < 0.02, "{wait:?}");
+    // The cap lowered below the controller's rate bounds a background job.
+    limits.set(true, Some(100_000));
+    assert_eq!(p.rate(), Some(100_000));
+}
+
+#[tokio::test]
+async fn the_machine_wide_cap_is_shared_by_background_jobs() {
+    let shared = Arc::new(SharedCap::new(Some(1_000_000)));
+    let a = Pacer::new(Arc::new(Limits::new(true, None)), shared.clone());
+    let b = Pacer::new(Arc::new(Limits::new(true, None)), shared.clone());
+    let fg = Pacer::new(Arc::new(Limits::new(false, None)), shared.clone());
+    // Half a second's worth each: together a second's worth is owed.
+    a.take(500_000);
+    let wait = b.take(500_000);
+    assert!(wait >= Duration::from_millis(900), "{wait:?}");
+    // Foreground jobs do not draw from it.
+    assert_eq!(fg.take(10 << 20), Duration::ZERO);
+    shared.set(None);
+    assert_eq!(shared.rate(), None);
+}
+
+#[tokio::test]
+async fn chunks_are_20_ms_of_the_rate() {
+    let (p, _) = pacer(false, Some(10_000_000));
+    assert_eq!(p.chunk(), Some(200_000));
+}
