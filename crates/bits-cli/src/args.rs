@@ -74,6 +74,10 @@ pub enum Command {
     /// when it is Acknowledged, Cancelled or removed; without, runs until
     /// Ctrl-C.
     Watch(WatchArgs),
+    /// The daemon-wide transfer policy (BITS' Group Policy settings): caps
+    /// and schedules for background jobs, quotas. Kept across restarts.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Serve a directory over HTTP with HEAD, Range, ETag and Last-Modified;
     /// with --upload, also accept BITS Upload Protocol uploads into it.
     Serve(ServeArgs),
@@ -275,8 +279,8 @@ pub struct PropertyArgs {
     /// A bandwidth cap for this job alone, whatever its priority: bytes per
     /// second, suffixes k, M, G (x1000); `off` removes it. Applies to a
     /// running transfer at once.
-    #[arg(long, value_name = "RATE", value_parser = parse_job_rate)]
-    pub max_bandwidth: Option<Option<u64>>,
+    #[arg(long, value_name = "RATE|off", value_parser = parse_job_rate)]
+    pub max_bandwidth: Option<u64>,
 }
 
 /// ProxyUsage.
@@ -496,6 +500,58 @@ pub struct MonitorArgs {
     pub all_users: bool,
 }
 
+/// `bits policy`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Show the policy and what it means now.
+    Show(PolicyShowArgs),
+    /// Change settings; running transfers follow at once.
+    Set(PolicySetArgs),
+}
+
+/// `bits policy show`.
+#[derive(Debug, Args)]
+pub struct PolicyShowArgs {
+    /// Print the policy as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bits policy set`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("setting").multiple(true).required(true)))]
+pub struct PolicySetArgs {
+    /// All background jobs together at most RATE: bytes per second,
+    /// suffixes k, M, G (x1000); `off` removes the cap.
+    #[arg(long, value_name = "RATE|off", value_parser = parse_policy_rate, group = "setting")]
+    pub max_background_bandwidth: Option<u64>,
+
+    /// A weekly schedule of caps for background jobs:
+    /// `[Day-]HH:MM,RATE ...` (`Mon-08:00,512k 18:00,off`); each entry
+    /// lasts until the next; a rate of 0 blocks background jobs (they wait
+    /// in TransientError). `off` removes the schedule.
+    #[arg(long, value_name = "SPEC|off", value_parser = parse_schedule, group = "setting")]
+    pub bandwidth_schedule: Option<String>,
+
+    /// How many background jobs (High, Normal, Low) transfer at once
+    /// (default 1, as BITS).
+    #[arg(long, value_name = "N", group = "setting")]
+    pub background_jobs: Option<u32>,
+
+    /// Jobs one user may hold that are not Acknowledged or Cancelled
+    /// (default 10000).
+    #[arg(long, value_name = "N", group = "setting")]
+    pub max_jobs_per_user: Option<u64>,
+
+    /// Files one job may hold (default and at most 100000).
+    #[arg(long, value_name = "N", group = "setting")]
+    pub max_files_per_job: Option<u64>,
+
+    /// Print the resulting policy as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `bits watch`.
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -598,11 +654,35 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// `--max-bandwidth RATE`: `off` is `None` (no cap).
-fn parse_job_rate(text: &str) -> Result<Option<u64>, String> {
+/// `--max-background-bandwidth RATE`: `off` is 0 (no cap, as the daemon
+/// reads it).
+fn parse_policy_rate(text: &str) -> Result<u64, String> {
     match bits_core::policy::bandwidth::parse_rate(text).map_err(|e| e.to_string())? {
-        bits_core::policy::bandwidth::Cap::Unlimited => Ok(None),
-        bits_core::policy::bandwidth::Cap::Rate(r) => Ok(Some(r)),
+        bits_core::policy::bandwidth::Cap::Unlimited => Ok(0),
+        bits_core::policy::bandwidth::Cap::Rate(r) => Ok(r),
+        bits_core::policy::bandwidth::Cap::Blocked => Err(
+            "a cap of 0 would stop background jobs for good: give a rate, `off`, or a \
+             --bandwidth-schedule window of 0"
+                .into(),
+        ),
+    }
+}
+
+/// `--bandwidth-schedule SPEC`: checked here so that a mistake is named at
+/// once; `off` passes as it is.
+fn parse_schedule(text: &str) -> Result<String, String> {
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok("off".into());
+    }
+    bits_core::policy::bandwidth::Schedule::parse(text).map_err(|e| e.to_string())?;
+    Ok(text.trim().to_string())
+}
+
+/// `--max-bandwidth RATE`: `off` is 0 (no cap, as the daemon reads it).
+fn parse_job_rate(text: &str) -> Result<u64, String> {
+    match bits_core::policy::bandwidth::parse_rate(text).map_err(|e| e.to_string())? {
+        bits_core::policy::bandwidth::Cap::Unlimited => Ok(0),
+        bits_core::policy::bandwidth::Cap::Rate(r) => Ok(r),
         bits_core::policy::bandwidth::Cap::Blocked => {
             Err("a job's cap of 0 would stop it for good: give a rate, or `off`".into())
         }

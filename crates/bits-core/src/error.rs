@@ -84,6 +84,15 @@ pub mod codes {
     pub const BG_E_INVALID_SERVER_RESPONSE: u32 = 0x8020_001B;
     /// BG_E_TOO_MANY_FILES: upload jobs hold one file.
     pub const BG_E_TOO_MANY_FILES: u32 = 0x8020_001C;
+    /// BG_E_TOO_MANY_JOBS_PER_USER: the user holds the most jobs the policy
+    /// allows.
+    pub const BG_E_TOO_MANY_JOBS_PER_USER: u32 = 0x8020_0049;
+    /// BG_E_BLOCKED_BY_POLICY: the policy does not let background jobs
+    /// transfer now.
+    pub const BG_E_BLOCKED_BY_POLICY: u32 = 0x8020_003E;
+    /// BG_E_TOO_MANY_FILES_IN_JOB: the job would hold more files than the
+    /// policy allows.
+    pub const BG_E_TOO_MANY_FILES_IN_JOB: u32 = 0x8020_0051;
     /// BG_E_LOCAL_FILE_CHANGED: a local file changed during the transfer.
     pub const BG_E_LOCAL_FILE_CHANGED: u32 = 0x8020_001D;
     /// BG_E_NO_PROGRESS: no progress within NoProgressTimeout.

@@ -15,6 +15,7 @@
 //! Architecture invariant: this is the only crate that spawns tasks, owns
 //! the socket and holds the store.
 
+mod clock;
 mod convert;
 mod fsops;
 mod ipc;

@@ -3,7 +3,7 @@
 //! and the orderly stop.
 
 use crate::lifecycle::Manager;
-use crate::state::{Entry, Limits, Owner, Shared, View};
+use crate::state::{Entry, Owner, Shared, View};
 use crate::store::StoreHandle;
 use crate::{ipc, Config};
 use anyhow::{bail, Context};
@@ -196,6 +196,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     let mut store = Store::open(&paths.database())?;
     let view = restore(&mut store)?;
+    let policy = store.load_policy()?;
     let engine = Engine::new(config.engine.clone()).context("cannot start the transfer engine")?;
     // The thread ends when the last handle goes; every save a transfer
     // depends on was awaited before the lifecycle owner returned.
@@ -207,7 +208,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         engine,
         owner(),
         shutdown.clone(),
-        Limits::default(),
+        policy,
     ));
     let (manager, handle) = Manager::new(shared.clone(), config.time_slice);
 

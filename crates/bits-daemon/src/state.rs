@@ -8,6 +8,7 @@
 //! update in memory. Job states change only in `lifecycle`; file progress
 //! only in the file's running transfer (`runner`).
 
+use bits_core::policy::machine::MachinePolicy;
 use bits_core::{Job, JobId};
 use bits_transfer::{Engine, SharedCap};
 use std::collections::HashMap;
@@ -26,23 +27,6 @@ pub struct Owner {
     pub uid: u32,
     /// User name (OwnerAccount).
     pub name: String,
-}
-
-/// Daemon-wide limits on what clients may ask for.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// The most files one job may hold.
-    pub max_files_per_job: usize,
-}
-
-impl Default for Limits {
-    /// 100,000 files per job: a job that size is about 15 MiB in the store
-    /// and in memory, and is accepted in a second or two.
-    fn default() -> Self {
-        Limits {
-            max_files_per_job: bits_proto::MAX_FILES_PER_JOB,
-        }
-    }
 }
 
 /// One job as readers see it.
@@ -129,8 +113,8 @@ pub struct Shared {
     pub owner: Owner,
     /// Cancelled when the daemon stops.
     pub shutdown: CancellationToken,
-    /// What clients may ask for.
-    pub limits: Limits,
+    /// The daemon-wide policy (caps, schedule, quotas), as last saved.
+    policy: RwLock<MachinePolicy>,
     /// The machine-wide cap every background transfer draws from (policy).
     pub background_cap: Arc<SharedCap>,
 }
@@ -151,7 +135,7 @@ impl Shared {
         engine: Engine,
         owner: Owner,
         shutdown: CancellationToken,
-        limits: Limits,
+        policy: MachinePolicy,
     ) -> Shared {
         let (changes, _) = watch::channel(0);
         Shared {
@@ -162,9 +146,33 @@ impl Shared {
             changes,
             owner,
             shutdown,
-            limits,
+            policy: RwLock::new(policy),
             background_cap: Arc::new(SharedCap::new(None)),
         }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> MachinePolicy {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts a saved policy in force (the caller saved it first).
+    pub fn set_policy(&self, policy: MachinePolicy) {
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = policy;
+    }
+
+    /// The most files one job may hold now.
+    pub fn max_files_per_job(&self) -> usize {
+        usize::try_from(
+            self.policy
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .max_files_per_job,
+        )
+        .unwrap_or(usize::MAX)
     }
 
     /// Reads the jobs. Hold it briefly: no I/O, no `.await`.

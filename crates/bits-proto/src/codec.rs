@@ -135,6 +135,14 @@ mod tests {
                 Request::Info { job: job.clone(), files_from: from },
                 Request::List { all_users: summary, name: Some(job.clone()), summary, after: Some(job.clone()) },
                 Request::Watch { job: job.clone(), after_revision: from, timeout_ms: from, summary },
+                Request::Policy { change: None },
+                Request::Policy { change: Some(crate::PolicyChange {
+                    max_background_bandwidth: Some(from),
+                    bandwidth_schedule: Some(job.clone()),
+                    background_jobs: summary.then_some(2),
+                    max_jobs_per_user: None,
+                    max_files_per_job: Some(from),
+                }) },
             ] {
                 let got: Request = rt.block_on(async {
                     let mut buf = Vec::new();

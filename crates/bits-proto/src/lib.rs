@@ -27,4 +27,4 @@ pub use paths::Paths;
 pub const MAX_FILES_PER_JOB: usize = 100_000;
 
 /// Bumped whenever a request or response changes incompatibly.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;

@@ -217,6 +217,56 @@ pub enum Request {
         #[serde(default)]
         summary: bool,
     },
+    /// The daemon-wide policy, after applying `change` if given (saved
+    /// before it is answered).
+    Policy {
+        /// What to change; `None` only shows it.
+        #[serde(default)]
+        change: Option<PolicyChange>,
+    },
+}
+
+/// Changes to the daemon-wide policy; each `None` is left as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyChange {
+    /// All background transfers together, bytes per second; 0: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_background_bandwidth: Option<u64>,
+    /// A weekly schedule of caps; empty: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_schedule: Option<String>,
+    /// Background jobs that transfer at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background_jobs: Option<u32>,
+    /// Jobs one user may hold (not Acknowledged or Cancelled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_jobs_per_user: Option<u64>,
+    /// Files one job may hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_files_per_job: Option<u64>,
+}
+
+/// The daemon-wide policy as `bits policy show --json` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PolicyObject {
+    /// All background transfers together, bytes per second (`null`: none).
+    pub max_background_bandwidth: Option<u64>,
+    /// The weekly schedule of caps, as written (`null`: none).
+    pub bandwidth_schedule: Option<String>,
+    /// Background jobs that transfer at once.
+    pub background_jobs: u32,
+    /// Jobs one user may hold.
+    pub max_jobs_per_user: u64,
+    /// Files one job may hold.
+    pub max_files_per_job: u64,
+    /// The cap background transfers are held to now, bytes per second
+    /// (`null`: none).
+    pub background_bandwidth_now: Option<u64>,
+    /// Whether the schedule blocks background jobs now.
+    pub background_blocked: bool,
+    /// When the schedule's next window starts (RFC 3339), if there is one.
+    pub next_schedule_change: Option<String>,
 }
 
 impl Request {
@@ -235,6 +285,7 @@ impl Request {
             Request::List { .. } => "list",
             Request::Info { .. } => "info",
             Request::Watch { .. } => "watch",
+            Request::Policy { .. } => "policy",
         }
     }
 }
@@ -295,6 +346,11 @@ pub enum Response {
         /// More jobs follow: ask again with `after` set to this.
         #[serde(default)]
         next: Option<String>,
+    },
+    /// Answer to Policy.
+    Policy {
+        /// The policy in force.
+        policy: Box<PolicyObject>,
     },
     /// Answer to Watch.
     Watch {

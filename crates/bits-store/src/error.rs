@@ -70,6 +70,14 @@ pub enum StoreError {
         /// The value found.
         value: String,
     },
+    /// The saved policy cannot be read back.
+    #[error(
+        "job database: the saved policy is invalid ({reason}); set it again with `bits policy set`"
+    )]
+    BadPolicy {
+        /// What is wrong.
+        reason: String,
+    },
     /// The store's thread is gone (it stopped after a panic, or the daemon
     /// is stopping): nothing was read or written.
     #[error("the job database is not available (its thread stopped)")]

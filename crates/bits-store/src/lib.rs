@@ -19,8 +19,9 @@ mod sealed;
 pub use error::StoreError;
 pub use schema::SCHEMA_VERSION;
 
+use bits_core::policy::machine::MachinePolicy;
 use bits_core::{Job, JobFile, JobId};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
 /// An open job database.
@@ -197,6 +198,54 @@ impl Store {
             convert::update_file_row(&tx, id, index, file)?;
         }
         tx.commit().map_err(StoreError::sql("commit save files"))?;
+        Ok(())
+    }
+
+    /// The daemon-wide policy as last saved (the defaults if none was).
+    pub fn load_policy(&self) -> Result<MachinePolicy, StoreError> {
+        let value: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM settings WHERE key = 'policy'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(StoreError::sql("load policy"))?;
+        let Some(json) = value else {
+            return Ok(MachinePolicy::default());
+        };
+        let policy: MachinePolicy =
+            serde_json::from_str(&json).map_err(|e| StoreError::BadPolicy {
+                reason: e.to_string(),
+            })?;
+        if policy.version > MachinePolicy::VERSION {
+            return Err(StoreError::BadPolicy {
+                reason: format!(
+                    "format version {} is newer than this bitsd's {}",
+                    policy.version,
+                    MachinePolicy::VERSION
+                ),
+            });
+        }
+        policy
+            .check()
+            .map_err(|reason| StoreError::BadPolicy { reason })?;
+        Ok(policy)
+    }
+
+    /// Saves the daemon-wide policy (durably, as every write here).
+    pub fn save_policy(&mut self, policy: &MachinePolicy) -> Result<(), StoreError> {
+        let json = serde_json::to_string(policy).map_err(|e| StoreError::BadPolicy {
+            reason: e.to_string(),
+        })?;
+        self.conn
+            .execute(
+                "INSERT INTO settings (key, value) VALUES ('policy', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![json],
+            )
+            .map_err(StoreError::sql("save policy"))?;
         Ok(())
     }
 

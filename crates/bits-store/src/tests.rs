@@ -322,3 +322,34 @@ fn garbled_missing_ranges_are_corruption() {
         assert!(err.to_string().contains("missing"), "{bad:?}: {err}");
     }
 }
+
+/// The policy is kept across a reopen; a damaged one is a clear error.
+#[test]
+fn the_policy_survives_a_reopen_and_a_bad_one_is_named() {
+    use bits_core::policy::machine::MachinePolicy;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.sqlite3");
+    let policy = MachinePolicy {
+        max_background_bandwidth: Some(512_000),
+        bandwidth_schedule: Some("08:00,1M 18:00,off".into()),
+        background_jobs: 2,
+        ..MachinePolicy::default()
+    };
+    {
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.load_policy().unwrap(), MachinePolicy::default());
+        store.save_policy(&policy).unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.load_policy().unwrap(), policy);
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "UPDATE settings SET value = '{\"version\":1,\"background_jobs\":0}' WHERE key = 'policy'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let e = Store::open(&path).unwrap().load_policy().unwrap_err();
+    assert!(e.to_string().contains("--background-jobs"), "{e}");
+}

@@ -20,6 +20,7 @@ mod complete;
 mod info;
 mod list;
 mod monitor;
+mod policy;
 mod proxy_env;
 mod remove;
 mod resume;
@@ -45,6 +46,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Wait(args) => wait::run(args).await,
         Command::Monitor(args) => monitor::run(args).await,
         Command::Watch(args) => watch::run(args).await,
+        Command::Policy(command) => policy::run(command).await,
         Command::Serve(args) => serve::run(args).await,
     }
 }
@@ -135,7 +137,7 @@ fn properties(args: &PropertyArgs, cwd: &Path, creating: bool) -> anyhow::Result
         connection,
         notify_cmd: args.notify_cmd.clone(),
         notify_flags: args.notify_flags.clone(),
-        max_bandwidth: args.max_bandwidth.map(|r| r.unwrap_or(0)),
+        max_bandwidth: args.max_bandwidth,
     })
 }
 

@@ -2,6 +2,7 @@
 //! The daemon does the waiting and the I/O.
 
 pub mod bandwidth;
+pub mod machine;
 pub mod pace;
 pub mod retry;
 pub mod schedule;

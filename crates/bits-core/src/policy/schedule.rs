@@ -67,6 +67,18 @@ pub fn decide(
     slice: Duration,
     now: SystemTime,
 ) -> Decision {
+    decide_with(waiting, running, slice, now, MAX_BACKGROUND)
+}
+
+/// [`decide`] with `max_background` background jobs at once (the policy's
+/// BackgroundJobs; at least one).
+pub fn decide_with(
+    waiting: &[Waiting],
+    running: &[Running],
+    slice: Duration,
+    now: SystemTime,
+    max_background: usize,
+) -> Decision {
     let mut d = Decision::default();
     let mut queue: Vec<&Waiting> = waiting.iter().collect();
     // Priority enum order is Foreground < High < Normal < Low.
@@ -87,7 +99,7 @@ pub fn decide(
         .collect();
 
     // Free slots go to the best waiting jobs.
-    let free = MAX_BACKGROUND.saturating_sub(holders.len());
+    let free = max_background.max(1).saturating_sub(holders.len());
     let n = free.min(background.len());
     d.start.extend(background.drain(..n).map(|w| w.id));
 
@@ -145,6 +157,19 @@ mod tests {
             since: t(since),
             stopping: false,
         }
+    }
+
+    #[test]
+    fn the_policy_may_let_several_background_jobs_run_at_once() {
+        let high = w(Priority::High, 3);
+        let low1 = w(Priority::Low, 1);
+        let low2 = w(Priority::Low, 2);
+        let d = decide_with(&[low2, low1, high], &[], SLICE, t(10), 2);
+        assert_eq!(d.start, vec![high.id, low1.id]);
+        let holder = r(Priority::Normal, 0);
+        let d = decide_with(&[low2, low1], &[holder], SLICE, t(10), 3);
+        assert_eq!(d.start, vec![low1.id, low2.id]);
+        assert!(d.stop.is_empty());
     }
 
     #[test]

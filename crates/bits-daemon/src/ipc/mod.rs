@@ -243,5 +243,6 @@ async fn dispatch(
             timeout_ms,
             summary,
         } => handlers::watch::handle(shared, &job, after_revision, timeout_ms, summary).await,
+        Request::Policy { change } => handlers::policy::handle(shared, manager, change, uid).await,
     }
 }

@@ -55,13 +55,16 @@ pub enum Command {
     },
     /// A runner's transfer got its first answer: Connecting → Transferring.
     Connected { id: JobId, run: u64 },
+    /// The daemon-wide policy changed (it is saved and in force): schedule
+    /// again now.
+    PolicyChanged,
 }
 
 impl Command {
     /// The job the command is about, if it exists already.
     pub fn job(&self) -> Option<JobId> {
         match self {
-            Command::Create { .. } => None,
+            Command::Create { .. } | Command::PolicyChanged => None,
             Command::AddFiles { id, .. }
             | Command::Set { id, .. }
             | Command::Act { id, .. }

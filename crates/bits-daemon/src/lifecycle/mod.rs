@@ -29,7 +29,8 @@ pub use command::{stopping, Action, Command, Done, Handle, Reply};
 use crate::ipc::invalid;
 use crate::runner::{self, AttemptEnd};
 use crate::state::{store_failed, Entry, Shared};
-use bits_core::policy::schedule::{decide, Running, Waiting};
+use bits_core::policy::bandwidth::Cap;
+use bits_core::policy::schedule::{decide_with, Running, Waiting};
 use bits_core::{Event, Job, JobFile, JobId, JobState};
 use bits_proto::{ApiError, ErrorKind};
 use std::collections::{HashMap, VecDeque};
@@ -38,6 +39,9 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
+
+/// Without a schedule end to wait for, how soon a block is looked at again.
+const POLICY_RECHECK: Duration = Duration::from_secs(60);
 
 /// How long a change the store refused waits before it is tried again.
 const STORE_RETRY: Duration = Duration::from_secs(30);
@@ -236,6 +240,7 @@ impl Manager {
                     }
                 }
             }
+            Command::PolicyChanged => self.dirty = true,
         }
     }
 
@@ -305,6 +310,26 @@ impl Manager {
     }
 
     async fn create(&mut self, job: Job) -> Result<JobId, ApiError> {
+        // Checked here, where creations happen one at a time, so that two
+        // at once cannot both take the last place.
+        let max = self.shared.policy().max_jobs_per_user;
+        let held = {
+            let view = self.shared.read();
+            view.jobs
+                .values()
+                .filter(|e| e.job.owner_uid == job.owner_uid && !e.job.state().is_final())
+                .count() as u64
+        };
+        if held >= max {
+            return Err(ApiError {
+                kind: ErrorKind::Denied,
+                message: format!(
+                    "{} already has {held} jobs, the most the policy allows (MaxJobsPerUser {max}): complete or remove some first",
+                    job.owner
+                ),
+                code: Some(format!("0x{:08X}", bits_core::error::codes::BG_E_TOO_MANY_JOBS_PER_USER)),
+            });
+        }
         let id = job.id;
         let queued = job.state() == JobState::Queued;
         let saved = job.clone();
@@ -324,7 +349,7 @@ impl Manager {
     }
 
     async fn add_files(&mut self, id: JobId, files: Vec<JobFile>) -> Result<(), ApiError> {
-        let max = self.shared.limits.max_files_per_job;
+        let max = self.shared.max_files_per_job();
         let (mut row, first) = {
             let view = self.shared.read();
             let e = view.jobs.get(&id).ok_or_else(|| gone(id))?;
@@ -654,12 +679,26 @@ impl Manager {
     async fn schedule(&mut self) {
         self.dirty = false;
         let now = SystemTime::now();
+        let policy = self.shared.policy();
+        let (week, seconds) = crate::clock::week_time(now);
+        let cap = policy.background_cap(week);
+        self.shared.background_cap.set(match cap {
+            Cap::Rate(r) => Some(r),
+            Cap::Unlimited | Cap::Blocked => None,
+        });
+        let blocked = cap == Cap::Blocked;
+        let window_ends = policy.next_change(week, seconds).map(|d| now + d);
         let due: Vec<JobId> = {
             let view = self.shared.read();
             view.jobs
                 .values()
                 .filter(|e| e.job.state() == JobState::TransientError)
-                .filter(|e| e.job.retry_at.is_none_or(|t| t <= now))
+                .filter(|e| {
+                    e.job.retry_at.is_none_or(|t| t <= now)
+                        // Held by a window that is over (or a policy that
+                        // changed): at once, not at the window's old end.
+                        || (!blocked && blocked_by_policy(&e.job))
+                })
                 .map(|e| e.job.id)
                 .collect()
         };
@@ -707,7 +746,15 @@ impl Manager {
                 })
                 .collect()
         };
-        let decision = decide(&waiting, &running, self.time_slice, now);
+        let (waiting, held): (Vec<Waiting>, Vec<Waiting>) = waiting
+            .into_iter()
+            .partition(|w| !(blocked && w.priority.is_background()));
+        if blocked {
+            self.hold_for_policy(&running, &held, window_ends, now)
+                .await;
+        }
+        let max_background = policy.background_jobs as usize;
+        let decision = decide_with(&waiting, &running, self.time_slice, now, max_background);
         for id in &decision.stop {
             tracing::info!(job = %id, "giving the transfer slot to another job");
             self.stop_runner(*id);
@@ -730,10 +777,53 @@ impl Manager {
             .filter_map(|e| e.job.retry_at)
             .min();
         let next_store = self.owned.values().filter_map(|o| o.store_retry_at).min();
-        self.wake_at = [next_retry, decision.wake_at, next_store]
+        self.wake_at = [next_retry, decision.wake_at, next_store, window_ends]
             .into_iter()
             .flatten()
             .min();
+    }
+
+    /// A schedule window blocks background jobs: the running ones give up
+    /// their transfer (they come back Queued, then wait here), the waiting
+    /// ones wait in TransientError until the window ends.
+    async fn hold_for_policy(
+        &mut self,
+        running: &[Running],
+        waiting: &[Waiting],
+        until: Option<SystemTime>,
+        now: SystemTime,
+    ) {
+        for r in running
+            .iter()
+            .filter(|r| r.priority.is_background() && !r.stopping)
+        {
+            tracing::info!(job = %r.id, "the policy blocks background jobs now: stopping");
+            self.stop_runner(r.id);
+        }
+        let retry_at = until.unwrap_or(now + POLICY_RECHECK);
+        let when = match until {
+            Some(t) => format!(
+                "until {}",
+                chrono::DateTime::<chrono::Local>::from(t).format("%a %H:%M")
+            ),
+            None => "for now".to_string(),
+        };
+        for w in waiting {
+            let error = bits_core::JobError::new(
+                bits_core::ErrorContext::GeneralQueueManager,
+                bits_core::error::codes::BG_E_BLOCKED_BY_POLICY,
+                format!(
+                    "Blocked by policy: background jobs do not transfer {when} \
+                     (bits policy show)."
+                ),
+            );
+            if let Err(e) = self
+                .transition(w.id, Event::TransientFailure { error, retry_at })
+                .await
+            {
+                self.store_refused(w.id, &e, now);
+            }
+        }
     }
 
     fn waits_for_store(&mut self, id: JobId, now: SystemTime) -> bool {
@@ -787,4 +877,11 @@ fn panic_message(e: JoinError) -> String {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// Whether the job waits because the policy blocked background jobs.
+fn blocked_by_policy(job: &Job) -> bool {
+    job.error
+        .as_ref()
+        .is_some_and(|e| e.code == bits_core::error::codes::BG_E_BLOCKED_BY_POLICY)
 }

@@ -2,7 +2,7 @@
 //! no socket.
 
 use super::*;
-use crate::state::{Limits, Owner, View};
+use crate::state::{Owner, View};
 use crate::store::StoreHandle;
 use bits_core::{JobProps, JobType};
 use bits_store::Store;
@@ -47,7 +47,7 @@ async fn a_runner_that_panics_leaves_its_job_in_error_with_the_message() {
         engine,
         owner,
         CancellationToken::new(),
-        Limits::default(),
+        Default::default(),
     ));
     let (mut manager, _handle) = Manager::new(shared.clone(), Duration::from_secs(300));
 

@@ -64,7 +64,7 @@ pub fn quota(existing: usize, added: usize, max: usize) -> Result<(), ApiError> 
         },
         code: Some(format!(
             "0x{:08X}",
-            bits_core::error::codes::BG_E_TOO_MANY_FILES
+            bits_core::error::codes::BG_E_TOO_MANY_FILES_IN_JOB
         )),
     })
 }

@@ -13,6 +13,7 @@ mod integrity;
 mod lifecycle;
 mod liveness;
 mod notify;
+mod policy;
 mod powerloss;
 mod races;
 mod routes;

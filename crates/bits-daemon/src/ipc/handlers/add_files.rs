@@ -18,11 +18,7 @@ pub async fn handle(
         let view = shared.read();
         let id = resolve(&view, job)?;
         let e = &view.jobs[&id];
-        validate::quota(
-            e.job.files.len(),
-            specs.len(),
-            shared.limits.max_files_per_job,
-        )?;
+        validate::quota(e.job.files.len(), specs.len(), shared.max_files_per_job())?;
         (id, e.job.job_type, e.job.files.clone())
     };
     let files =

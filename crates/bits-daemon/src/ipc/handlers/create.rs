@@ -20,7 +20,7 @@ pub async fn handle(
         .transfer_type
         .parse()
         .map_err(|e| validate::bad(format!("--type: {e}")))?;
-    validate::quota(0, req.files.len(), shared.limits.max_files_per_job)?;
+    validate::quota(0, req.files.len(), shared.max_files_per_job())?;
     let mut props = JobProps::default();
     validate::properties(&mut props, &req.properties, job_type)?;
     let id = JobId::new_random();

@@ -5,6 +5,7 @@ pub mod add_files;
 pub mod create;
 pub mod info;
 pub mod list;
+pub mod policy;
 pub mod set;
 pub mod watch;
 
