@@ -20,6 +20,7 @@ mod convert;
 mod fsops;
 mod ipc;
 mod lifecycle;
+mod network;
 mod notify;
 mod runner;
 mod startup;

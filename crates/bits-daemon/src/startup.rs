@@ -211,6 +211,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         policy,
     ));
     let (manager, handle) = Manager::new(shared.clone(), config.time_slice);
+    let _network = crate::network::spawn(shared.clone(), handle.clone());
 
     let socket = paths.socket();
     // The lock above proves no other daemon owns this socket: a leftover file

@@ -58,13 +58,15 @@ pub enum Command {
     /// The daemon-wide policy changed (it is saved and in force): schedule
     /// again now.
     PolicyChanged,
+    /// The network changed: which jobs' servers are reachable now.
+    NetworkChanged(crate::network::Reachability),
 }
 
 impl Command {
     /// The job the command is about, if it exists already.
     pub fn job(&self) -> Option<JobId> {
         match self {
-            Command::Create { .. } | Command::PolicyChanged => None,
+            Command::Create { .. } | Command::PolicyChanged | Command::NetworkChanged(_) => None,
             Command::AddFiles { id, .. }
             | Command::Set { id, .. }
             | Command::Act { id, .. }

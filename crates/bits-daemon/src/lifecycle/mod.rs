@@ -33,7 +33,7 @@ use bits_core::policy::bandwidth::Cap;
 use bits_core::policy::schedule::{decide_with, Running, Waiting};
 use bits_core::{Event, Job, JobFile, JobId, JobState};
 use bits_proto::{ApiError, ErrorKind};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
@@ -108,6 +108,10 @@ pub struct Manager {
     dirty: bool,
     /// When to look again if nothing else happens.
     wake_at: Option<SystemTime>,
+    /// Jobs whose server had no route at the last network change.
+    offline: HashSet<JobId>,
+    /// Jobs waiting for a network that is back: queued at the next pass.
+    retry_now: HashSet<JobId>,
 }
 
 impl Manager {
@@ -140,6 +144,8 @@ impl Manager {
             time_slice,
             dirty: true,
             wake_at: None,
+            offline: HashSet::new(),
+            retry_now: HashSet::new(),
         };
         (manager, handle)
     }
@@ -241,6 +247,7 @@ impl Manager {
                 }
             }
             Command::PolicyChanged => self.dirty = true,
+            Command::NetworkChanged(found) => self.network_changed(found),
         }
     }
 
@@ -698,10 +705,12 @@ impl Manager {
                         // Held by a window that is over (or a policy that
                         // changed): at once, not at the window's old end.
                         || (!blocked && blocked_by_policy(&e.job))
+                        || self.retry_now.contains(&e.job.id)
                 })
                 .map(|e| e.job.id)
                 .collect()
         };
+        self.retry_now.clear();
         for id in due {
             if self.owned(id).busy.is_some() || self.waits_for_store(id, now) {
                 continue;
@@ -753,6 +762,10 @@ impl Manager {
             self.hold_for_policy(&running, &held, window_ends, now)
                 .await;
         }
+        let (waiting, unreachable): (Vec<Waiting>, Vec<Waiting>) = waiting
+            .into_iter()
+            .partition(|w| !self.offline.contains(&w.id));
+        self.hold_for_network(&unreachable, now).await;
         let max_background = policy.background_jobs as usize;
         let decision = decide_with(&waiting, &running, self.time_slice, now, max_background);
         for id in &decision.stop {
@@ -826,6 +839,56 @@ impl Manager {
         }
     }
 
+    /// The network changed: transfers whose server has no route any more
+    /// stop (and then wait in TransientError, see `hold_for_network`); jobs
+    /// that waited for the network are queued at once if it is back.
+    fn network_changed(&mut self, found: crate::network::Reachability) {
+        for id in &found.unreachable {
+            if self.stop_runner(*id) {
+                tracing::info!(job = %id, "no route to the server any more: stopping the transfer");
+            }
+        }
+        {
+            let view = self.shared.read();
+            for id in &found.reachable {
+                let waits = view.jobs.get(id).is_some_and(|e| {
+                    e.job.state() == JobState::TransientError && waits_for_network(&e.job)
+                });
+                if waits {
+                    self.retry_now.insert(*id);
+                }
+            }
+        }
+        self.offline = found.unreachable;
+        self.dirty = true;
+    }
+
+    /// Jobs ready to run whose server has no route wait in TransientError
+    /// until the network changes (or their retry delay passes).
+    async fn hold_for_network(&mut self, waiting: &[Waiting], now: SystemTime) {
+        for w in waiting {
+            let delay = self
+                .shared
+                .read()
+                .jobs
+                .get(&w.id)
+                .map_or(POLICY_RECHECK, |e| e.job.props.min_retry_delay);
+            let error = bits_core::JobError::new(
+                bits_core::ErrorContext::GeneralTransport,
+                bits_core::error::codes::BG_E_NETWORK_DISCONNECTED,
+                "The network is disconnected: there is no route to the server. The job \
+                 resumes as soon as the network is back.",
+            );
+            let event = Event::TransientFailure {
+                error,
+                retry_at: now + delay,
+            };
+            if let Err(e) = self.transition(w.id, event).await {
+                self.store_refused(w.id, &e, now);
+            }
+        }
+    }
+
     fn waits_for_store(&mut self, id: JobId, now: SystemTime) -> bool {
         self.owned(id).store_retry_at.is_some_and(|t| t > now)
     }
@@ -884,4 +947,20 @@ fn blocked_by_policy(job: &Job) -> bool {
     job.error
         .as_ref()
         .is_some_and(|e| e.code == bits_core::error::codes::BG_E_BLOCKED_BY_POLICY)
+}
+
+/// Whether the job's last failure was the network's: it is worth trying
+/// again as soon as the network changes.
+fn waits_for_network(job: &Job) -> bool {
+    use bits_core::error::codes::*;
+    job.error.as_ref().is_some_and(|e| {
+        matches!(
+            e.code,
+            BG_E_NETWORK_DISCONNECTED
+                | E_CANNOT_CONNECT
+                | E_TIMEOUT
+                | E_NAME_NOT_RESOLVED
+                | E_CONNECTION_RESET
+        )
+    })
 }

@@ -12,6 +12,7 @@ mod https;
 mod integrity;
 mod lifecycle;
 mod liveness;
+mod network;
 mod notify;
 mod policy;
 mod powerloss;

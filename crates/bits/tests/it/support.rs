@@ -80,7 +80,20 @@ impl Home {
     }
 
     pub fn command(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_bits"));
+        self.command_in(&[])
+    }
+
+    /// `bits` run by `prefix` (`["ip", "netns", "exec", NS]`): in another
+    /// network namespace, with this home.
+    pub fn command_in(&self, prefix: &[&str]) -> Command {
+        let mut c = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(env!("CARGO_BIN_EXE_bits"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_bits")),
+        };
         c.env("BITS_HOME", self.home.path())
             .env_remove("BITS_RUNTIME_DIR")
             .env_remove("BITS_NO_AUTOSTART")
