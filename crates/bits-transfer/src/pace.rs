@@ -47,6 +47,10 @@ const BURST: Duration = Duration::from_millis(50);
 /// The smallest burst, whatever the rate: one read's worth.
 const MIN_BURST: f64 = 64.0 * 1024.0;
 
+/// The achieved rate is measured over windows this long: longer than the
+/// pauses between paced chunks, so that a window is never only a pause.
+const ACHIEVED_WINDOW: Duration = Duration::from_millis(100);
+
 /// A paced request asks for about this much time's worth of the allowed
 /// rate (more on a long path: [`Pacer::chunk`]).
 const CHUNK_TIME: Duration = Duration::from_millis(20);
@@ -179,11 +183,16 @@ pub struct Pacer {
 struct Inner {
     pace: Pace,
     bucket: Bucket,
-    /// Bytes passed since the last round-trip sample.
-    since_sample: u64,
+    /// Bytes passed since `window` began, to measure the achieved rate.
+    window_bytes: u64,
+    window: Instant,
+    /// The rate achieved over the last whole window, bytes per second.
+    achieved: u64,
     /// Readers waited for the bucket since the last sample.
     waited: bool,
-    last_sample: Instant,
+    /// Until when the last wait holds a reader back: a sample taken while a
+    /// reader sleeps for the pace is a paced one too.
+    held_until: Instant,
 }
 
 impl Default for Pacer {
@@ -202,9 +211,11 @@ impl Pacer {
             inner: Mutex::new(Inner {
                 pace: Pace::new(),
                 bucket: Bucket::new(),
-                since_sample: 0,
+                window_bytes: 0,
+                window: now,
+                achieved: 0,
                 waited: false,
-                last_sample: now,
+                held_until: now,
             }),
         }
     }
@@ -267,11 +278,18 @@ impl Pacer {
         let now = Instant::now();
         let wait = {
             let mut g = self.lock();
-            g.since_sample += n as u64;
+            g.window_bytes += n as u64;
+            let span = now.duration_since(g.window);
+            if span >= ACHIEVED_WINDOW {
+                g.achieved = (g.window_bytes as f64 / span.as_secs_f64()) as u64;
+                g.window = now;
+                g.window_bytes = 0;
+            }
             let rate = self.rate_now(background, &g).unwrap_or(u64::MAX) as f64;
             let wait = g.bucket.take(n, rate, now);
             if !wait.is_zero() {
                 g.waited = true;
+                g.held_until = g.held_until.max(now + wait);
             }
             wait
         };
@@ -286,18 +304,11 @@ impl Pacer {
     pub(crate) fn sample(&self, rtt: Duration) {
         let mut g = self.lock();
         let now = Instant::now();
-        let span = now.duration_since(g.last_sample).as_secs_f64();
         let delivery = Delivery {
-            achieved: if span > 0.0 {
-                (g.since_sample as f64 / span) as u64
-            } else {
-                0
-            },
-            paced: g.waited,
+            achieved: g.achieved,
+            paced: g.waited || now < g.held_until,
         };
-        g.since_sample = 0;
         g.waited = false;
-        g.last_sample = now;
         g.pace.sample(rtt, delivery, now.into_std());
     }
 

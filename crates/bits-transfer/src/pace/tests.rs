@@ -80,3 +80,23 @@ async fn chunks_are_20_ms_of_the_rate() {
     let (p, _) = pacer(false, Some(10_000_000));
     assert_eq!(p.chunk(), Some(200_000));
 }
+
+/// Regression: samples taken while a reader sleeps for the pace (between
+/// paced chunks) once counted as "limited elsewhere", capping the rate at
+/// twice an achieved rate measured over the pause: a Low job on loopback
+/// stayed at the starting rate.
+#[tokio::test(start_paused = true)]
+async fn samples_taken_while_a_reader_waits_for_the_pace_let_the_rate_grow() {
+    let (p, _) = pacer(true, None);
+    // One chunk that owes about a second at the starting rate.
+    p.take(64 * 1024);
+    let wait = p.take(START_RATE as usize);
+    assert!(wait > Duration::from_millis(500), "{wait:?}");
+    // Samples every 10 ms of simulated time while the reader sleeps: the
+    // queue is empty, so the rate doubles every 40 ms.
+    for _ in 0..12 {
+        tokio::time::advance(Duration::from_millis(10)).await;
+        p.sample(Duration::from_micros(100));
+    }
+    assert!(p.rate().unwrap() > 4 * START_RATE, "{:?}", p.rate());
+}
