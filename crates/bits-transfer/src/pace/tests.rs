@@ -76,9 +76,9 @@ async fn the_machine_wide_cap_is_shared_by_background_jobs() {
 }
 
 #[tokio::test]
-async fn chunks_are_20_ms_of_the_rate() {
+async fn chunks_are_5_ms_of_the_rate() {
     let (p, _) = pacer(false, Some(10_000_000));
-    assert_eq!(p.chunk(), Some(200_000));
+    assert_eq!(p.chunk(), Some(50_000));
 }
 
 /// Regression: samples taken while a reader sleeps for the pace (between
