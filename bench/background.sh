@@ -38,11 +38,12 @@
 #                 units (bytes/s; k, m = x1024); default 4000000 (4 MB/s)
 #   BG_UPLOADS=1  also the upload cases on each link (curl PUT alone, a Low
 #                 bits upload alone, the two together); default off
-#   BG_CC         TCP congestion control inside the namespaces (e.g. cubic);
-#                 default: what the namespaces inherit from the host
+#   BG_CC         TCP congestion control on the shaped path (e.g. cubic), set
+#                 by route; default: the host's, which namespaces inherit
 #   BG_LOG        bitsd log level (default info; debug logs each pace sample:
 #                 "pace" with rtt_us and rate); BG_KEEP_LOGS=DIR keeps the
-#                 daemons' logs
+#                 daemons' logs and the reaction cases' samples (ss-RATE:
+#                 "time bytes" of the job's flow, taken every BG_POLL s, 0.025)
 #   BG_BIN_DIR    bits binaries (default target/release)
 # A full run with the defaults takes about 6 minutes.
 set -euo pipefail
@@ -140,12 +141,19 @@ ip -n "$cli" link set "veth-c$id" up
 # Segmentation offloads would hand tbf 64 KiB super-packets; shape real ones.
 in_srv ethtool -K "veth-s$id" tso off gso off gro off >/dev/null 2>&1 || true
 in_cli ethtool -K "veth-c$id" tso off gso off gro off >/dev/null 2>&1 || true
-if [ -n "${BG_CC:-}" ]; then
-    in_srv sysctl -qw net.ipv4.tcp_congestion_control="$BG_CC" || die "BG_CC=$BG_CC: not available here"
-    in_cli sysctl -qw net.ipv4.tcp_congestion_control="$BG_CC"
-fi
 # The server side sends the downloads: its congestion control shapes them.
-put cc "$(in_srv sysctl -n net.ipv4.tcp_congestion_control)"
+if [ -n "${BG_CC:-}" ]; then
+    # The sysctl in a namespace may only pick from the host's
+    # tcp_allowed_congestion_control; a route's congctl has no such limit
+    # and changes nothing outside the namespaces.
+    ip -n "$srv" route replace 10.231.0.0/24 dev "veth-s$id" proto kernel scope link src 10.231.0.1 \
+        congctl "$BG_CC" || die "BG_CC=$BG_CC: not available here (see net.ipv4.tcp_available_congestion_control)"
+    ip -n "$cli" route replace 10.231.0.0/24 dev "veth-c$id" proto kernel scope link src 10.231.0.2 \
+        congctl "$BG_CC"
+    put cc "$BG_CC (route congctl; the loopback cases keep $(in_srv sysctl -n net.ipv4.tcp_congestion_control))"
+else
+    put cc "$(in_srv sysctl -n net.ipv4.tcp_congestion_control)"
+fi
 
 mkdir -p "$work/data" "$work/out"
 # nginx workers run as an unprivileged user: let them read the data
@@ -197,7 +205,7 @@ cat > "$work/sspoll.py" <<'PY'
 import re, signal, subprocess, sys, time
 port, out, interval = sys.argv[1], sys.argv[2], float(sys.argv[3])
 acked = re.compile(r"\bbytes_acked:(\d+)")
-last, gone = {}, 0
+last, gone, seen_cc = {}, 0, False
 running = True
 def stop(*_):
     global running
@@ -215,6 +223,10 @@ with open(out, "w", buffering=1) as f:
                 m = acked.search(line)
                 if peer and m:
                     now[peer] = int(m[1])
+                    if not seen_cc and int(m[1]) > 0:  # the congestion control in use
+                        seen_cc = True
+                        with open(out + ".cc", "w") as c:
+                            c.write(line.split()[0] + "\n")
             elif line.strip():
                 peer = line.split()[-1]
         for p, b in last.items():
@@ -328,6 +340,7 @@ run_link() { # RATE/QUEUE
     put "$k.low_curl" "$b"
     put "$k.t_curl" "$(cat "$work/t-$k")"
     put "$k.ss" "$work/ss-$k"
+    [ -s "$work/ss-$k.cc" ] && put cc_seen "$(cat "$work/ss-$k.cc")"
 
     log "$rate: curl beside a second curl"
     put "$k.curl_curl" "$(beside_curl)"
@@ -477,7 +490,9 @@ def pct(x):
     return "?" if x is None else f"{100 * x:.0f} %"
 
 print(f"\n## bench/background.sh ({r['rev'][0]})\n")
-print(f"- {os.cpu_count()} cores, Linux {os.uname().release}; the server's TCP congestion control: {r['cc'][0]}")
+seen = ", ".join(sorted(set(r.get("cc_seen", [])))) or "?"
+print(f"- {os.cpu_count()} cores, Linux {os.uname().release}; the server's TCP congestion control: {r['cc'][0]}"
+      f" (seen on the job's sockets: {seen})")
 print(f"- {secs} s per measurement, after {warm} s for the job (or the other curl) to reach its pace; "
       f"run took {get('elapsed') / 60:.1f} min\n")
 print("| link | background alone: share of what Foreground gets | a foreground curl beside a Low job keeps "

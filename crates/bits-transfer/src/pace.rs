@@ -314,6 +314,13 @@ impl Pacer {
         };
         g.waited = false;
         g.pace.sample(rtt, delivery, now.into_std());
+        debug!(
+            rtt_us = rtt.as_micros() as u64,
+            achieved = delivery.achieved,
+            paced = delivery.paced,
+            rate = g.pace.rate(),
+            "pace sample"
+        );
     }
 
     /// How long until the next probe.
@@ -342,7 +349,6 @@ impl Pacer {
                     let rtt = started.elapsed();
                     drop(stream);
                     pacer.sample(rtt);
-                    debug!(%server, rtt_us = rtt.as_micros() as u64, rate = ?pacer.rate(), "pace");
                 }
             }
         });
