@@ -1264,13 +1264,18 @@ async fn a_paced_download_goes_by_ranges_of_one_version() {
         },
         sync_on_finish: true,
         connections: 1,
-        pace: Some(std::sync::Arc::new(bits_transfer::Pacer::background())),
+        // Capped at 10 MB/s: 50 kB chunks, however fast the controller
+        // finds loopback to be.
+        pace: Some(std::sync::Arc::new(bits_transfer::Pacer::new(
+            std::sync::Arc::new(bits_transfer::Limits::new(true, Some(10_000_000))),
+            std::sync::Arc::new(bits_transfer::SharedCap::new(None)),
+        ))),
     };
     let out = engine().download(file, &mut rec, &cancel).await.unwrap();
     assert_eq!(out.bytes, data.len() as u64);
     assert_eq!(read(&temp), data);
     let requests = server.requests_for("/a.bin");
-    assert!(requests.len() >= 4, "chunked: {} requests", requests.len());
+    assert!(requests.len() >= 40, "chunked: {} requests", requests.len());
     for r in &requests[1..] {
         assert!(r.range.is_some(), "{r:?}");
         assert_eq!(r.header("if-range"), server.etag("/a.bin").as_deref());
