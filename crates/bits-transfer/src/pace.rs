@@ -329,16 +329,29 @@ impl Pacer {
         (4 * base).clamp(PROBE_FASTEST, PROBE_SLOWEST)
     }
 
-    /// Starts measuring round trips to `server` until the returned guard is
-    /// dropped. It measures only while the transfer is in the background.
-    pub(crate) fn probe(self: &Arc<Self>, server: SocketAddr) -> ProbeGuard {
+    /// Starts measuring round trips to the host and port of `url` until the
+    /// returned guard is dropped. It measures only while the transfer is in
+    /// the background: a foreground transfer costs a task that looks at its
+    /// limits every [`PROBE_SLOWEST`], and no name lookup until it is made
+    /// a background one.
+    pub(crate) fn probe(self: &Arc<Self>, url: url::Url) -> ProbeGuard {
         let pacer = self.clone();
         let task = tokio::spawn(async move {
+            let mut resolved = None;
             loop {
-                tokio::time::sleep(pacer.probe_every()).await;
                 if !pacer.limits.background() {
+                    tokio::time::sleep(PROBE_SLOWEST).await;
                     continue;
                 }
+                tokio::time::sleep(pacer.probe_every()).await;
+                let server = match resolved {
+                    Some(addr) => addr,
+                    None => match probe_target(&url).await {
+                        Some(addr) => *resolved.insert(addr),
+                        // No address: no samples; the pace stays where it is.
+                        None => return,
+                    },
+                };
                 let started = Instant::now();
                 let connected =
                     tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(server))
@@ -366,11 +379,15 @@ impl Drop for ProbeGuard {
 }
 
 /// Where to probe for a URL: its host and port, resolved.
-pub(crate) async fn probe_target(url: &url::Url) -> Option<SocketAddr> {
+async fn probe_target(url: &url::Url) -> Option<SocketAddr> {
     let host = url.host_str()?;
     let port = url.port_or_known_default()?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    tokio::net::lookup_host((host, port)).await.ok()?.next()
+    tokio::time::timeout(PROBE_TIMEOUT, tokio::net::lookup_host((host, port)))
+        .await
+        .ok()?
+        .ok()?
+        .next()
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ use crate::auth::Authorizer;
 use crate::engine::Engine;
 use crate::error::TransferError;
 use crate::net::shown;
-use crate::pace::probe_target;
 use crate::progress::{FileTransfer, Outcome, Progress};
 use crate::route::Route;
 use crate::version::{self, Answer, Ask, Plan};
@@ -50,12 +49,7 @@ impl Engine {
         let auth = Authorizer::new(file.credential, url).map(Arc::new);
         // Round trips are measured while this file moves, so the pace
         // follows the path to this server (through its proxy, if any).
-        let _probe = match &file.pace {
-            Some(pacer) => probe_target(&route.probe_url(url))
-                .await
-                .map(|addr| pacer.probe(addr)),
-            None => None,
-        };
+        let _probe = file.pace.as_ref().map(|p| p.probe(route.probe_url(url)));
         let start = start_point(file, &shown, None).await?;
         let mut restarts = 0u32;
         // Set once the server has shown it does not really serve ranges.

@@ -11,7 +11,7 @@ use crate::auth::Authorizer;
 use crate::engine::Engine;
 use crate::error::{status_reason, TransferError};
 use crate::net::shown;
-use crate::pace::{probe_target, Pacer};
+use crate::pace::Pacer;
 use crate::route::{Connection, Route};
 use crate::temp_file::join_error;
 use crate::version;
@@ -81,12 +81,10 @@ impl Engine {
         };
         // Round trips to the server are measured while the upload runs; our
         // own handshakes wait behind the bytes queued on the way out.
-        let _probe = match &t.pace {
-            Some(pacer) => probe_target(&run.route.probe_url(&run.url))
-                .await
-                .map(|addr| pacer.probe(addr)),
-            None => None,
-        };
+        let _probe = t
+            .pace
+            .as_ref()
+            .map(|p| p.probe(run.route.probe_url(&run.url)));
         match run.run(&t).await {
             Err(e) if run.gained > 0 && !matches!(e, TransferError::Cancelled) => {
                 Err(TransferError::AfterProgress {
