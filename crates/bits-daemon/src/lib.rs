@@ -144,6 +144,8 @@ fn report_panics() {
             "{} ERROR bitsd panicked: {info}\n",
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
         );
+        // A panic hook has nowhere to report its own failure to write: the
+        // panic still unwinds or aborts as it would have.
         match startup::panic_log() {
             Some(mut log) => {
                 let _ = log.write_all(text.as_bytes());

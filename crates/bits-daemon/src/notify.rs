@@ -92,7 +92,8 @@ async fn run_once(id: JobId, cmd: &str, state: JobState) -> Result<(), String> {
         Ok(Err(e)) => Err(format!("waiting for it failed: {e}")),
         Err(_) => {
             if let Some(pid) = pid {
-                // The whole group: `sh -c` may have started others.
+                // The whole group: `sh -c` may have started others. It
+                // fails only if the group is already gone.
                 let _ = nix::sys::signal::killpg(
                     nix::unistd::Pid::from_raw(pid as i32),
                     nix::sys::signal::Signal::SIGKILL,

@@ -121,6 +121,8 @@ fn install_tracing(log_file: &Path) -> anyhow::Result<std::fs::File> {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let file = private_file(log_file, true)?;
     let writer = file.try_clone().context("cannot share the log file")?;
+    // Set once: a second daemon in one process (tests) keeps the first
+    // log for panics, as it keeps the first subscriber below.
     if let Ok(for_panics) = file.try_clone() {
         let _ = PANIC_LOG.set(for_panics);
     }

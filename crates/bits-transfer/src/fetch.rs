@@ -8,7 +8,7 @@
 
 use crate::auth::{AuthProblem, Authorizer, Header};
 use crate::error::TransferError;
-use crate::net::shown;
+use crate::net::{shown, strip_userinfo};
 use crate::route::Route;
 use reqwest::header::{HeaderMap, AUTHORIZATION, LOCATION};
 use reqwest::{Method, Response};
@@ -149,8 +149,7 @@ fn next_hop(
         .join(location)
         .map_err(|_| refused(None, RedirectRefusal::BadLocation))?;
     // Credentials come from the job, never from a server's Location.
-    let _ = next.set_username("");
-    let _ = next.set_password(None);
+    strip_userinfo(&mut next);
     if !matches!(next.scheme(), "http" | "https") {
         return Err(refused(Some(&next), RedirectRefusal::NotHttp));
     }

@@ -8,14 +8,20 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+/// Removes `user:password@` from `url`. Setting them fails only for URLs
+/// that cannot hold credentials (no host, or cannot-be-a-base), which then
+/// hold none: there is nothing left to remove.
+pub(crate) fn strip_userinfo(url: &mut Url) {
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    debug_assert!(url.username().is_empty() && url.password().is_none());
+}
+
 /// A URL for messages and logs: no `user:password@`, and the query string
 /// (which in a signed URL is a credential too) replaced by `?…`.
 pub(crate) fn shown(url: &Url) -> String {
     let mut url = url.clone();
-    // These only fail for URLs that cannot have credentials, which then
-    // have none.
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
+    strip_userinfo(&mut url);
     let had_query = url.query().is_some();
     url.set_query(None);
     url.set_fragment(None);
@@ -30,8 +36,7 @@ pub(crate) fn shown(url: &Url) -> String {
 /// and fetched later.
 pub(crate) fn without_userinfo(url: &Url) -> String {
     let mut url = url.clone();
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
+    strip_userinfo(&mut url);
     url.to_string()
 }
 
@@ -56,8 +61,7 @@ pub fn split_credential(remote: &str) -> (String, Option<Credential>) {
         password: Secret::new(decode(url.password().unwrap_or(""))),
         scheme: None,
     };
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
+    strip_userinfo(&mut url);
     (url.to_string(), Some(credential))
 }
 

@@ -47,9 +47,11 @@ fn split(
                     password: decode(url.password().unwrap_or("")),
                     scheme: Some("basic".into()),
                 });
-                let _ = url.set_username("");
-                let _ = url.set_password(None);
-                kept.push((name, url.to_string()));
+                // A URL that keeps its userinfo is not kept at all: its
+                // password must not reach the job.
+                if url.set_username("").is_ok() && url.set_password(None).is_ok() {
+                    kept.push((name, url.to_string()));
+                }
             }
             _ => kept.push((name, value)),
         }
