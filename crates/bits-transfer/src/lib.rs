@@ -44,7 +44,9 @@ pub use error::{Class, LocalOp, NetFailure, TransferError};
 pub use fetch::{RedirectRefusal, Redirects};
 pub use net::split_credential;
 pub use pace::{Limits, Pacer, SharedCap};
-pub use progress::{FileState, FileTransfer, Finished, Outcome, Progress, SaveError, Saved};
+pub use progress::{
+    FileState, FileTransfer, Finished, NoProgress, Outcome, Progress, SaveError, Saved,
+};
 pub use route::proxy::{parse_proxy, BadProxy};
 pub use route::Connection;
 

@@ -10,24 +10,12 @@ use bits_core::error::codes;
 use bits_core::{AuthScheme, ConnectionProps, Credential, ErrorContext, Secret};
 use bits_test_support::{content, Auth, Fault, Scheme, TestServer};
 use bits_transfer::{
-    Class, Connection, Engine, EngineConfig, FileState, FileTransfer, Outcome, Progress, Saved,
+    Class, Connection, Engine, EngineConfig, FileState, FileTransfer, NoProgress, Outcome,
     TransferError,
 };
 use std::path::Path;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-struct Quiet;
-
-impl Progress for Quiet {
-    fn begin<'a>(&'a mut self, _: &'a FileState, _: Option<u64>) -> Saved<'a> {
-        Box::pin(std::future::ready(Ok(())))
-    }
-    fn progress(&mut self, _: u64) {}
-    fn checkpoint<'a>(&'a mut self, _: &'a FileState) -> Saved<'a> {
-        Box::pin(std::future::ready(Ok(())))
-    }
-}
 
 fn engine() -> Engine {
     Engine::new(EngineConfig {
@@ -73,7 +61,7 @@ async fn fetch(
         pace: None,
     };
     engine()
-        .download(file, &mut Quiet, &CancellationToken::new())
+        .download(file, &mut NoProgress, &CancellationToken::new())
         .await
 }
 

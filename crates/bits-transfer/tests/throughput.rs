@@ -1,21 +1,10 @@
 //! Loopback throughput, for comparison with curl. Ignored by default; run
 //! with `cargo test --release -p bits-transfer --test throughput -- --ignored --nocapture`.
 
-use bits_transfer::{Engine, EngineConfig, FileState, FileTransfer, Progress, Saved};
+use bits_transfer::{Engine, EngineConfig, FileState, FileTransfer, NoProgress};
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
-
-struct Quiet;
-impl Progress for Quiet {
-    fn begin<'a>(&'a mut self, _: &'a FileState, _: Option<u64>) -> Saved<'a> {
-        Box::pin(std::future::ready(Ok(())))
-    }
-    fn progress(&mut self, _: u64) {}
-    fn checkpoint<'a>(&'a mut self, _: &'a FileState) -> Saved<'a> {
-        Box::pin(std::future::ready(Ok(())))
-    }
-}
 
 /// Measures MiB/s of a 512 MiB download from a minimal loopback server that
 /// writes a static body as fast as the socket takes it (default checkpoints).
@@ -56,7 +45,7 @@ async fn throughput_loopback() {
     };
     let started = Instant::now();
     let out = engine
-        .download(file, &mut Quiet, &CancellationToken::new())
+        .download(file, &mut NoProgress, &CancellationToken::new())
         .await
         .unwrap();
     let secs = started.elapsed().as_secs_f64();

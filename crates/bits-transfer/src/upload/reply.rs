@@ -4,7 +4,7 @@
 use super::run::Run;
 use crate::error::TransferError;
 use crate::net;
-use crate::progress::{FileState, FileTransfer, Progress, Saved};
+use crate::progress::{FileState, FileTransfer, NoProgress};
 use std::path::Path;
 use tracing::info;
 use url::Url;
@@ -54,22 +54,11 @@ impl Run<'_> {
             connections: 1,
             pace: None,
         };
-        let out = self.engine.download(file, &mut Quiet, self.cancel).await?;
+        let out = self
+            .engine
+            .download(file, &mut NoProgress, self.cancel)
+            .await?;
         info!(url = %self.shown, bytes = out.bytes, "upload reply received");
         Ok(out.bytes)
-    }
-}
-
-/// Ignores the download engine's progress while fetching a reply: the reply
-/// is small and fetched whole again if interrupted.
-struct Quiet;
-
-impl Progress for Quiet {
-    fn begin<'a>(&'a mut self, _: &'a FileState, _: Option<u64>) -> Saved<'a> {
-        Box::pin(std::future::ready(Ok(())))
-    }
-    fn progress(&mut self, _: u64) {}
-    fn checkpoint<'a>(&'a mut self, _: &'a FileState) -> Saved<'a> {
-        Box::pin(std::future::ready(Ok(())))
     }
 }
