@@ -159,12 +159,8 @@ impl Manager {
                      (bits policy show)."
                 ),
             );
-            if let Err(e) = self
-                .transition(w.id, Event::TransientFailure { error, retry_at })
-                .await
-            {
-                self.store_refused(w.id, &e, now);
-            }
+            self.wait_in_transient_error(w.id, error, retry_at, now)
+                .await;
         }
     }
 
@@ -208,13 +204,23 @@ impl Manager {
                 "The network is disconnected: there is no route to the server. The job \
                  resumes as soon as the network is back.",
             );
-            let event = Event::TransientFailure {
-                error,
-                retry_at: now + delay,
-            };
-            if let Err(e) = self.transition(w.id, event).await {
-                self.store_refused(w.id, &e, now);
-            }
+            self.wait_in_transient_error(w.id, error, now + delay, now)
+                .await;
+        }
+    }
+
+    /// A job ready to run waits in TransientError with `error` until
+    /// `retry_at` (a store that refuses the change is tried again later).
+    async fn wait_in_transient_error(
+        &mut self,
+        id: JobId,
+        error: bits_core::JobError,
+        retry_at: SystemTime,
+        now: SystemTime,
+    ) {
+        let event = Event::TransientFailure { error, retry_at };
+        if let Err(e) = self.transition(id, event).await {
+            self.store_refused(id, &e, now);
         }
     }
 }
