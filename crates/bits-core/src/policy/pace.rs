@@ -6,9 +6,16 @@
 //! now minus the lowest one seen recently (the path's base delay). The
 //! rules, in order:
 //!
+//! - **The target follows the link.** A queue costs the traffic behind it
+//!   the time it takes to drain, but what can be seen of it depends on the
+//!   link: a sender that keeps its queue small (BBR, any paced sender)
+//!   holds a few hundred kilobytes there, 1–2 ms at a gigabit and far under
+//!   a fixed 5 ms target. So the target is [`TARGET_BYTES`] at the fastest
+//!   rate the transfer has had lately (the link's rate, or a lower bound of
+//!   it), between [`MIN_TARGET`] and [`TARGET`].
 //! - **Empty queue: grow multiplicatively**, as TCP's slow start does: the
 //!   rate doubles every [`DOUBLING`] while the queue stays under half the
-//!   [`TARGET`]. Until the first time the queue reaches the target this is
+//!   target. Until the first time the queue reaches the target this is
 //!   the start-up; after a cut, growth starts [`CAUTIOUS`] times slower and
 //!   speeds up back to a doubling per [`DOUBLING`] the longer the queue
 //!   stays empty, so a brief dip in other traffic's queue (a TCP sender
@@ -35,6 +42,17 @@ use std::time::{Duration, Instant};
 /// transfer asks for its bytes in chunks that queue only a few milliseconds
 /// themselves.
 pub const TARGET: Duration = Duration::from_millis(5);
+
+/// The queue a background transfer aims for, in bytes: the delay target is
+/// this much at the fastest rate the transfer has had lately, so that on a
+/// fast link the queue a competing flow keeps is seen. 64 KiB is 5 ms at
+/// 105 Mbit/s and half a millisecond at a gigabit.
+pub const TARGET_BYTES: f64 = 64.0 * 1024.0;
+
+/// The lowest delay target, whatever the link: a handshake's time varies
+/// by a few hundred microseconds on an idle path (scheduling, the probe's
+/// own timer), and a target in that noise would be reached by noise alone.
+pub const MIN_TARGET: Duration = Duration::from_millis(1);
 
 /// The slowest a background transfer goes, however busy the path: enough to
 /// make progress, too little to matter to anyone else.
@@ -96,6 +114,9 @@ pub struct Pace {
     /// (bucket start, lowest delay in it), oldest first.
     base: Vec<(Instant, Duration)>,
     recent: Vec<Duration>,
+    /// (bucket start, highest achieved rate in it), oldest first: the
+    /// fastest the path has carried this transfer lately.
+    fastest: Vec<(Instant, f64)>,
     last_sample: Option<Instant>,
     /// What the transfer achieved when the queue last went past the
     /// target (about the bottleneck's rate, or our share of it): growth is
@@ -115,6 +136,7 @@ impl Pace {
             rate: START_RATE as f64,
             base: Vec::new(),
             recent: Vec::new(),
+            fastest: Vec::new(),
             last_sample: None,
             known_max: None,
             cutting: false,
@@ -133,6 +155,17 @@ impl Pace {
         self.base.iter().map(|b| b.1).min()
     }
 
+    /// The queueing delay aimed for now: [`TARGET_BYTES`] at the fastest
+    /// rate achieved in the last [`BASE_HISTORY`], within [`MIN_TARGET`]
+    /// and [`TARGET`]; [`TARGET`] before any rate is known.
+    pub fn target(&self) -> Duration {
+        let fastest = self.fastest.iter().map(|b| b.1).fold(0.0, f64::max);
+        if fastest <= 0.0 {
+            return TARGET;
+        }
+        Duration::from_secs_f64((TARGET_BYTES / fastest).min(TARGET.as_secs_f64())).max(MIN_TARGET)
+    }
+
     /// Takes one round-trip sample taken at `now`, with what the transfer
     /// did since the previous one.
     pub fn sample(&mut self, rtt: Duration, delivery: Delivery, now: Instant) {
@@ -149,6 +182,15 @@ impl Pace {
         }
         self.base
             .retain(|(start, _)| now.saturating_duration_since(*start) < BASE_HISTORY);
+        let achieved = delivery.achieved as f64;
+        match self.fastest.last_mut() {
+            Some((start, max)) if now.saturating_duration_since(*start) < BUCKET => {
+                *max = max.max(achieved);
+            }
+            _ => self.fastest.push((now, achieved)),
+        }
+        self.fastest
+            .retain(|(start, _)| now.saturating_duration_since(*start) < BASE_HISTORY);
         self.recent.push(rtt);
         if self.recent.len() > CURRENT_SAMPLES {
             self.recent.remove(0);
@@ -156,7 +198,7 @@ impl Pace {
         let current = self.recent.iter().copied().min().unwrap_or(rtt);
         let base = self.base_delay().unwrap_or(rtt);
         // 0 with an empty queue, 1 at the target.
-        let load = current.saturating_sub(base).as_secs_f64() / TARGET.as_secs_f64();
+        let load = current.saturating_sub(base).as_secs_f64() / self.target().as_secs_f64();
         let step = step.as_secs_f64();
 
         if load <= 1.0 {

@@ -171,16 +171,20 @@ impl Bottleneck {
         self.base + Duration::from_secs_f64(self.queue / self.capacity)
     }
 
-    /// `dt` of a paced sender at `paced` bytes/s beside a greedy flow (a
-    /// loss-based TCP that keeps the queue full) if `greedy`; returns the
-    /// bytes each got through.
-    fn run(&mut self, dt: f64, paced: f64, greedy: bool) -> (f64, f64) {
-        let greedy_offer = if greedy {
-            self.capacity + (self.max_queue - self.queue) / dt
-        } else {
-            0.0
+    /// `dt` of a paced sender at `paced` bytes/s beside `other`; returns
+    /// the bytes each got through.
+    fn run(&mut self, dt: f64, paced: f64, other: Other) -> (f64, f64) {
+        // What the other flow offers: enough to fill the link and bring the
+        // queue to the length it keeps.
+        let keeps = match other {
+            Other::None => None,
+            Other::Greedy => Some(self.max_queue),
+            Other::SmallQueue(q) => Some(self.capacity * q.as_secs_f64()),
         };
-        let offered = paced + greedy_offer;
+        let other_offer = keeps.map_or(0.0, |keeps| {
+            (self.capacity - paced + (keeps - self.queue) / dt).max(0.0)
+        });
+        let offered = paced + other_offer;
         let through = (self.queue / dt + offered).min(self.capacity) * dt;
         self.queue = (self.queue + offered * dt - through).clamp(0.0, self.max_queue);
         let share = if offered > 0.0 { paced / offered } else { 0.0 };
@@ -188,66 +192,113 @@ impl Bottleneck {
     }
 }
 
-/// The controller on a simulated path, sampled every 10 ms as the probe
-/// does on a short path: alone it fills the link; when a greedy flow
-/// starts, it falls under a tenth of the link within 500 ms and leaves the
-/// flow at least 90 % of it.
+/// The traffic beside the paced transfer in a simulation.
+#[derive(Clone, Copy)]
+enum Other {
+    None,
+    /// A loss-based TCP that keeps the queue full.
+    Greedy,
+    /// A sender that takes the whole link but keeps its queue this short,
+    /// as BBR does.
+    SmallQueue(Duration),
+}
+
+/// How the paced transfer fares on a simulated path, sampled every 10 ms
+/// as the probe does on a short path: 5 s alone, then 5 s beside `other`.
+/// Returns its share of the link alone, how long it took to fall under a
+/// tenth of the link once `other` started (in 50 ms windows), and the
+/// other flow's share of the link.
+fn simulate(bits_per_sec: f64, queue: Duration, other: Other) -> (f64, Option<Duration>, f64) {
+    let mut path = Bottleneck::new(bits_per_sec, queue);
+    let mut p = Pace::new();
+    let start = Instant::now();
+    let tick = Duration::from_millis(1);
+    let mut alone = 0.0;
+    let mut now = start;
+    let mut since_sample = 0.0;
+    let mut step = |p: &mut Pace, path: &mut Bottleneck, now: Instant, other: Other| {
+        let (ours, theirs) = path.run(tick.as_secs_f64(), p.rate() as f64, other);
+        since_sample += ours;
+        if now.duration_since(start).as_millis().is_multiple_of(10) {
+            let delivery = Delivery {
+                achieved: (since_sample / 0.010) as u64,
+                paced: true,
+            };
+            p.sample(path.rtt(), delivery, now);
+            since_sample = 0.0;
+        }
+        (ours, theirs)
+    };
+    for _ in 0..5000 {
+        alone += step(&mut p, &mut path, now, Other::None).0;
+        now += tick;
+    }
+    let mut window = 0.0;
+    let mut reacted = None;
+    let mut theirs_total = 0.0;
+    for i in 0..5000u64 {
+        let (ours, theirs) = step(&mut p, &mut path, now, other);
+        theirs_total += theirs;
+        window += ours;
+        if i % 50 == 49 {
+            if reacted.is_none() && window / 0.05 < path.capacity / 10.0 {
+                reacted = Some(Duration::from_millis(i + 1));
+            }
+            window = 0.0;
+        }
+        now += tick;
+    }
+    (
+        alone / (path.capacity * 5.0),
+        reacted,
+        theirs_total / (path.capacity * 5.0),
+    )
+}
+
+/// Alone the controller fills the link; when a greedy flow starts, it falls
+/// under a tenth of the link within 500 ms and leaves the flow at least
+/// 90 % of it.
 #[test]
 fn on_a_simulated_bottleneck_it_fills_an_idle_link_and_gives_it_back_at_once() {
     let links = [(10e6, 100 * MS), (80e6, 100 * MS), (1e9, 20 * MS)];
     for (bits_per_sec, queue) in links {
-        let mut path = Bottleneck::new(bits_per_sec, queue);
-        let mut p = Pace::new();
-        let start = Instant::now();
-        let tick = Duration::from_millis(1);
-        let mut alone = 0.0;
-        let mut now = start;
-        let mut since_sample = 0.0;
-        let mut step = |p: &mut Pace, path: &mut Bottleneck, now: Instant, greedy: bool| {
-            let (ours, theirs) = path.run(tick.as_secs_f64(), p.rate() as f64, greedy);
-            since_sample += ours;
-            if now.duration_since(start).as_millis().is_multiple_of(10) {
-                let delivery = Delivery {
-                    achieved: (since_sample / 0.010) as u64,
-                    paced: true,
-                };
-                p.sample(path.rtt(), delivery, now);
-                since_sample = 0.0;
-            }
-            (ours, theirs)
-        };
-        // 5 s alone.
-        for _ in 0..5000 {
-            alone += step(&mut p, &mut path, now, false).0;
-            now += tick;
-        }
-        let share_alone = alone / (path.capacity * 5.0);
-        assert!(
-            share_alone >= 0.85,
-            "{bits_per_sec} bit/s alone: {share_alone:.2}"
-        );
-        // A greedy flow starts: how long until we are under a tenth?
-        let mut window = 0.0;
-        let mut reacted = None;
-        let mut theirs_total = 0.0;
-        for i in 0..5000u64 {
-            let (ours, theirs) = step(&mut p, &mut path, now, true);
-            theirs_total += theirs;
-            window += ours;
-            if i % 50 == 49 {
-                if reacted.is_none() && window / 0.05 < path.capacity / 10.0 {
-                    reacted = Some(Duration::from_millis(i + 1));
-                }
-                window = 0.0;
-            }
-            now += tick;
-        }
+        let (alone, reacted, theirs) = simulate(bits_per_sec, queue, Other::Greedy);
+        assert!(alone >= 0.85, "{bits_per_sec} bit/s alone: {alone:.2}");
         let reacted = reacted.unwrap_or_else(|| panic!("{bits_per_sec} bit/s: never gave way"));
         assert!(reacted <= 500 * MS, "{bits_per_sec} bit/s: {reacted:?}");
-        let share = theirs_total / (path.capacity * 5.0);
         assert!(
-            share >= 0.90,
-            "{bits_per_sec} bit/s: the flow kept {share:.2}"
+            theirs >= 0.90,
+            "{bits_per_sec} bit/s: the flow kept {theirs:.2}"
         );
     }
+}
+
+/// A BBR sender on a gigabit link keeps its queue at 1.5–2 ms, under a
+/// fixed 5 ms target's "empty": a Low job beside such a curl kept half the
+/// link (curl 0.62 of its rate alone). The target in bytes sees it.
+#[test]
+fn a_flow_that_keeps_its_queue_short_on_a_fast_link_is_given_way_to() {
+    for keeps in [Duration::from_micros(1500), 2 * MS] {
+        let (alone, reacted, theirs) = simulate(1e9, 20 * MS, Other::SmallQueue(keeps));
+        assert!(alone >= 0.85, "alone: {alone:.2}");
+        let reacted = reacted.unwrap_or_else(|| panic!("{keeps:?}: never gave way"));
+        assert!(reacted <= 500 * MS, "{keeps:?}: {reacted:?}");
+        assert!(theirs >= 0.90, "{keeps:?}: the flow kept {theirs:.2}");
+    }
+}
+
+#[test]
+fn the_target_is_64_kib_at_the_fastest_rate_within_1_and_5_ms() {
+    let mut p = Pace::new();
+    assert_eq!(p.target(), TARGET);
+    let t = feed_achieving(&mut p, MS, 1_250_000, 5, Instant::now());
+    assert_eq!(p.target(), TARGET, "10 Mbit/s");
+    let t = feed_achieving(&mut p, MS, 26_214_400, 5, t);
+    let at_200 = p.target().as_secs_f64() * 1e3;
+    assert!((at_200 - 2.5).abs() < 0.01, "{at_200} ms at 200 Mbit/s");
+    // A slower moment does not raise it: the fastest counts.
+    let t = feed_achieving(&mut p, MS, 1_000_000, 5, t);
+    assert!((p.target().as_secs_f64() * 1e3 - 2.5).abs() < 0.01);
+    feed_achieving(&mut p, MS, 125_000_000, 5, t);
+    assert_eq!(p.target(), MIN_TARGET, "a gigabit");
 }
