@@ -13,9 +13,12 @@
 # - loopback, no bottleneck: the wall time of a complete 1 GiB download,
 #   `bits start --priority low` against `bits start` (Foreground), from
 #   `bits serve`; what the pace costs where the path is never the limit;
-# - loopback from a server that caps each connection (nginx limit_rate,
-#   BG_CAP_RATE): a Low job alone against a Foreground job alone, where the
-#   server, not the path, sets the rate, so the pace must not hold back.
+# - loopback from a server that caps each connection (bench/capped-server.py,
+#   BG_CAP_RATE; nginx's limit_rate would not do: it starts a fresh
+#   allowance with every request, and a paced job asks for many short
+#   ranges on one connection): a Low job alone against a Foreground job
+#   alone, where the server, not the path, sets the rate, so the pace must
+#   not hold back.
 #
 # It prints a summary table against the targets, then the figures behind it.
 #
@@ -34,8 +37,8 @@
 #                 priority, interleaved, median taken (default 3); a run
 #                 still going after BG_LOOP_TIMEOUT s (30) is cut short and
 #                 counts with what it moved
-#   BG_CAP_RATE   the capped server's per-connection limit, nginx limit_rate
-#                 units (bytes/s; k, m = x1024); default 4000000 (4 MB/s)
+#   BG_CAP_RATE   the capped server's per-connection limit, bytes/s; default
+#                 4000000 (4 MB/s)
 #   BG_UPLOADS=1  also the upload cases on each link (curl PUT alone, a Low
 #                 bits upload alone, the two together); default off
 #   BG_CC         TCP congestion control on the shaped path (e.g. cubic), set
@@ -70,7 +73,7 @@ nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$nginx_bin" ] || die "nginx not found (apt-get install nginx-light)"
 [ -x "$bin/bits" ] && [ -x "$bin/bitsd" ] || die "no bits/bitsd in $bin (cargo build --release -p bits)"
 for v in BG_SECONDS="$secs" BG_WARMUP="$warm" BG_LOOP_MIB="$loop_mib" BG_LOOP_RUNS="$loop_runs" \
-    BG_LOOP_TIMEOUT="$loop_timeout"; do
+    BG_LOOP_TIMEOUT="$loop_timeout" BG_CAP_RATE="$cap_rate"; do
     [[ ${v#*=} =~ ^[1-9][0-9]*$ ]] || die "$v: want a whole number above 0"
 done
 for c in $cases; do
@@ -112,6 +115,7 @@ cleanup() {
     [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
     [ -n "${serve_pid:-}" ] && kill "$serve_pid" 2>/dev/null
     [ -n "${loop_pid:-}" ] && kill "$loop_pid" 2>/dev/null
+    [ -n "${cap_pid:-}" ] && kill "$cap_pid" 2>/dev/null
     sleep 0.5
     ip netns del "$srv" 2>/dev/null
     ip netns del "$cli" 2>/dev/null
@@ -177,8 +181,6 @@ http {
     # bits on 8080, the foreground curl on 8082: the server side's sockets
     # then tell the two flows apart (the reaction-time case counts 8080's)
     server { listen 10.231.0.1:8080; listen 10.231.0.1:8082; root $work/data; }
-    # the capped case, on the server namespace's loopback
-    server { listen 127.0.0.1:8090; root $work/data; limit_rate $cap_rate; }
 }
 EOF
 in_srv "$nginx_bin" -c "$work/nginx.conf" || die "nginx did not start; see $work/nginx.err"
@@ -419,8 +421,16 @@ run_loopback() {
     loop_pid=
 }
 run_capped() {
-    local v capped=http://127.0.0.1:8090/big1.bin
-    log "== loopback, nginx limit_rate $cap_rate per connection"
+    local v i capped=http://127.0.0.1:8090/big1.bin
+    log "== loopback, a server that caps each connection at $cap_rate bytes/s"
+    ip netns exec "$srv" python3 "$root/bench/capped-server.py" "$work/data" 127.0.0.1 8090 "$cap_rate" \
+        > "$work/capped.log" 2>&1 &
+    cap_pid=$!
+    for i in $(seq 50); do
+        [ "$(in_srv curl -s -o /dev/null -r 0-0 -w '%{http_code}' "$capped" || true)" = 206 ] && break
+        [ "$i" = 50 ] && die "the capped server on 127.0.0.1:8090 does not answer; see $work/capped.log"
+        sleep 0.1
+    done
     put cap.rate "$cap_rate"
     log "capped: Foreground bits job alone"
     v=$(during cap-fg "$(bits_job cap-fg "$srv" foreground "$capped")" sleep "$secs")
@@ -428,6 +438,9 @@ run_capped() {
     log "capped: Low bits job alone"
     v=$(during cap-low "$(bits_job cap-low "$srv" low "$capped")" sleep "$secs")
     put cap.low "$v"
+    kill "$cap_pid"
+    wait "$cap_pid" 2>/dev/null || true
+    cap_pid=
 }
 
 started=$EPOCHREALTIME
@@ -550,13 +563,12 @@ if has("loop.low"):
                        f"{p.capitalize()} `bits start`, wall s: {walls}",
                        "", f"{rate[p] / 1e6:.1f} MB/s (median)", ""))
 if has("cap.fg"):
-    c = r["cap.rate"][0]
-    c = f"{int(c) / 1e6:.3g} MB/s" if c.isdigit() else c
+    c = f"{get('cap.rate') / 1e6:.3g} MB/s"
     share = get("cap.low") / get("cap.fg")
-    print(f"| a server that caps each connection at {c} (nginx limit_rate; loopback) | {check(share, 0.85)} "
+    print(f"| a server that caps each connection at {c} (bench/capped-server.py; loopback) | {check(share, 0.85)} "
           f"| (the cap is the server's) |  |")
     detail += [
-        (f"loopback, limit_rate {c} per connection", "Foreground bits job alone", "", mb(get("cap.fg")), ""),
+        (f"loopback, {c} per connection", "Foreground bits job alone", "", mb(get("cap.fg")), ""),
         ("", "Low bits job alone", "", mb(get("cap.low")), ""),
     ]
 print("\nThe figures behind it (rates are bytes per second, MB = 10^6 bytes):\n")
