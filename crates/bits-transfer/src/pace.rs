@@ -59,6 +59,14 @@ const ACHIEVED_WINDOW: Duration = Duration::from_millis(100);
 /// round trip between two requests costs little.
 const CHUNK_TIME: Duration = Duration::from_millis(5);
 
+/// A paced request also asks for at least this many times what a request
+/// takes to be answered (its response head), so that waiting for answers
+/// costs at most about a fifth of the time. Without it a server slow to
+/// answer (a CDN's 30 ms to first byte) held a transfer to a trickle: a
+/// slow answer lowers the achieved rate, the rate allowed to a transfer
+/// limited elsewhere, and so the next chunk, down to the smallest.
+const CHUNK_PER_ANSWER: u32 = 4;
+
 /// What a transfer may do now; changed by the daemon while it runs.
 #[derive(Debug, Default)]
 pub struct Limits {
@@ -197,6 +205,8 @@ struct Inner {
     /// Until when the last wait holds a reader back: a sample taken while a
     /// reader sleeps for the pace is a paced one too.
     held_until: Instant,
+    /// How long a request takes to be answered, smoothed.
+    answer_time: Option<Duration>,
 }
 
 impl Default for Pacer {
@@ -220,6 +230,7 @@ impl Pacer {
                 achieved: 0,
                 waited: false,
                 held_until: now,
+                answer_time: None,
             }),
         }
     }
@@ -267,8 +278,23 @@ impl Pacer {
         let rate = self.rate_now(background, &g)?;
         // At least two round trips' worth, so that the pause between one
         // answer and the next request does not dominate on a long path.
-        let time = CHUNK_TIME.max(2 * g.pace.base_delay().unwrap_or_default());
+        let time = CHUNK_TIME
+            .max(2 * g.pace.base_delay().unwrap_or_default())
+            .max(CHUNK_PER_ANSWER * g.answer_time.unwrap_or_default());
         Some(((rate as f64 * time.as_secs_f64()) as u64).clamp(16 << 10, 64 << 20))
+    }
+
+    /// Notes how long a paced request took to be answered (from sending it
+    /// to its response head); later chunks are sized so that the wait costs
+    /// little.
+    pub(crate) fn answered_in(&self, took: Duration) {
+        let mut g = self.lock();
+        // Smoothed by a quarter: one slow answer does not make the next
+        // chunks huge, a server that stays slow is followed within a few.
+        g.answer_time = Some(match g.answer_time {
+            None => took,
+            Some(t) => (t * 3 + took) / 4,
+        });
     }
 
     /// Accounts for `n` bytes that just arrived; returns how long to wait

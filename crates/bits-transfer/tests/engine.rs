@@ -1282,6 +1282,51 @@ async fn a_paced_download_goes_by_ranges_of_one_version() {
     }
 }
 
+/// Regression (a paced transfer held to a trickle by a server slow to
+/// answer): chunks were 5 ms' worth of the allowed rate, the allowed rate
+/// of a transfer limited elsewhere twice what it achieved, so a server
+/// taking 200 ms per answer kept every chunk at the 16 KiB minimum: a
+/// background job went at 80 kB/s from an idle server. Chunks are now at
+/// least four answers' time worth.
+#[tokio::test]
+async fn a_server_slow_to_answer_does_not_hold_a_paced_download_to_a_trickle() {
+    let server = TestServer::start();
+    let data = content(2 * 1024 * 1024, 29);
+    server.put_file("/slow.bin", data.clone());
+    // Every response head a byte per millisecond: about 200 ms an answer.
+    server.set_default_fault(
+        "/slow.bin",
+        Some(Fault::TrickleHeaders {
+            every: Duration::from_millis(1),
+        }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let temp = temp_in(&dir);
+    let mut rec = Recorder::default();
+    let cancel = CancellationToken::new();
+    let none = FileValidator::default();
+    let url = server.url("slow.bin");
+    let file = FileTransfer {
+        connection: Default::default(),
+        remote: &url,
+        credential: None,
+        temp: &temp,
+        resume: &FileState {
+            validator: none.clone(),
+            ..FileState::default()
+        },
+        sync_on_finish: true,
+        connections: 1,
+        pace: Some(std::sync::Arc::new(bits_transfer::Pacer::background())),
+    };
+    let out = engine().download(file, &mut rec, &cancel).await.unwrap();
+    assert_eq!(out.bytes, data.len() as u64);
+    assert_eq!(read(&temp), data);
+    // 16 KiB chunks would be 128 requests (26 s).
+    let requests = server.requests_for("/slow.bin").len();
+    assert!(requests <= 24, "{requests} requests for 2 MiB");
+}
+
 // ------------------------------------------------------- trustworthy core
 
 /// Regression (splice after a version change and a crash): a resumed

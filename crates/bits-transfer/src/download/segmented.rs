@@ -306,6 +306,7 @@ impl Ctx {
             stored: &self.validator,
         };
         let headers = ask.headers();
+        let asked = tokio::time::Instant::now();
         let response = self
             .route
             .get(
@@ -318,6 +319,9 @@ impl Ctx {
             .await
             .map_err(SegEnd::Failed)?
             .response;
+        if let Some(pacer) = &self.pace {
+            pacer.answered_in(asked.elapsed());
+        }
         let answer = Answer::from_headers(
             response.status().as_u16(),
             response.headers(),
