@@ -88,6 +88,13 @@ pub const BASE_HISTORY: Duration = Duration::from_secs(120);
 /// Base-delay minima are kept per bucket of this length.
 const BUCKET: Duration = Duration::from_secs(10);
 
+/// The rate that sets the target is the achieved rate smoothed over about
+/// this long: a reader catching up on its socket buffer gets a megabyte in
+/// a millisecond, which says nothing of the link (at 10 Mbit/s such bursts
+/// in 100 ms windows made the target 1 ms, under one packet's time, and
+/// held a Low job to 0.39 of the link).
+const RATE_SMOOTHING: Duration = Duration::from_secs(1);
+
 /// The current delay is the lowest of this many recent samples (one noisy
 /// sample must not cut the rate).
 const CURRENT_SAMPLES: usize = 2;
@@ -114,7 +121,9 @@ pub struct Pace {
     /// (bucket start, lowest delay in it), oldest first.
     base: Vec<(Instant, Duration)>,
     recent: Vec<Duration>,
-    /// (bucket start, highest achieved rate in it), oldest first: the
+    /// The achieved rate, smoothed over [`RATE_SMOOTHING`] (from 0).
+    smoothed: f64,
+    /// (bucket start, highest smoothed rate in it), oldest first: the
     /// fastest the path has carried this transfer lately.
     fastest: Vec<(Instant, f64)>,
     last_sample: Option<Instant>,
@@ -136,6 +145,7 @@ impl Pace {
             rate: START_RATE as f64,
             base: Vec::new(),
             recent: Vec::new(),
+            smoothed: 0.0,
             fastest: Vec::new(),
             last_sample: None,
             known_max: None,
@@ -156,8 +166,9 @@ impl Pace {
     }
 
     /// The queueing delay aimed for now: [`TARGET_BYTES`] at the fastest
-    /// rate achieved in the last [`BASE_HISTORY`], within [`MIN_TARGET`]
-    /// and [`TARGET`]; [`TARGET`] before any rate is known.
+    /// rate achieved (smoothed over [`RATE_SMOOTHING`]) in the last
+    /// [`BASE_HISTORY`], within [`MIN_TARGET`] and [`TARGET`]; [`TARGET`]
+    /// before any rate is known.
     pub fn target(&self) -> Duration {
         let fastest = self.fastest.iter().map(|b| b.1).fold(0.0, f64::max);
         if fastest <= 0.0 {
@@ -183,6 +194,9 @@ impl Pace {
         self.base
             .retain(|(start, _)| now.saturating_duration_since(*start) < BASE_HISTORY);
         let achieved = delivery.achieved as f64;
+        let weight = (step.as_secs_f64() / RATE_SMOOTHING.as_secs_f64()).min(1.0);
+        self.smoothed += (achieved - self.smoothed) * weight;
+        let achieved = self.smoothed;
         match self.fastest.last_mut() {
             Some((start, max)) if now.saturating_duration_since(*start) < BUCKET => {
                 *max = max.max(achieved);

@@ -291,14 +291,31 @@ fn a_flow_that_keeps_its_queue_short_on_a_fast_link_is_given_way_to() {
 fn the_target_is_64_kib_at_the_fastest_rate_within_1_and_5_ms() {
     let mut p = Pace::new();
     assert_eq!(p.target(), TARGET);
-    let t = feed_achieving(&mut p, MS, 1_250_000, 5, Instant::now());
+    // 10 ms samples: 600 of them are 6 s, far past the smoothing.
+    let t = feed_achieving(&mut p, MS, 1_250_000, 600, Instant::now());
     assert_eq!(p.target(), TARGET, "10 Mbit/s");
-    let t = feed_achieving(&mut p, MS, 26_214_400, 5, t);
+    let t = feed_achieving(&mut p, MS, 26_214_400, 600, t);
     let at_200 = p.target().as_secs_f64() * 1e3;
-    assert!((at_200 - 2.5).abs() < 0.01, "{at_200} ms at 200 Mbit/s");
+    assert!((at_200 - 2.5).abs() < 0.05, "{at_200} ms at 200 Mbit/s");
     // A slower moment does not raise it: the fastest counts.
-    let t = feed_achieving(&mut p, MS, 1_000_000, 5, t);
-    assert!((p.target().as_secs_f64() * 1e3 - 2.5).abs() < 0.01);
-    feed_achieving(&mut p, MS, 125_000_000, 5, t);
+    let t = feed_achieving(&mut p, MS, 1_000_000, 300, t);
+    assert!((p.target().as_secs_f64() * 1e3 - 2.5).abs() < 0.05);
+    feed_achieving(&mut p, MS, 125_000_000, 600, t);
     assert_eq!(p.target(), MIN_TARGET, "a gigabit");
+}
+
+/// Regression (a 10 Mbit link taken for a fast one): a reader catching up
+/// on its socket buffer measured 100 ms windows of 15 MB/s on a 10 Mbit/s
+/// link; the target fell to 1 ms, under one packet's time there, and a Low
+/// job alone got 0.39 of the link.
+#[test]
+fn bursts_of_reading_do_not_lower_the_target() {
+    let mut p = Pace::new();
+    let mut t = Instant::now();
+    for i in 0..500 {
+        // One window in ten reads a burst of 1.5 MB; the others 1 MB/s.
+        let achieved = if i % 10 == 0 { 15_000_000 } else { 1_000_000 };
+        t = feed_achieving(&mut p, MS, achieved, 1, t);
+    }
+    assert_eq!(p.target(), TARGET);
 }
