@@ -67,6 +67,13 @@ const CHUNK_TIME: Duration = Duration::from_millis(5);
 /// limited elsewhere, and so the next chunk, down to the smallest.
 const CHUNK_PER_ANSWER: u32 = 4;
 
+/// The longest a reader sleeps for the pace before looking at it again: a
+/// wait computed at a trickle must not outlast the trickle. (A rate cut to
+/// 16 KiB/s made the reader of a 1 MB chunk sleep for a minute, while the
+/// controller, seeing an empty path, had long raised the rate again: a Low
+/// job alone got 0.4 of a 10 Mbit link.)
+const RECHECK: Duration = Duration::from_millis(50);
+
 /// What a transfer may do now; changed by the daemon while it runs.
 #[derive(Debug, Default)]
 pub struct Limits {
@@ -122,11 +129,25 @@ impl Bucket {
 
     /// Takes `n` bytes at `rate`; how long to wait before the next ones.
     fn take(&mut self, n: usize, rate: f64, now: Instant) -> Duration {
+        self.refill(rate, now);
+        self.tokens -= n as f64;
+        self.owed(rate)
+    }
+
+    /// How long what is owed takes at `rate`, as of `now`.
+    fn owed_at(&mut self, rate: f64, now: Instant) -> Duration {
+        self.refill(rate, now);
+        self.owed(rate)
+    }
+
+    fn refill(&mut self, rate: f64, now: Instant) {
         let elapsed = now.duration_since(self.refilled).as_secs_f64();
         let burst = (rate * BURST.as_secs_f64()).max(MIN_BURST);
         self.tokens = (self.tokens + elapsed * rate).min(burst);
         self.refilled = now;
-        self.tokens -= n as f64;
+    }
+
+    fn owed(&self, rate: f64) -> Duration {
         if self.tokens >= 0.0 {
             Duration::ZERO
         } else {
@@ -179,6 +200,14 @@ impl SharedCap {
         let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
         b.take(n, rate as f64, now)
     }
+
+    fn owed(&self, now: Instant) -> Duration {
+        let Some(rate) = self.rate() else {
+            return Duration::ZERO;
+        };
+        let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        b.owed_at(rate as f64, now)
+    }
 }
 
 /// Paces the transfers of one job (its files and ranges share it). Cheap
@@ -205,8 +234,12 @@ struct Inner {
     /// Until when the last wait holds a reader back: a sample taken while a
     /// reader sleeps for the pace is a paced one too.
     held_until: Instant,
-    /// How long a request takes to be answered, smoothed.
+    /// How long the server takes to answer a request beyond the path's
+    /// round trip (its think time), smoothed.
     answer_time: Option<Duration>,
+    /// The last round trip the probe measured (the path's, queue
+    /// included).
+    last_rtt: Option<Duration>,
 }
 
 impl Default for Pacer {
@@ -231,6 +264,7 @@ impl Pacer {
                 waited: false,
                 held_until: now,
                 answer_time: None,
+                last_rtt: None,
             }),
         }
     }
@@ -285,16 +319,54 @@ impl Pacer {
     }
 
     /// Notes how long a paced request took to be answered (from sending it
-    /// to its response head); later chunks are sized so that the wait costs
-    /// little.
+    /// to its response head); later chunks are sized so that the server's
+    /// part of the wait costs little. The path's round trip (the probe's
+    /// last, with whatever queue there is) is not the server's: counting it
+    /// made chunks grow with the queue they built.
     pub(crate) fn answered_in(&self, took: Duration) {
         let mut g = self.lock();
+        let think = took.saturating_sub(g.last_rtt.unwrap_or_default());
         // Smoothed by a quarter: one slow answer does not make the next
         // chunks huge, a server that stays slow is followed within a few.
         g.answer_time = Some(match g.answer_time {
-            None => took,
-            Some(t) => (t * 3 + took) / 4,
+            None => think,
+            Some(t) => (t * 3 + think) / 4,
         });
+    }
+
+    /// Waits `wait` (what [`Pacer::take`] asked for), looking at the pace
+    /// again every [`RECHECK`]: when the rate rises meanwhile, the wait
+    /// ends sooner.
+    pub(crate) async fn pause(&self, mut wait: Duration) {
+        while !wait.is_zero() {
+            tokio::time::sleep(wait.min(RECHECK)).await;
+            wait = self.owed();
+        }
+    }
+
+    /// How long readers still owe the pace at the rates allowed now.
+    fn owed(&self) -> Duration {
+        let background = self.limits.background();
+        let now = Instant::now();
+        let own = {
+            let mut g = self.lock();
+            let Some(rate) = self.rate_now(background, &g) else {
+                return Duration::ZERO;
+            };
+            let owed = g.bucket.owed_at(rate as f64, now);
+            if !owed.is_zero() {
+                g.waited = true;
+                g.held_until = now + owed;
+            } else {
+                g.held_until = now;
+            }
+            owed
+        };
+        if background {
+            own.max(self.shared.owed(now))
+        } else {
+            own
+        }
     }
 
     /// Accounts for `n` bytes that just arrived; returns how long to wait
@@ -339,6 +411,7 @@ impl Pacer {
             paced: g.waited || now < g.held_until,
         };
         g.waited = false;
+        g.last_rtt = Some(rtt);
         g.pace.sample(rtt, delivery, now.into_std());
         debug!(
             rtt_us = rtt.as_micros() as u64,

@@ -142,7 +142,7 @@ pub(crate) async fn stream(
                         tokio::select! {
                             biased;
                             _ = cancel.cancelled() => return Err(sink.cancel().await),
-                            () = sleep(wait) => {}
+                            () = pacer.pause(wait) => {}
                         }
                         // Waiting for the pace is not the server stalling.
                         last_data = Instant::now();

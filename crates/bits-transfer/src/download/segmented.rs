@@ -291,10 +291,13 @@ impl Ctx {
         if wait.is_zero() {
             return;
         }
+        let Some(pacer) = &self.pace else {
+            return;
+        };
         tokio::select! {
             biased;
             _ = self.stop.cancelled() => {}
-            () = tokio::time::sleep(wait) => {}
+            () = pacer.pause(wait) => {}
         }
     }
 

@@ -100,3 +100,42 @@ async fn samples_taken_while_a_reader_waits_for_the_pace_let_the_rate_grow() {
     }
     assert!(p.rate().unwrap() > 4 * START_RATE, "{:?}", p.rate());
 }
+
+/// Regression (a reader asleep for a minute): the wait for a chunk taken at
+/// a trickle was slept whole, although the rate had risen long before; a
+/// Low job alone got 0.4 of a 10 Mbit link. The wait ends soon after the
+/// rate rises.
+#[tokio::test]
+async fn a_wait_ends_soon_after_the_rate_rises() {
+    let (p, limits) = pacer(false, Some(16 * 1024));
+    let wait = p.take(1_000_000);
+    assert!(wait > Duration::from_secs(50), "{wait:?}");
+    let p = Arc::new(p);
+    let sleeper = {
+        let p = p.clone();
+        tokio::spawn(async move { p.pause(wait).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    limits.set(false, Some(1_000_000_000));
+    let started = tokio::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(2), sleeper)
+        .await
+        .expect("the wait outlasted the slow rate")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_millis(500));
+}
+
+/// The server's think time, not the path's queue, sizes chunks: answers
+/// slowed by a queue as long as the probe's round trip do not grow them.
+#[tokio::test]
+async fn chunks_follow_the_servers_answer_time_not_the_queue() {
+    let (p, _) = pacer(false, Some(1_000_000));
+    p.sample(Duration::from_millis(1));
+    // A queue of 89 ms; the server answers 5 ms after the round trip.
+    p.sample(Duration::from_millis(90));
+    p.answered_in(Duration::from_millis(95));
+    assert!(p.chunk().unwrap() <= 25_000, "{}", p.chunk().unwrap());
+    p.answered_in(Duration::from_millis(290));
+    // About 200 ms of think time (smoothed): 4 x that at 1 MB/s.
+    assert!(p.chunk().unwrap() > 100_000, "{}", p.chunk().unwrap());
+}

@@ -42,7 +42,7 @@ pub(super) struct FragmentBody {
     /// A background upload's pace, and the pause that pays for the next
     /// slice.
     pub(super) pace: Option<Arc<Pacer>>,
-    pub(super) pause: Option<Pin<Box<tokio::time::Sleep>>>,
+    pub(super) pause: Option<Pin<Box<dyn Future<Output = ()> + Send + Sync>>>,
 }
 
 /// A fragment's bytes and the pace to send them at.
@@ -73,7 +73,8 @@ impl http_body::Body for FragmentBody {
             if this.pause.is_none() {
                 let wait = pacer.take(n);
                 if !wait.is_zero() {
-                    this.pause = Some(Box::pin(tokio::time::sleep(wait)));
+                    let pacer = pacer.clone();
+                    this.pause = Some(Box::pin(async move { pacer.pause(wait).await }));
                 }
             }
             if let Some(pause) = &mut this.pause {
