@@ -21,6 +21,14 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
+    /// Talk to the system daemon, which serves every user of the machine
+    /// (its socket: BITS_SYSTEM_SOCKET, else /run/bits/bits.sock). Without
+    /// it, bits talks to the user's own daemon when BITS_HOME is set or that
+    /// daemon's socket exists, else to the system daemon when it runs, else
+    /// to the user's own daemon, started on demand.
+    #[arg(long, global = true, env = "BITS_SYSTEM", value_parser = clap::builder::FalseyValueParser::new())]
+    pub system: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -442,6 +450,12 @@ pub struct SetArgs {
     /// given with it are set).
     #[arg(long)]
     pub clear_credentials: bool,
+
+    /// Make yourself the job's owner (root or an administrator, system
+    /// daemon); its credentials and notification command are dropped, as
+    /// BITS does.
+    #[arg(long)]
+    pub take_ownership: bool,
 
     /// Print the job object as JSON afterwards.
     #[arg(long)]

@@ -45,6 +45,58 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
 /// The environment variable that turns autostart off when it is `1`.
 const NO_AUTOSTART: &str = "BITS_NO_AUTOSTART";
 
+/// Where a moved system daemon's socket is.
+const SYSTEM_SOCKET_ENV: &str = "BITS_SYSTEM_SOCKET";
+
+/// `--system` (or `BITS_SYSTEM`) was given.
+static SYSTEM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every connection of this process go to the system daemon.
+pub fn use_system_daemon(on: bool) {
+    SYSTEM.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The daemon this process talks to (see [`choose`]).
+pub fn daemon_paths() -> Paths {
+    let get = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    choose(
+        SYSTEM.load(std::sync::atomic::Ordering::Relaxed),
+        get,
+        |p| std::fs::symlink_metadata(p).is_ok(),
+    )
+}
+
+/// Which daemon to talk to:
+/// 1. with `--system`: the system daemon (at `BITS_SYSTEM_SOCKET`, else
+///    /run/bits/bits.sock), never started by bits;
+/// 2. else the user's own daemon when one is configured: `BITS_HOME` is
+///    set, or its socket exists;
+/// 3. else the system daemon when its socket exists;
+/// 4. else the user's own daemon, started on demand.
+pub fn choose(
+    system: bool,
+    get: impl Fn(&str) -> Option<PathBuf>,
+    exists: impl Fn(&Path) -> bool,
+) -> Paths {
+    let system_paths = || Paths::system(None, get(SYSTEM_SOCKET_ENV).as_deref());
+    if system {
+        return system_paths();
+    }
+    let own = Paths::from_lookup(&get);
+    if get("BITS_HOME").is_some() || exists(&own.socket()) {
+        return own;
+    }
+    let sys = system_paths();
+    if exists(&sys.socket()) {
+        return sys;
+    }
+    own
+}
+
 /// A connection to `bitsd` that has said Hello with a matching version.
 #[derive(Debug)]
 pub struct Connection {
@@ -221,6 +273,15 @@ async fn connect(paths: &Paths) -> anyhow::Result<Client> {
     }
     if !nobody_listens(&first) {
         return Err(unreachable(error_chain(&first)));
+    }
+    if paths.is_system() {
+        // The system daemon belongs to the machine (its service manager
+        // starts it as root), not to a user's command.
+        return Err(unreachable(format!(
+            "{}; the system daemon is not running (start it with \
+             `systemctl start bitsd`, or leave out --system and BITS_SYSTEM to use your own)",
+            error_chain(&first)
+        )));
     }
     if std::env::var_os(NO_AUTOSTART).is_some_and(|v| v == "1") {
         return Err(unreachable(format!(
@@ -463,5 +524,41 @@ mod tests {
         }
         assert!(nobody_listens(&ProtoError::Closed));
         assert!(!nobody_listens(&io(io::ErrorKind::PermissionDenied)));
+    }
+
+    #[test]
+    fn the_daemon_is_chosen_by_flag_then_home_then_sockets() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| PathBuf::from(v))
+            }
+        };
+        let none = |_: &Path| false;
+        // --system, wherever the user's daemon is.
+        let p = choose(true, env(&[("BITS_HOME", "/h")]), none);
+        assert_eq!(p.socket(), PathBuf::from("/run/bits/bits.sock"));
+        let p = choose(true, env(&[("BITS_SYSTEM_SOCKET", "/t/s.sock")]), none);
+        assert_eq!(p.socket(), PathBuf::from("/t/s.sock"));
+        assert!(p.is_system());
+        // BITS_HOME: the user's own, even with a system daemon running.
+        let all = |_: &Path| true;
+        let p = choose(false, env(&[("BITS_HOME", "/h")]), all);
+        assert_eq!(p.socket(), PathBuf::from("/h/bits.sock"));
+        // No BITS_HOME: the user's own if its socket is there...
+        let home = env(&[("HOME", "/home/a")]);
+        let p = choose(false, home, |s: &Path| s.starts_with("/home"));
+        assert!(!p.is_system());
+        // ... else the system daemon's if that one is...
+        let p = choose(false, home, |s: &Path| s.starts_with("/run/bits"));
+        assert!(p.is_system());
+        // ... else the user's own, to be started.
+        let p = choose(false, home, none);
+        assert_eq!(
+            p.socket(),
+            PathBuf::from("/home/a/.local/state/bits/bits.sock")
+        );
     }
 }

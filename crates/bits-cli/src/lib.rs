@@ -50,6 +50,7 @@ pub fn main() -> i32 {
         }
     };
     install_tracing(cli.verbose);
+    connect::use_system_daemon(cli.system);
 
     let runtime = match runtime_for(&cli.command) {
         Ok(runtime) => runtime,

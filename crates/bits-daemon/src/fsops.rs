@@ -1,10 +1,10 @@
 //! The daemon's own file operations on users' files: making finished files
 //! durable, committing a job's files at Complete, discarding temporary
-//! files. Blocking: callers run them on the blocking pool.
-//!
-//! This is the seam where a system-wide daemon will act with the job
-//! owner's rights; keep every touch of a user's path here (the transfer
-//! engine's writes to the temporary file are the other one).
+//! files. Blocking: callers run them on the blocking pool, inside the job
+//! owner's `Identity::run`, so that every path here is resolved with the
+//! owner's rights in the system daemon. Keep every touch of a user's path
+//! here (the transfer engine's temporary files and sources are the other
+//! place, with the same identity).
 
 use bits_core::error::codes;
 use bits_core::{ErrorContext, FileId, Job, JobError, JobFile, JobType};

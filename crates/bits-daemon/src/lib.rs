@@ -15,6 +15,7 @@
 //! Architecture invariant: this is the only crate that spawns tasks, owns
 //! the socket and holds the store.
 
+mod access;
 mod clock;
 mod convert;
 mod fsops;
@@ -36,6 +37,7 @@ use std::io::Write;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+pub use access::Mode;
 pub use startup::{run, DETACHED_ENV};
 
 /// How often a running download makes its progress durable. A crash or a
@@ -58,6 +60,8 @@ pub struct Config {
     /// How long a background job keeps its slot while another job of the
     /// same priority waits.
     pub time_slice: Duration,
+    /// One user's daemon, or the machine's.
+    pub mode: Mode,
 }
 
 impl Config {
@@ -75,24 +79,41 @@ impl Config {
                 upload_fragment: bits_transfer::DEFAULT_UPLOAD_FRAGMENT,
             },
             time_slice: bits_core::policy::schedule::DEFAULT_TIME_SLICE,
+            mode: Mode::User,
         }
     }
 }
 
-/// bitsd: the Background Intelligent Transfer Service daemon. Holds download
+/// bitsd: the Background Intelligent Transfer Service daemon. Holds transfer
 /// jobs that survive crashes and reboots. Runs in the foreground; `bits`
-/// starts it on demand.
+/// starts a user's daemon on demand; `bitsd --system` (as root, from its
+/// systemd unit) serves every user of the machine.
 #[derive(Debug, Parser)]
 #[command(name = "bitsd", version)]
 struct Args {
     /// State directory (job database, log). Default: $BITS_HOME, else
     /// $XDG_STATE_HOME/bits, else ~/.local/state/bits.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "system")]
     home: Option<std::path::PathBuf>,
     /// Directory for the socket and pid file. Default: $BITS_RUNTIME_DIR, else
     /// the state directory.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "system")]
     runtime_dir: Option<std::path::PathBuf>,
+    /// Serve every user of the machine (run as root): state in
+    /// /var/lib/bits, socket /run/bits/bits.sock, each job run with its
+    /// owner's rights.
+    #[arg(long)]
+    system: bool,
+    /// The system daemon's state directory.
+    #[arg(long, value_name = "DIR", requires = "system", default_value = bits_proto::paths::SYSTEM_STATE_DIR)]
+    state_dir: std::path::PathBuf,
+    /// The system daemon's socket (its directory holds the pid file).
+    #[arg(long, value_name = "PATH", requires = "system", default_value = bits_proto::paths::SYSTEM_SOCKET)]
+    socket: std::path::PathBuf,
+    /// Members of this group may see and manage every user's jobs, as root
+    /// may (system daemon).
+    #[arg(long, value_name = "GROUP", requires = "system")]
+    admin_group: Option<String>,
     /// Seconds a background job keeps its transfer slot while another job
     /// of the same priority waits for it.
     #[arg(long, value_name = "SECONDS", env = "BITS_TIME_SLICE", default_value_t = 300,
@@ -110,7 +131,18 @@ pub fn main() -> i32 {
     report_panics();
     let args = Args::parse();
     let mut paths = Paths::from_env();
-    if let Some(h) = &args.home {
+    let mut mode = Mode::User;
+    if args.system {
+        paths = Paths::system(Some(&args.state_dir), Some(&args.socket));
+        let admin_group = match args.admin_group.as_deref().map(group_id).transpose() {
+            Ok(g) => g,
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "bitsd: {e:#}");
+                return 2;
+            }
+        };
+        mode = Mode::System { admin_group };
+    } else if let Some(h) = &args.home {
         paths = Paths::new(h, args.runtime_dir.as_deref().or(Some(&paths.runtime_dir)));
         if std::env::var_os("BITS_RUNTIME_DIR").is_none() && args.runtime_dir.is_none() {
             paths.runtime_dir = h.clone();
@@ -119,6 +151,7 @@ pub fn main() -> i32 {
         paths.runtime_dir = r.clone();
     }
     let mut config = Config::new(paths);
+    config.mode = mode;
     config.time_slice = Duration::from_secs(args.time_slice);
     config.engine.read_timeout = Duration::from_secs(args.network_timeout);
     match run_main(config) {
@@ -130,6 +163,18 @@ pub fn main() -> i32 {
             tracing::error!("bitsd stopped: {e:#}");
             1
         }
+    }
+}
+
+/// The gid of group `name` (or a number).
+fn group_id(name: &str) -> anyhow::Result<u32> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => anyhow::bail!("--admin-group: no group is named '{name}'"),
+        Err(e) => anyhow::bail!("--admin-group: cannot look up '{name}': {e}"),
     }
 }
 

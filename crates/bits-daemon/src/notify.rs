@@ -1,7 +1,10 @@
-//! A job's notification command (`--notify-cmd`): run by `sh -c`, as the
-//! daemon's user (the job's owner), when the job becomes Transferred or
-//! Error as its flags say, with `BITS_JOB_ID` and `BITS_JOB_STATE` in its
-//! environment. As in BITS, a command that exits non-zero runs again after
+//! A job's notification command (`--notify-cmd`): run by `sh -c` as the
+//! job's owner when the job becomes Transferred or Error as its flags say,
+//! with `BITS_JOB_ID` and `BITS_JOB_STATE` in its environment. A user's
+//! daemon runs it as itself, in its own environment; the system daemon runs
+//! it as the owner (uid, primary group, supplementary groups), from the
+//! owner's home, with the owner's `HOME`, `USER`, `LOGNAME`, `SHELL` and a
+//! standard `PATH`, and nothing of root's environment. As in BITS, a command that exits non-zero runs again after
 //! the job's retry delay while the job is neither completed nor cancelled.
 //!
 //! Its standard output and error go to the daemon's log, the first
@@ -21,13 +24,59 @@ const MAX_OUTPUT: usize = 16 * 1024;
 /// The longest a notification command may run.
 const MAX_RUN: Duration = Duration::from_secs(600);
 
+/// Who a system daemon's notification command runs as.
+#[derive(Debug, Clone)]
+struct RunAs {
+    uid: nix::unistd::Uid,
+    gid: nix::unistd::Gid,
+    groups: Vec<nix::unistd::Gid>,
+    name: String,
+    home: std::path::PathBuf,
+    shell: std::path::PathBuf,
+}
+
+impl RunAs {
+    /// The owner of the job, from the user database; `None` for a user's
+    /// daemon (the command runs as the daemon runs).
+    fn owner(shared: &Shared, id: JobId) -> Result<Option<RunAs>, String> {
+        if !shared.mode.is_system() {
+            return Ok(None);
+        }
+        let uid = shared
+            .read()
+            .jobs
+            .get(&id)
+            .map(|e| e.job.owner_uid)
+            .ok_or("the job is gone")?;
+        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .map_err(|e| format!("cannot look up uid {uid}: {e}"))?
+            .ok_or(format!("uid {uid} is not a user of this machine"))?;
+        let name = std::ffi::CString::new(user.name.as_bytes())
+            .map_err(|_| format!("uid {uid} has an unusable name"))?;
+        let groups = nix::unistd::getgrouplist(&name, user.gid)
+            .map_err(|e| format!("cannot look up the groups of uid {uid}: {e}"))?;
+        Ok(Some(RunAs {
+            uid: user.uid,
+            gid: user.gid,
+            groups,
+            name: user.name,
+            home: user.dir,
+            shell: user.shell,
+        }))
+    }
+}
+
 /// Runs the command for job `id` until it succeeds or the job ends.
 pub async fn run(shared: Arc<Shared>, id: JobId, cmd: String, retry_delay: Duration) {
     loop {
         let Some(state) = current_state(&shared, id) else {
             return;
         };
-        match run_once(id, &cmd, state).await {
+        let attempt = match RunAs::owner(&shared, id) {
+            Ok(run_as) => run_once(id, &cmd, state, run_as).await,
+            Err(why) => Err(why),
+        };
+        match attempt {
             Ok(()) => return,
             Err(why) => warn!(
                 job = %id,
@@ -50,14 +99,50 @@ fn current_state(shared: &Shared, id: JobId) -> Option<JobState> {
         .filter(|s| !s.is_final())
 }
 
-async fn run_once(id: JobId, cmd: &str, state: JobState) -> Result<(), String> {
+async fn run_once(
+    id: JobId,
+    cmd: &str,
+    state: JobState,
+    run_as: Option<RunAs>,
+) -> Result<(), String> {
     let mut command = tokio::process::Command::new("/bin/sh");
+    command.arg("-c").arg(cmd);
+    match run_as {
+        None => {
+            command.current_dir(std::env::var_os("HOME").unwrap_or_else(|| "/".into()));
+        }
+        Some(user) => {
+            command
+                .env_clear()
+                .env("HOME", &user.home)
+                .env("USER", &user.name)
+                .env("LOGNAME", &user.name)
+                .env("SHELL", &user.shell)
+                .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+                .current_dir("/");
+            let home = std::ffi::CString::new(user.home.as_os_str().as_encoded_bytes()).ok();
+            // SAFETY: runs in the child between fork and exec, where only
+            // async-signal-safe work is allowed: these are system calls on
+            // values prepared before the fork, no allocation. Groups, then
+            // group, then user (after setuid nothing could be changed).
+            unsafe {
+                command.pre_exec(move || {
+                    nix::unistd::setgroups(&user.groups)?;
+                    nix::unistd::setgid(user.gid)?;
+                    nix::unistd::setuid(user.uid)?;
+                    // The home with the owner's rights; "/" if it cannot be
+                    // entered.
+                    if let Some(home) = &home {
+                        libc::chdir(home.as_ptr());
+                    }
+                    Ok(())
+                });
+            }
+        }
+    }
     command
-        .arg("-c")
-        .arg(cmd)
         .env("BITS_JOB_ID", id.to_string())
         .env("BITS_JOB_STATE", state.as_str())
-        .current_dir(std::env::var_os("HOME").unwrap_or_else(|| "/".into()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -37,6 +37,19 @@ fn private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The system daemon's runtime directory: every user reaches the socket in
+/// it, nobody but root writes there.
+fn public_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("cannot set the mode of {}", dir.display()))?;
+    Ok(())
+}
+
 /// Opens (creating) a file of the daemon's own, readable by its owner only
 /// (a file left by an older bitsd is restricted too).
 fn private_file(path: &Path, append: bool) -> anyhow::Result<std::fs::File> {
@@ -190,8 +203,19 @@ fn restore(store: &mut Store) -> anyhow::Result<View> {
 /// checkpoints every transfer and returns.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let paths = &config.paths;
+    let system = config.mode.is_system();
+    if system && !nix::unistd::geteuid().is_root() {
+        bail!(
+            "bitsd --system must run as root: it serves every user and opens each job's files \
+             with its owner's rights"
+        );
+    }
     private_dir(&paths.state_dir)?;
-    private_dir(&paths.runtime_dir)?;
+    if system {
+        public_dir(&paths.runtime_dir)?;
+    } else {
+        private_dir(&paths.runtime_dir)?;
+    }
     let log = install_tracing(&paths.log_file())?;
     let _pid_lock = lock_pid_file(&paths.pid_file())?;
     raise_descriptor_limit();
@@ -209,6 +233,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         store,
         engine,
         owner(),
+        config.mode.clone(),
         shutdown.clone(),
         policy,
     ));
@@ -225,9 +250,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     let listener = UnixListener::bind(&socket)
         .with_context(|| format!("cannot listen on {}", socket.display()))?;
-    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+    // The system daemon's socket is every user's door; who comes in is
+    // told by the kernel (SO_PEERCRED) on each connection.
+    let socket_mode = if system { 0o666 } else { 0o600 };
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(socket_mode))?;
     tracing::info!(
         pid = std::process::id(),
+        system,
         socket = %socket.display(),
         jobs = shared.read().jobs.len(),
         "bitsd started"

@@ -111,6 +111,8 @@ pub struct Shared {
     pub changes: watch::Sender<u64>,
     /// The daemon's user.
     pub owner: Owner,
+    /// One user's daemon, or the machine's.
+    pub mode: crate::access::Mode,
     /// Cancelled when the daemon stops.
     pub shutdown: CancellationToken,
     /// The daemon-wide policy (caps, schedule, quotas), as last saved.
@@ -134,6 +136,7 @@ impl Shared {
         store: StoreHandle,
         engine: Engine,
         owner: Owner,
+        mode: crate::access::Mode,
         shutdown: CancellationToken,
         policy: MachinePolicy,
     ) -> Shared {
@@ -145,10 +148,24 @@ impl Shared {
             revision: AtomicU64::new(0),
             changes,
             owner,
+            mode,
             shutdown,
             policy: RwLock::new(policy),
             background_cap: Arc::new(SharedCap::new(None)),
         }
+    }
+
+    /// Who the user `uid` behind a request is to this daemon.
+    pub fn caller(&self, uid: u32) -> crate::access::Caller {
+        crate::access::Caller::new(&self.mode, self.owner.uid, uid)
+    }
+
+    /// Whose rights the files of a job owned by `owner_uid` are opened with.
+    pub fn identity_for(
+        &self,
+        owner_uid: u32,
+    ) -> Result<bits_transfer::Identity, bits_transfer::IdentityError> {
+        crate::access::identity_for(&self.mode, owner_uid)
     }
 
     /// The policy in force.

@@ -15,7 +15,7 @@
 pub mod client;
 pub mod codec;
 mod messages;
-mod paths;
+pub mod paths;
 
 pub use client::Client;
 pub use codec::ProtoError;
@@ -27,4 +27,4 @@ pub use paths::Paths;
 pub const MAX_FILES_PER_JOB: usize = 100_000;
 
 /// Bumped whenever a request or response changes incompatibly.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;

@@ -46,6 +46,10 @@ pub struct JobProperties {
     /// Remove the job's credentials, server and proxy.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub clear_credentials: bool,
+    /// Make the caller the job's owner (administrators, system daemon):
+    /// the job's credentials and notification command are dropped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub take_ownership: bool,
     /// Proxies, security flags, extra CA, custom headers.
     #[serde(default, flatten)]
     pub connection: ConnectionSpec,

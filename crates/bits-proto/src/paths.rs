@@ -10,7 +10,16 @@ pub struct Paths {
     pub state_dir: PathBuf,
     /// `BITS_RUNTIME_DIR`, else the state directory: the socket and the pid file.
     pub runtime_dir: PathBuf,
+    /// The socket, when it is not `bits.sock` in the runtime directory (a
+    /// system daemon's `--socket`).
+    pub socket_file: Option<PathBuf>,
 }
+
+/// The system daemon's state directory.
+pub const SYSTEM_STATE_DIR: &str = "/var/lib/bits";
+
+/// The system daemon's socket.
+pub const SYSTEM_SOCKET: &str = "/run/bits/bits.sock";
 
 impl Paths {
     /// Reads `BITS_HOME`, `BITS_RUNTIME_DIR`, `XDG_STATE_HOME` and `HOME`.
@@ -32,6 +41,25 @@ impl Paths {
         Paths {
             state_dir,
             runtime_dir,
+            socket_file: None,
+        }
+    }
+
+    /// The system daemon's: `state_dir` (default [`SYSTEM_STATE_DIR`]) and
+    /// `socket` (default [`SYSTEM_SOCKET`]), whose directory holds the pid
+    /// file.
+    pub fn system(state_dir: Option<&Path>, socket: Option<&Path>) -> Paths {
+        let socket = socket.unwrap_or(Path::new(SYSTEM_SOCKET)).to_path_buf();
+        let runtime_dir = match socket.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Paths {
+            state_dir: state_dir
+                .unwrap_or(Path::new(SYSTEM_STATE_DIR))
+                .to_path_buf(),
+            runtime_dir,
+            socket_file: Some(socket),
         }
     }
 
@@ -40,12 +68,20 @@ impl Paths {
         Paths {
             state_dir: state_dir.to_path_buf(),
             runtime_dir: runtime_dir.unwrap_or(state_dir).to_path_buf(),
+            socket_file: None,
         }
     }
 
-    /// `bits.sock`.
+    /// Whether these are the system daemon's (made by [`Paths::system`]).
+    pub fn is_system(&self) -> bool {
+        self.socket_file.is_some()
+    }
+
+    /// The socket: `bits.sock` in the runtime directory, unless moved.
     pub fn socket(&self) -> PathBuf {
-        self.runtime_dir.join("bits.sock")
+        self.socket_file
+            .clone()
+            .unwrap_or_else(|| self.runtime_dir.join("bits.sock"))
     }
 
     /// `bitsd.pid`.
@@ -85,5 +121,19 @@ mod tests {
         });
         assert_eq!(p.state_dir, PathBuf::from("/home/a/.local/state/bits"));
         assert_eq!(p.pid_file(), PathBuf::from("/run/user/1/bits/bitsd.pid"));
+    }
+
+    #[test]
+    fn the_system_daemon_keeps_its_pid_file_beside_its_socket() {
+        let p = Paths::system(None, None);
+        assert_eq!(p.socket(), PathBuf::from(SYSTEM_SOCKET));
+        assert_eq!(p.pid_file(), PathBuf::from("/run/bits/bitsd.pid"));
+        assert_eq!(p.database(), PathBuf::from("/var/lib/bits/jobs.sqlite3"));
+        let p = Paths::system(
+            Some(Path::new("/t/state")),
+            Some(Path::new("/t/run/s.sock")),
+        );
+        assert_eq!(p.socket(), PathBuf::from("/t/run/s.sock"));
+        assert_eq!(p.pid_file(), PathBuf::from("/t/run/bitsd.pid"));
     }
 }

@@ -28,6 +28,7 @@ mod engine;
 mod error;
 mod fetch;
 mod headers;
+mod identity;
 mod local_source;
 mod net;
 mod pace;
@@ -42,6 +43,7 @@ pub use auth::AuthProblem;
 pub use engine::{CheckpointPolicy, Engine, EngineConfig, DEFAULT_UPLOAD_FRAGMENT};
 pub use error::{Class, LocalOp, NetFailure, TransferError};
 pub use fetch::{RedirectRefusal, Redirects};
+pub use identity::{Identity, IdentityError};
 pub use net::split_credential;
 pub use pace::{Limits, Pacer, SharedCap};
 pub use progress::{

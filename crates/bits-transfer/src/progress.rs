@@ -10,6 +10,7 @@
 //! ([`crate::TransferError::NotSaved`]): a result that could not be saved
 //! did not happen.
 
+use crate::identity::Identity;
 use crate::pace::Pacer;
 use bits_core::{ByteRange, Credential, FileId, FileValidator};
 use std::fs::File;
@@ -97,6 +98,9 @@ pub struct FileTransfer<'a> {
     pub connection: crate::route::Connection<'a>,
     /// Where the bytes are written.
     pub temp: &'a Path,
+    /// Whose rights every path of the transfer (the temporary file, a local
+    /// source) is opened with: the job's owner.
+    pub identity: &'a Identity,
     /// Where the last attempt durably stopped (default: nothing yet).
     pub resume: &'a FileState,
     /// Whether the engine makes the finished file durable itself (fsync,

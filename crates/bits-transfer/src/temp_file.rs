@@ -25,6 +25,7 @@
 //! Every method does blocking I/O: call them on the blocking pool.
 
 use crate::error::LocalOp;
+use crate::identity::Identity;
 use crate::ranges::RangeSet;
 use bits_core::FileId;
 use filetime::FileTime;
@@ -58,6 +59,8 @@ pub(crate) struct TempFile {
     /// blocking pool in all).
     handle: Mutex<Option<(Arc<File>, FileId)>>,
     extents: Mutex<Extents>,
+    /// Whose rights create, open and remove it (see `identity`).
+    owner: Identity,
 }
 
 /// What is on the file.
@@ -86,11 +89,12 @@ impl TempFile {
     /// A file to start afresh. Nothing happens on disk until the first
     /// operation, which removes whatever has the name and creates the file
     /// empty with `O_EXCL`.
-    pub(crate) fn fresh(path: &Path) -> TempFile {
+    pub(crate) fn fresh(path: &Path, owner: &Identity) -> TempFile {
         TempFile {
             path: path.to_path_buf(),
             handle: Mutex::new(None),
             extents: Mutex::new(Extents::default()),
+            owner: owner.clone(),
         }
     }
 
@@ -102,12 +106,15 @@ impl TempFile {
         path: &Path,
         expected: Option<FileId>,
         durable: RangeSet,
+        owner: &Identity,
     ) -> io::Result<Result<(TempFile, u64), Untrusted>> {
         let untrusted = |why: &str| Ok(Err(Untrusted(why.to_string())));
-        let opened = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(path);
+        let opened = owner.run(|| {
+            OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(path)
+        });
         let file = match opened {
             Ok(f) => f,
             Err(e) => {
@@ -121,12 +128,12 @@ impl TempFile {
             }
         };
         let meta = file.metadata()?;
-        let euid = nix_euid();
+        let uid = owner.uid();
         if !meta.file_type().is_file() {
             return untrusted("it is not a regular file");
         }
-        if meta.uid() != euid {
-            return untrusted(&format!("it belongs to uid {}, not {euid}", meta.uid()));
+        if meta.uid() != uid {
+            return untrusted(&format!("it belongs to uid {}, not {uid}", meta.uid()));
         }
         if meta.nlink() != 1 {
             return untrusted(&format!("it has {} links", meta.nlink()));
@@ -146,6 +153,7 @@ impl TempFile {
                 written: durable.clone(),
                 durable,
             }),
+            owner: owner.clone(),
         };
         Ok(Ok((temp, len)))
     }
@@ -161,7 +169,7 @@ impl TempFile {
         if let Some((file, id)) = &*handle {
             return Ok((file.clone(), *id));
         }
-        let file = create_fresh(&self.path)?;
+        let file = self.owner.run(|| create_fresh(&self.path))?;
         let id = identity(&file.metadata()?);
         let file = Arc::new(file);
         *handle = Some((file.clone(), id));
@@ -313,11 +321,6 @@ fn clear_nonblock(file: &File) -> io::Result<()> {
     Ok(())
 }
 
-fn nix_euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
-
 /// A blocking-pool task ended without a result: re-raise its panic (the
 /// caller's task then ends with it, and the daemon reports it), or, when the
 /// runtime is shutting down, report an I/O error.
@@ -348,21 +351,21 @@ mod tests {
         let temp = d.path().join(".a.bits.tmp");
 
         std::os::unix::fs::symlink(&victim, &temp).unwrap();
-        let got = TempFile::reopen(&temp, None, RangeSet::prefix(4)).unwrap();
+        let got = TempFile::reopen(&temp, None, RangeSet::prefix(4), &Identity::own()).unwrap();
         assert_eq!(got.unwrap_err(), Untrusted("it is a symbolic link".into()));
         std::fs::remove_file(&temp).unwrap();
 
         nix::unistd::mkfifo(&temp, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let got = TempFile::reopen(&temp, None, RangeSet::prefix(4)).unwrap();
+        let got = TempFile::reopen(&temp, None, RangeSet::prefix(4), &Identity::own()).unwrap();
         assert!(got.is_err(), "a FIFO must not be trusted");
         std::fs::remove_file(&temp).unwrap();
 
         std::fs::hard_link(&victim, &temp).unwrap();
-        let got = TempFile::reopen(&temp, None, RangeSet::prefix(4)).unwrap();
+        let got = TempFile::reopen(&temp, None, RangeSet::prefix(4), &Identity::own()).unwrap();
         assert_eq!(got.unwrap_err(), Untrusted("it has 2 links".into()));
 
         // Starting afresh removes the name, never the file it pointed to.
-        let fresh = TempFile::fresh(&temp);
+        let fresh = TempFile::fresh(&temp, &Identity::own());
         fresh.write_at(b"new", 0).unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
         assert_eq!(std::fs::read(&temp).unwrap(), b"new");
@@ -374,11 +377,11 @@ mod tests {
     fn a_replaced_file_is_not_the_one_written_before() {
         let d = dir();
         let temp = d.path().join(".a.bits.tmp");
-        let first = TempFile::fresh(&temp);
+        let first = TempFile::fresh(&temp, &Identity::own());
         first.write_at(b"abcd", 0).unwrap();
         let id = first.id().unwrap();
         drop(first);
-        let (again, len) = TempFile::reopen(&temp, Some(id), RangeSet::prefix(4))
+        let (again, len) = TempFile::reopen(&temp, Some(id), RangeSet::prefix(4), &Identity::own())
             .unwrap()
             .unwrap();
         assert_eq!((again.id(), len), (Some(id), 4));
@@ -386,14 +389,14 @@ mod tests {
         let other = d.path().join("other");
         std::fs::write(&other, b"abcd").unwrap();
         std::fs::rename(&other, &temp).unwrap();
-        let got = TempFile::reopen(&temp, Some(id), RangeSet::prefix(4)).unwrap();
+        let got = TempFile::reopen(&temp, Some(id), RangeSet::prefix(4), &Identity::own()).unwrap();
         assert!(got.is_err());
     }
 
     #[test]
     fn only_synced_bytes_are_durable() {
         let d = dir();
-        let t = TempFile::fresh(&d.path().join("t"));
+        let t = TempFile::fresh(&d.path().join("t"), &Identity::own());
         t.write_at(&[1; 10], 0).unwrap();
         assert_eq!(t.durable().len(), 0);
         assert_eq!(t.sync().unwrap().as_prefix(), Some(10));

@@ -48,6 +48,7 @@ async fn fetch(
         ..ConnectionProps::default()
     };
     let file = FileTransfer {
+        identity: &bits_transfer::Identity::own(),
         remote,
         credential,
         connection: Connection {

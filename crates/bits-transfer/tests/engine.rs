@@ -104,6 +104,7 @@ async fn attempt(
 ) -> Result<Outcome, TransferError> {
     let cancel = CancellationToken::new();
     let file = FileTransfer {
+        identity: &bits_transfer::Identity::own(),
         connection: Default::default(),
         remote,
         credential: None,
@@ -625,6 +626,7 @@ async fn cancel_checkpoints_and_returns_cancelled() {
     let mut rec = Recorder::default();
     let validator = FileValidator::default();
     let file = FileTransfer {
+        identity: &bits_transfer::Identity::own(),
         connection: Default::default(),
         remote: &url,
         credential: None,
@@ -882,6 +884,7 @@ async fn attempt_ranges(
     let cancel = CancellationToken::new();
     let total = validator.size.unwrap_or(0);
     let file = FileTransfer {
+        identity: &bits_transfer::Identity::own(),
         connection: Default::default(),
         remote,
         credential: None,
@@ -1168,6 +1171,7 @@ async fn cancelled_ranges_resume_exactly() {
     let mut rec = Recorder::default();
     let none = FileValidator::default();
     let file = FileTransfer {
+        identity: &bits_transfer::Identity::own(),
         connection: Default::default(),
         remote: &url,
         credential: None,
@@ -1254,6 +1258,7 @@ async fn a_paced_download_goes_by_ranges_of_one_version() {
     let none = FileValidator::default();
     let url = server.url("a.bin");
     let file = FileTransfer {
+        identity: &bits_transfer::Identity::own(),
         connection: Default::default(),
         remote: &url,
         credential: None,
@@ -1307,6 +1312,7 @@ async fn a_server_slow_to_answer_does_not_hold_a_paced_download_to_a_trickle() {
     let none = FileValidator::default();
     let url = server.url("slow.bin");
     let file = FileTransfer {
+        identity: &bits_transfer::Identity::own(),
         connection: Default::default(),
         remote: &url,
         credential: None,

@@ -32,6 +32,7 @@ async fn fetch(
 ) -> Result<Outcome, TransferError> {
     let nothing = FileState::default();
     let file = FileTransfer {
+        identity: &bits_transfer::Identity::own(),
         remote,
         credential: None,
         connection: Connection {

@@ -34,6 +34,7 @@ async fn throughput_loopback() {
     let url = format!("http://{addr}/big");
     let v = FileState::default();
     let file = FileTransfer {
+        identity: &bits_transfer::Identity::own(),
         connection: Default::default(),
         remote: &url,
         credential: None,

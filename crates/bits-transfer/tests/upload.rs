@@ -107,6 +107,7 @@ async fn attempt(
 ) -> Result<UploadOutcome, TransferError> {
     let (url, credential) = bits_transfer::split_credential(url);
     let t = UploadTransfer {
+        identity: &bits_transfer::Identity::own(),
         connection: Default::default(),
         local,
         url: &url,

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use bits_proto::{ConnectionSpec, CredentialSpec, JobObject, JobProperties, Paths};
+use bits_proto::{ConnectionSpec, CredentialSpec, JobObject, JobProperties};
 
 use crate::args::{Command, PropertyArgs, ProxyUsage};
 use crate::connect::Connection;
@@ -51,9 +51,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// Connects to the daemon of this environment (`BITS_HOME`...).
+/// Connects to the daemon of this environment (`--system`, `BITS_HOME`...;
+/// see [`crate::connect::daemon_paths`]).
 async fn connect() -> anyhow::Result<Connection> {
-    Connection::open(Paths::from_env()).await
+    Connection::open(crate::connect::daemon_paths()).await
 }
 
 /// The current directory, against which relative paths are resolved.
@@ -134,6 +135,7 @@ fn properties(args: &PropertyArgs, cwd: &Path, creating: bool) -> anyhow::Result
         credential,
         proxy_credential,
         clear_credentials: false,
+        take_ownership: false,
         connection,
         notify_cmd: args.notify_cmd.clone(),
         notify_flags: args.notify_flags.clone(),

@@ -82,9 +82,10 @@ fn admit(stream: &UnixStream, shared: &Shared, clients: &Clients) -> Arrival {
         Ok(cred) => cred.uid(),
         Err(e) => return Arrival::Unknown(e),
     };
-    // Only the daemon's own user (and root) may talk to it: the socket's
-    // directory is 0700 already, this is the second lock on the door.
-    if uid != shared.owner.uid && uid != 0 {
+    // Only the daemon's own user (and root) may talk to a user's daemon:
+    // the socket's directory is 0700 already, this is the second lock on
+    // the door. The system daemon serves everyone, each as who they are.
+    if !shared.mode.is_system() && uid != shared.owner.uid && uid != 0 {
         return Arrival::Stranger(uid);
     }
     match clients.admit(uid) {
@@ -209,40 +210,42 @@ async fn dispatch(
     uid: u32,
 ) -> Result<Response, ApiError> {
     use crate::lifecycle::Action;
+    let caller = shared.caller(uid);
+    let me = &caller;
     match req {
         Request::Hello { .. } => unreachable!("answered by the connection loop"),
-        Request::Create(c) => handlers::create::handle(shared, manager, c).await,
+        Request::Create(c) => handlers::create::handle(shared, manager, c, me).await,
         Request::AddFiles { job, files } => {
-            handlers::add_files::handle(shared, manager, &job, files).await
+            handlers::add_files::handle(shared, manager, &job, files, me).await
         }
         Request::Set { job, properties } => {
-            handlers::set::handle(shared, manager, &job, properties).await
+            handlers::set::handle(shared, manager, &job, properties, me).await
         }
         Request::Suspend { job } => {
-            handlers::act::handle(shared, manager, &job, Action::Suspend).await
+            handlers::act::handle(shared, manager, &job, Action::Suspend, me).await
         }
         Request::Resume { job } => {
-            handlers::act::handle(shared, manager, &job, Action::Resume).await
+            handlers::act::handle(shared, manager, &job, Action::Resume, me).await
         }
         Request::Cancel { job } => {
-            handlers::act::handle(shared, manager, &job, Action::Cancel).await
+            handlers::act::handle(shared, manager, &job, Action::Cancel, me).await
         }
         Request::Complete { job } => {
-            handlers::act::handle(shared, manager, &job, Action::Complete).await
+            handlers::act::handle(shared, manager, &job, Action::Complete, me).await
         }
         Request::List {
             all_users,
             name,
             summary,
             after,
-        } => handlers::list::handle(shared, all_users, name, summary, after, uid),
-        Request::Info { job, files_from } => handlers::info::handle(shared, &job, files_from),
+        } => handlers::list::handle(shared, all_users, name, summary, after, me),
+        Request::Info { job, files_from } => handlers::info::handle(shared, &job, files_from, me),
         Request::Watch {
             job,
             after_revision,
             timeout_ms,
             summary,
-        } => handlers::watch::handle(shared, &job, after_revision, timeout_ms, summary).await,
-        Request::Policy { change } => handlers::policy::handle(shared, manager, change, uid).await,
+        } => handlers::watch::handle(shared, &job, after_revision, timeout_ms, summary, me).await,
+        Request::Policy { change } => handlers::policy::handle(shared, manager, change, me).await,
     }
 }

@@ -1,6 +1,10 @@
 //! Turns a JOB argument into a JobId: a full JobId, a unique prefix of one
 //! (at least 4 characters), or a DisplayName that names exactly one job.
+//! Only the jobs the caller may manage are candidates: a user's prefixes
+//! and names never match another user's jobs, and another user's JobId is
+//! refused.
 
+use crate::access::Caller;
 use crate::state::View;
 use bits_core::JobId;
 use bits_proto::{ApiError, ErrorKind};
@@ -16,10 +20,11 @@ fn not_found(message: String) -> ApiError {
     }
 }
 
-/// Finds the job `arg` names.
-pub fn resolve(state: &View, arg: &str) -> Result<JobId, ApiError> {
+/// Finds the job `arg` names among those `caller` may manage.
+pub fn resolve(state: &View, arg: &str, caller: &Caller) -> Result<JobId, ApiError> {
     if let Ok(id) = arg.parse::<JobId>() {
-        if state.jobs.contains_key(&id) {
+        if let Some(e) = state.jobs.get(&id) {
+            caller.check(&e.job)?;
             return Ok(id);
         }
         return Err(not_found(format!("no job has the id {id}")));
@@ -28,9 +33,10 @@ pub fn resolve(state: &View, arg: &str) -> Result<JobId, ApiError> {
     if lower.len() >= MIN_PREFIX && lower.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
         let mut hits: Vec<JobId> = state
             .jobs
-            .keys()
+            .values()
+            .filter(|e| caller.may_manage(&e.job))
+            .map(|e| e.job.id)
             .filter(|id| id.to_string().starts_with(&lower))
-            .copied()
             .collect();
         match hits.len() {
             1 => return Ok(hits[0]),
@@ -50,6 +56,7 @@ pub fn resolve(state: &View, arg: &str) -> Result<JobId, ApiError> {
     let mut named: Vec<&crate::state::Entry> = state
         .jobs
         .values()
+        .filter(|e| caller.may_manage(&e.job))
         .filter(|e| !e.job.state().is_final() && e.job.props.display_name == arg)
         .collect();
     match named.len() {

@@ -45,6 +45,9 @@ pub enum Command {
     Set {
         id: JobId,
         properties: Box<JobProperties>,
+        /// Take-ownership: the new owner (uid, account), checked by the
+        /// request's handler to be an administrator.
+        new_owner: Option<(u32, String)>,
         reply: Reply<()>,
     },
     /// Suspend, Resume, Cancel or Complete.

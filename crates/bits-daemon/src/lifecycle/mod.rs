@@ -204,10 +204,14 @@ impl Manager {
             Command::Set {
                 id,
                 properties,
+                new_owner,
                 reply,
             } => {
                 let now = SystemTime::now();
-                let clear = properties.clear_credentials;
+                // Taking ownership drops the credentials (the job's and its
+                // files') and the notification command: the new owner does
+                // not act with the old owner's secrets or commands.
+                let clear = properties.clear_credentials || new_owner.is_some();
                 let notify_changed =
                     properties.notify_cmd.is_some() || properties.notify_flags.is_some();
                 let result = self
@@ -221,6 +225,13 @@ impl Manager {
                         }
                         crate::validate::properties(&mut row.props, &properties, row.job_type)?;
                         crate::validate::credentials(row, &properties)?;
+                        if let Some((uid, account)) = &new_owner {
+                            row.owner_uid = *uid;
+                            row.owner = account.clone();
+                            row.server_credential = None;
+                            row.proxy_credential = None;
+                            row.props.notify.cmd = None;
+                        }
                         row.modified = now;
                         Ok(())
                     })

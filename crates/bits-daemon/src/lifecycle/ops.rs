@@ -57,15 +57,29 @@ impl Manager {
         let Some(job) = self.shared.read().jobs.get(&id).map(|e| e.job.clone()) else {
             return;
         };
+        let identity = self.shared.identity_for(job.owner_uid);
         let task = self.ops.spawn(async move {
-            let result = tokio::task::spawn_blocking(move || fsops::complete(&job))
-                .await
-                .unwrap_or_else(|e| {
-                    Err(CompleteError::Failed(format!(
-                        "the file work of Complete failed: {}",
-                        super::panic_message(e)
-                    )))
-                });
+            // Renames and directory syncs with the owner's rights: Complete
+            // can put a file only where its owner could.
+            let result = tokio::task::spawn_blocking(move || {
+                let identity = identity.map_err(|e| {
+                    CompleteError::Failed(format!("cannot act for the job's owner: {e}"))
+                })?;
+                identity
+                    .run(|| Ok(fsops::complete(&job)))
+                    .unwrap_or_else(|e| {
+                        Err(CompleteError::Failed(format!(
+                            "cannot take the rights of the job's owner: {e}"
+                        )))
+                    })
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(CompleteError::Failed(format!(
+                    "the file work of Complete failed: {}",
+                    super::panic_message(e)
+                )))
+            });
             OpEnd::Completed { id, result }
         });
         self.op_tasks.insert(task.id(), id);
@@ -75,23 +89,40 @@ impl Manager {
     /// runner has stopped: its temporary files go, and an upload's session
     /// is dropped on the server.
     pub(super) fn start_discard(&mut self, id: JobId) {
-        let Some((files, credential, connection, proxy_credential)) =
+        let Some((files, credential, connection, proxy_credential, owner_uid)) =
             self.shared.read().jobs.get(&id).map(|e| {
                 (
                     e.job.files.clone(),
                     e.job.server_credential.clone(),
                     e.job.props.connection.clone(),
                     e.job.proxy_credential.clone(),
+                    e.job.owner_uid,
                 )
             })
         else {
             return;
         };
         let engine = self.shared.engine.clone();
+        let identity = self.shared.identity_for(owner_uid);
         let task = self.ops.spawn(async move {
             let temps = files.clone();
-            if let Err(e) = tokio::task::spawn_blocking(move || fsops::discard(&temps)).await {
-                tracing::error!(job = %id, cause = %e, "deleting the temporary files failed");
+            // With the owner's rights: only what the owner could delete goes.
+            let discarded = tokio::task::spawn_blocking(move || match identity {
+                Ok(identity) => identity.run(|| {
+                    fsops::discard(&temps);
+                    Ok(())
+                }),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            })
+            .await;
+            match discarded {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(job = %id, cause = %e, "cannot delete the temporary files as their owner")
+                }
+                Err(e) => {
+                    tracing::error!(job = %id, cause = %e, "deleting the temporary files failed")
+                }
             }
             // An unfinished upload leaves a session on the server: ask it to
             // drop the partial file. Best effort, and bounded, so that an

@@ -46,6 +46,7 @@ async fn a_runner_that_panics_leaves_its_job_in_error_with_the_message() {
         store,
         engine,
         owner,
+        Default::default(),
         CancellationToken::new(),
         Default::default(),
     ));

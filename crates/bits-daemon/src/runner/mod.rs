@@ -17,7 +17,9 @@ use crate::lifecycle::Handle;
 use crate::state::Shared;
 use batch::Batch;
 use bits_core::{JobError, JobFile, JobId, JobType};
-use bits_transfer::{Class, FileState, FileTransfer, Pacer, TransferError, UploadTransfer};
+use bits_transfer::{
+    Class, FileState, FileTransfer, Identity, Pacer, TransferError, UploadTransfer,
+};
 use sink::{Connected, FileSink, Publisher};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -124,7 +126,7 @@ async fn files(
     run: u64,
     cancel: &CancellationToken,
 ) -> (Outcome, bool) {
-    let Some((job_type, remaining, rate, live)) = ({
+    let Some((job_type, remaining, rate, live, owner_uid)) = ({
         let view = shared.read();
         view.jobs.get(&id).map(|e| {
             (
@@ -135,10 +137,29 @@ async fn files(
                     .saturating_sub(e.job.active_time),
                 e.rate.clone(),
                 (e.revision.clone(), e.progressed_ms.clone()),
+                e.job.owner_uid,
             )
         })
     }) else {
         return (Outcome::Stopped, false);
+    };
+    // Every path of the job is opened with its owner's rights.
+    let identity = match shared.identity_for(owner_uid) {
+        Ok(identity) => identity,
+        Err(e) => {
+            let error = bits_core::JobError::new(
+                bits_core::ErrorContext::LocalFile,
+                bits_core::error::codes::E_ACCESSDENIED,
+                format!("The job's files cannot be opened for its owner: {e}."),
+            );
+            return (
+                Outcome::Failed {
+                    error,
+                    class: Class::Fatal,
+                },
+                false,
+            );
+        }
     };
     if remaining.is_zero() {
         return (Outcome::TimedOut, false);
@@ -183,9 +204,11 @@ async fn files(
             let engine = shared.engine.clone();
             let token = files_cancel.clone();
             let pace = pace.clone();
+            let identity = identity.clone();
             tasks.spawn(async move {
                 let index = next.index;
-                (index, move_file(&engine, sink, &next, pace, &token).await)
+                let moved = move_file(&engine, sink, &next, &identity, pace, &token).await;
+                (index, moved)
             });
         }
         if tasks.is_empty() && !batch.syncing() {
@@ -292,6 +315,7 @@ async fn move_file(
     engine: &bits_transfer::Engine,
     mut sink: FileSink,
     next: &NextFile,
+    identity: &Identity,
     pace: Option<Arc<Pacer>>,
     cancel: &CancellationToken,
 ) -> Result<Done, TransferError> {
@@ -313,6 +337,7 @@ async fn move_file(
                         proxy_credential: next.proxy_credential.as_ref(),
                     },
                     temp: &f.temp,
+                    identity,
                     resume: &resume,
                     // Made durable in batches (see `batch`).
                     sync_on_finish: false,
@@ -335,6 +360,7 @@ async fn move_file(
         .upload(
             UploadTransfer {
                 local: &f.local,
+                identity,
                 url: &f.remote,
                 credential: next.credential.as_ref(),
                 connection: bits_transfer::Connection {

@@ -7,6 +7,7 @@ use super::sink::Sink;
 use super::start::{start_point, MAX_RESTARTS};
 use crate::engine::Engine;
 use crate::error::TransferError;
+use crate::identity::Identity;
 use crate::progress::{FileTransfer, Outcome, Progress};
 use crate::temp_file::join_error;
 use crate::version;
@@ -38,7 +39,7 @@ pub(crate) async fn copy(
     cancel: &CancellationToken,
 ) -> Result<Outcome, TransferError> {
     let shown = path.display().to_string();
-    let (mut source, mut meta) = open_source(path, 0).await?;
+    let (mut source, mut meta) = open_source(path, file.identity, 0).await?;
     let mut version = version::of_local_file(&meta);
     let start = start_point(file, &shown, Some(&version)).await?;
     // A local copy goes front to back; a record of ranges starts again.
@@ -69,7 +70,7 @@ pub(crate) async fn copy(
                     });
                 }
                 info!(path = %shown, "source file changed during the copy, restarting from 0");
-                (source, meta) = open_source(path, sink.written()).await?;
+                (source, meta) = open_source(path, file.identity, sink.written()).await?;
                 version = version::of_local_file(&meta);
                 offset = 0;
             }
@@ -79,21 +80,24 @@ pub(crate) async fn copy(
 
 async fn open_source(
     path: &Path,
+    owner: &Identity,
     written: u64,
 ) -> Result<(File, std::fs::Metadata), TransferError> {
-    crate::local_source::open(path).await.map_err(|source| {
-        if source.kind() == io::ErrorKind::NotFound {
-            TransferError::SourceMissing {
-                path: path.to_path_buf(),
+    crate::local_source::open(path, owner)
+        .await
+        .map_err(|source| {
+            if source.kind() == io::ErrorKind::NotFound {
+                TransferError::SourceMissing {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                TransferError::SourceRead {
+                    path: path.to_path_buf(),
+                    written,
+                    source,
+                }
             }
-        } else {
-            TransferError::SourceRead {
-                path: path.to_path_buf(),
-                written,
-                source,
-            }
-        }
-    })
+        })
 }
 
 /// Copies a local source from the sink's position to `size`. Reports

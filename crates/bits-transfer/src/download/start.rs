@@ -3,6 +3,7 @@
 //! and their version can be proven; else byte 0 in a fresh file.
 
 use crate::error::{LocalOp, TransferError};
+use crate::identity::Identity;
 use crate::progress::FileTransfer;
 use crate::ranges::RangeSet;
 use crate::temp_file::{join_error, TempFile, Untrusted};
@@ -29,9 +30,9 @@ pub(super) struct Start {
 }
 
 impl Start {
-    fn fresh(path: &Path) -> Start {
+    fn fresh(path: &Path, owner: &Identity) -> Start {
         Start {
-            temp: Arc::new(TempFile::fresh(path)),
+            temp: Arc::new(TempFile::fresh(path, owner)),
             offset: 0,
             stored: FileValidator::default(),
             missing: Vec::new(),
@@ -50,7 +51,7 @@ pub(super) async fn start_point(
 ) -> Result<Start, TransferError> {
     let r = file.resume;
     if r.is_empty() {
-        return Ok(Start::fresh(file.temp));
+        return Ok(Start::fresh(file.temp, file.identity));
     }
     let size = r.validator.size;
     let why = if !r.validator.can_prove() {
@@ -70,7 +71,7 @@ pub(super) async fn start_point(
     };
     if let Some(why) = why {
         info!(source = %shown, offset = r.bytes, reason = why, "cannot resume, restarting from 0");
-        return Ok(Start::fresh(file.temp));
+        return Ok(Start::fresh(file.temp, file.identity));
     }
     let total = size.unwrap_or(0);
     let durable = if r.missing.is_empty() {
@@ -80,21 +81,23 @@ pub(super) async fn start_point(
     };
     let path = file.temp.to_path_buf();
     let expected = r.temp_id;
-    let opened = tokio::task::spawn_blocking(move || TempFile::reopen(&path, expected, durable))
-        .await
-        .map_err(join_error)
-        .and_then(|r| r)
-        .map_err(|source| TransferError::LocalFile {
-            op: LocalOp::Open,
-            path: file.temp.to_path_buf(),
-            written: 0,
-            source,
-        })?;
+    let owner = file.identity.clone();
+    let opened =
+        tokio::task::spawn_blocking(move || TempFile::reopen(&path, expected, durable, &owner))
+            .await
+            .map_err(join_error)
+            .and_then(|r| r)
+            .map_err(|source| TransferError::LocalFile {
+                op: LocalOp::Open,
+                path: file.temp.to_path_buf(),
+                written: 0,
+                source,
+            })?;
     let (temp, len) = match opened {
         Ok(found) => found,
         Err(Untrusted(why)) => {
             info!(path = %file.temp.display(), reason = %why, "the temporary file cannot be trusted; restarting from 0");
-            return Ok(Start::fresh(file.temp));
+            return Ok(Start::fresh(file.temp, file.identity));
         }
     };
     let temp = Arc::new(temp);

@@ -1,5 +1,6 @@
 //! What an upload is given and what it reports.
 
+use crate::identity::Identity;
 use crate::pace::Pacer;
 use crate::progress::Saved;
 use bits_core::{Credential, FileValidator, UploadSession};
@@ -11,6 +12,9 @@ use std::sync::Arc;
 pub struct UploadTransfer<'a> {
     /// The local file to send.
     pub local: &'a Path,
+    /// Whose rights the local file (and an upload-reply's reply file) is
+    /// opened with: the job's owner.
+    pub identity: &'a Identity,
     /// The job's remote URL (http or https), without userinfo.
     pub url: &'a str,
     /// The server's credentials, if any: answered to the challenges of the

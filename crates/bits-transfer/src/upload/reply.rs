@@ -49,6 +49,7 @@ impl Run<'_> {
             credential,
             connection: self.connection(),
             temp: to,
+            identity: self.identity,
             resume: &nothing,
             sync_on_finish: true,
             connections: 1,

@@ -10,6 +10,7 @@ use super::session::{parse_upload_url, past_fallback, session_target, with_host}
 use crate::auth::Authorizer;
 use crate::engine::Engine;
 use crate::error::{status_reason, TransferError};
+use crate::identity::Identity;
 use crate::net::shown;
 use crate::pace::Pacer;
 use crate::route::{Connection, Route};
@@ -67,6 +68,7 @@ impl Engine {
             shown: shown(&url),
             url,
             local: t.local,
+            identity: t.identity,
             reply_to: t.reply_to,
             progress,
             cancel,
@@ -140,6 +142,8 @@ pub(super) struct Run<'a> {
     url: Url,
     pub(super) shown: String,
     local: &'a Path,
+    /// Whose rights the local file is opened and looked at with.
+    pub(super) identity: &'a Identity,
     reply_to: Option<&'a Path>,
     progress: &'a mut dyn UploadProgress,
     pub(super) cancel: &'a CancellationToken,
@@ -173,7 +177,7 @@ enum Next {
 // borrow of `Run` may live across an await in a `Send` future.
 impl Run<'_> {
     async fn run(&mut self, t: &UploadTransfer<'_>) -> Result<UploadOutcome, TransferError> {
-        let (file, meta) = open_local(self.local).await?;
+        let (file, meta) = open_local(self.local, self.identity).await?;
         let file = Arc::new(file);
         let current = version::of_local_file(&meta);
         self.total = meta.len();
@@ -548,11 +552,12 @@ impl Run<'_> {
     ) -> Result<Bytes, TransferError> {
         let f = Arc::clone(file);
         let path = self.local.to_path_buf();
+        let owner = self.identity.clone();
         let len = usize::try_from(len).expect("a fragment fits in memory");
         let read = tokio::task::spawn_blocking(move || {
             let mut buf = vec![0u8; len];
             f.read_exact_at(&mut buf, at)?;
-            let meta = std::fs::metadata(&path)?;
+            let meta = owner.run(|| std::fs::metadata(&path))?;
             Ok::<_, io::Error>((buf, meta))
         });
         let result = tokio::select! {
@@ -623,8 +628,11 @@ fn file_name(path: &Path) -> String {
 }
 
 /// Opens the file to upload and examines it (on the blocking pool).
-async fn open_local(path: &Path) -> Result<(File, std::fs::Metadata), TransferError> {
-    crate::local_source::open(path)
+async fn open_local(
+    path: &Path,
+    owner: &Identity,
+) -> Result<(File, std::fs::Metadata), TransferError> {
+    crate::local_source::open(path, owner)
         .await
         .map_err(|source| TransferError::UploadRead {
             path: PathBuf::from(path),
@@ -726,6 +734,7 @@ mod tests {
         let mut p = P;
         let cancel = CancellationToken::new();
         let t = UploadTransfer {
+            identity: &crate::Identity::own(),
             local: Path::new("/nonexistent"),
             url: "http://127.0.0.1:9/",
             credential: None,

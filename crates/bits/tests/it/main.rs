@@ -20,5 +20,6 @@ mod races;
 mod routes;
 mod scheduling;
 mod secrets;
+mod system;
 mod upload;
 mod watch;

@@ -3,6 +3,7 @@
 //! Cancel, once the job's files are in place or gone).
 
 use super::job_response;
+use crate::access::Caller;
 use crate::ipc::resolve;
 use crate::lifecycle::{Action, Command, Done, Handle};
 use crate::state::Shared;
@@ -14,8 +15,9 @@ pub async fn handle(
     manager: &Handle,
     job: &str,
     action: Action,
+    caller: &Caller,
 ) -> Result<Response, ApiError> {
-    let id = resolve(&shared.read(), job)?;
+    let id = resolve(&shared.read(), job, caller)?;
     let done = manager
         .ask(|reply| Command::Act { id, action, reply })
         .await?;

@@ -1,6 +1,7 @@
 //! List (Get-BitsTransfer): the jobs that are not final, oldest first, a
 //! page at a time so that no answer outgrows a frame.
 
+use crate::access::Caller;
 use crate::convert::{job_object, job_summary, json_len, REPLY_BUDGET};
 use crate::state::Shared;
 use crate::validate::bad;
@@ -15,13 +16,14 @@ pub fn handle(
     name: Option<String>,
     summary: bool,
     after: Option<String>,
-    uid: u32,
+    caller: &Caller,
 ) -> Result<Response, ApiError> {
-    if all_users && uid != 0 {
+    if all_users && !caller.admin {
         return Err(ApiError {
             kind: ErrorKind::Denied,
-            message: "only root may list every user's jobs (--all-users)".into(),
-            code: None,
+            message: "only root or an administrator may list every user's jobs (--all-users)"
+                .into(),
+            code: Some(format!("0x{:08X}", bits_core::error::codes::E_ACCESSDENIED)),
         });
     }
     let pattern = name
@@ -34,7 +36,7 @@ pub fn handle(
         .jobs
         .values()
         .filter(|e| !e.job.state().is_final())
-        .filter(|e| all_users || e.job.owner_uid == uid || uid == 0)
+        .filter(|e| all_users || !shared.mode.is_system() || e.job.owner_uid == caller.uid)
         .filter(|e| {
             pattern
                 .as_ref()

@@ -10,7 +10,7 @@ pub mod set;
 pub mod watch;
 
 use crate::convert::{job_object, REPLY_BUDGET};
-use crate::state::View;
+use crate::state::{Shared, View};
 use bits_core::JobId;
 use bits_proto::{ApiError, ErrorKind, Response};
 
@@ -26,5 +26,25 @@ fn job_response(view: &View, id: JobId, from: usize) -> Result<Response, ApiErro
             message: format!("job {id} no longer exists"),
             code: None,
         }),
+    }
+}
+
+/// Whose rights the files of a job owned by `owner_uid` are looked at
+/// with; a refusal when that user is gone from the user database.
+fn identity_of(shared: &Shared, owner_uid: u32) -> Result<bits_transfer::Identity, ApiError> {
+    shared.identity_for(owner_uid).map_err(|e| ApiError {
+        kind: ErrorKind::Denied,
+        message: format!("cannot act for the job's owner: {e}"),
+        code: Some(format!("0x{:08X}", bits_core::error::codes::E_ACCESSDENIED)),
+    })
+}
+
+/// The refusal when the daemon cannot take the owner's rights to look at
+/// their files.
+fn as_owner_failed(e: std::io::Error) -> ApiError {
+    ApiError {
+        kind: ErrorKind::Denied,
+        message: format!("cannot look at the files with their owner's rights: {e}"),
+        code: Some(format!("0x{:08X}", bits_core::error::codes::E_ACCESSDENIED)),
     }
 }

@@ -3,6 +3,7 @@
 //! owner schedules again at once: running transfers follow a new cap at
 //! their next read, a blocking window stops background jobs.
 
+use crate::access::Caller;
 use crate::convert::rfc3339;
 use crate::lifecycle::{Command, Handle};
 use crate::state::{store_failed, Shared};
@@ -20,10 +21,10 @@ pub async fn handle(
     shared: &Arc<Shared>,
     manager: &Handle,
     change: Option<PolicyChange>,
-    uid: u32,
+    caller: &Caller,
 ) -> Result<Response, ApiError> {
     if let Some(change) = change {
-        if uid != 0 && uid != shared.owner.uid {
+        if !caller.admin {
             return Err(ApiError {
                 kind: ErrorKind::Denied,
                 message: "only root or the daemon's owner may change its policy".into(),

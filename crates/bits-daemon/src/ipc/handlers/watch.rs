@@ -2,6 +2,7 @@
 //! seen, or when the timeout passes. Clients follow jobs with it instead of
 //! polling.
 
+use crate::access::Caller;
 use crate::convert::{job_object, job_summary, REPLY_BUDGET};
 use crate::ipc::resolve;
 use crate::lifecycle::stopping as command_stopping;
@@ -20,15 +21,16 @@ pub async fn handle(
     after: u64,
     timeout_ms: u64,
     summary: bool,
+    caller: &Caller,
 ) -> Result<Response, ApiError> {
     let mut changes = shared.changes.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms).min(MAX_WAIT);
-    let id = resolve(&shared.read(), job)?;
+    let id = resolve(&shared.read(), job, caller)?;
     loop {
         {
             let view = shared.read();
             let Some(e) = view.jobs.get(&id) else {
-                return Err(resolve(&view, job)
+                return Err(resolve(&view, job, caller)
                     .err()
                     .unwrap_or_else(|| crate::validate::bad(format!("job {id} disappeared"))));
             };
