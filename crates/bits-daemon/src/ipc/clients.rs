@@ -5,6 +5,10 @@
 //! connects and sends nothing is no `bits` command), the oldest first, then
 //! those idle between requests; only when all are busy with requests is the
 //! new one refused, with a message.
+//!
+//! In the system daemon, one user's requests are also worked on at most
+//! [`REQUESTS_PER_USER`] at a time: a user who floods the daemon with
+//! requests waits for their own, while another user's are taken at once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +19,9 @@ use tokio_util::sync::CancellationToken;
 /// Connections one user may hold at once. The daemon's own descriptor limit
 /// is raised to the hard limit at start, far above this.
 pub const MAX_PER_USER: usize = 64;
+
+/// Requests of one user the system daemon works on at once.
+pub const REQUESTS_PER_USER: usize = 4;
 
 /// One connection.
 #[derive(Debug)]
@@ -32,6 +39,8 @@ struct Client {
 pub struct Clients {
     inner: Mutex<HashMap<u64, Client>>,
     next: AtomicU64,
+    /// Per user: the requests being worked on.
+    turns: Mutex<HashMap<u32, Arc<tokio::sync::Semaphore>>>,
 }
 
 /// A connection's place.
@@ -111,11 +120,48 @@ impl Clients {
     pub fn leave(&self, ticket: &Ticket) {
         self.lock().remove(&ticket.id);
     }
+
+    /// Waits for `uid`'s turn to have a request worked on (one of
+    /// [`REQUESTS_PER_USER`]); the turn ends when the permit is dropped.
+    pub async fn turn(&self, uid: u32) -> tokio::sync::OwnedSemaphorePermit {
+        let turns = {
+            let mut all = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+            // Users without a request in progress are forgotten.
+            all.retain(|_, s| s.available_permits() < REQUESTS_PER_USER);
+            all.entry(uid)
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(REQUESTS_PER_USER)))
+                .clone()
+        };
+        turns
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_user_flooding_the_daemon_waits_for_their_own_turns_only() {
+        let clients = Clients::default();
+        let mut held = Vec::new();
+        for _ in 0..REQUESTS_PER_USER {
+            held.push(clients.turn(7).await);
+        }
+        let wait = std::time::Duration::from_millis(50);
+        assert!(
+            tokio::time::timeout(wait, clients.turn(7)).await.is_err(),
+            "a fifth request of uid 7 waits"
+        );
+        assert!(
+            tokio::time::timeout(wait, clients.turn(8)).await.is_ok(),
+            "uid 8 is served at once"
+        );
+        held.pop();
+        assert!(tokio::time::timeout(wait, clients.turn(7)).await.is_ok());
+    }
 
     #[test]
     fn the_idlest_connection_makes_room_and_busy_ones_stay() {

@@ -184,6 +184,13 @@ async fn serve_client(
             req => {
                 // The request's kind only: its URLs may carry credentials.
                 tracing::debug!(request = req.kind(), uid, "request");
+                // Users take turns in the system daemon; a Watch mostly
+                // waits, and takes none.
+                let _turn = match &req {
+                    Request::Watch { .. } => None,
+                    _ if shared.mode.is_system() => Some(clients.turn(uid).await),
+                    _ => None,
+                };
                 dispatch(shared, manager, req, uid)
                     .await
                     .unwrap_or_else(Response::Error)
