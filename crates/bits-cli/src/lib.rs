@@ -39,6 +39,11 @@ use clap::Parser;
 
 use crate::args::{Cli, Command};
 
+/// The command line of `bits`, for its manual page and shell completions.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// Runs `bits` with the process's arguments and returns the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {

@@ -126,6 +126,11 @@ struct Args {
     network_timeout: u64,
 }
 
+/// The command line of `bitsd`, for its manual page.
+pub fn command() -> clap::Command {
+    <Args as clap::CommandFactory>::command()
+}
+
 /// The `bitsd` program. Returns the exit code.
 pub fn main() -> i32 {
     report_panics();
