@@ -88,7 +88,9 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Result<Engine, TransferError> {
         let clients = Arc::new(Clients::new(config.clone()));
         let engine = Engine { clients, config };
-        let key = engine.clients.key(&Hop::Direct, None, None, 0);
+        let key = engine
+            .clients
+            .key(&Hop::Direct, None, None, 0, &crate::Identity::own());
         engine.clients.prime(&key)?;
         Ok(engine)
     }

@@ -791,7 +791,13 @@ async fn cancel_upload_removes_the_server_session() {
     assert_eq!(sessions_on_disk(root.path()), 1);
 
     engine
-        .cancel_upload(&url, None, Default::default(), &state.session)
+        .cancel_upload(
+            &url,
+            None,
+            Default::default(),
+            &state.session,
+            &bits_transfer::Identity::own(),
+        )
         .await
         .unwrap();
     assert_eq!(proxy.packets("Cancel-Session"), 1);
@@ -800,7 +806,13 @@ async fn cancel_upload_removes_the_server_session() {
     // No session: nothing to do, nothing sent.
     proxy.clear();
     engine
-        .cancel_upload(&url, None, Default::default(), &UploadSession::default())
+        .cancel_upload(
+            &url,
+            None,
+            Default::default(),
+            &UploadSession::default(),
+            &bits_transfer::Identity::own(),
+        )
         .await
         .unwrap();
     assert!(proxy.text().is_empty());

@@ -106,6 +106,7 @@ impl Manager {
         let identity = self.shared.identity_for(owner_uid);
         let task = self.ops.spawn(async move {
             let temps = files.clone();
+            let owner = identity.as_ref().ok().cloned();
             // With the owner's rights: only what the owner could delete goes.
             let discarded = tokio::task::spawn_blocking(move || match identity {
                 Ok(identity) => identity.run(|| {
@@ -127,6 +128,11 @@ impl Manager {
             // An unfinished upload leaves a session on the server: ask it to
             // drop the partial file. Best effort, and bounded, so that an
             // unreachable server cannot hold up the user.
+            // Sent with the owner's rights (the route may read the job's CA
+            // file); for an owner gone from the user database, none is.
+            let Some(owner) = owner else {
+                return OpEnd::Discarded { id };
+            };
             for f in files
                 .iter()
                 .filter(|f| f.upload.id.is_some() && !f.complete)
@@ -136,7 +142,7 @@ impl Manager {
                     props: &connection,
                     proxy_credential: proxy_credential.as_ref(),
                 };
-                let cancel = engine.cancel_upload(&f.remote, credential, route, &f.upload);
+                let cancel = engine.cancel_upload(&f.remote, credential, route, &f.upload, &owner);
                 match tokio::time::timeout(CANCEL_SESSION_WAIT, cancel).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => tracing::warn!(job = %id, cause = %e, "Cancel-Session failed"),

@@ -28,7 +28,7 @@ impl Engine {
         progress: &mut dyn Progress,
         cancel: &CancellationToken,
     ) -> Result<Outcome, TransferError> {
-        let route = Arc::new(Route::new(self, &file.connection, url)?);
+        let route = Arc::new(Route::new(self, &file.connection, url, file.identity)?);
         let mut outcome = self
             .download_http_on(url, &route, file, progress, cancel)
             .await?;

@@ -14,6 +14,7 @@
 use super::proxy::Hop;
 use super::tls;
 use crate::error::TransferError;
+use crate::identity::Identity;
 use crate::EngineConfig;
 use bits_core::Credential;
 use reqwest::header::{self, HeaderMap};
@@ -41,6 +42,9 @@ pub(crate) struct ClientKey {
     /// When the CA file was last changed and its size: a rewritten file
     /// makes another key, so its clients are built again.
     pub(crate) ca_stamp: Option<(SystemTime, u64)>,
+    /// Whose rights the CA file was read with: a client trusting a file
+    /// one user could read is never another user's.
+    pub(crate) ca_owner: Option<u32>,
     /// The TLS bits of the job's security flags.
     pub(crate) tls_flags: u32,
 }
@@ -95,6 +99,7 @@ impl Clients {
         proxy_auth: Option<&Credential>,
         ca_cert: Option<&std::path::Path>,
         tls_flags: u32,
+        owner: &Identity,
     ) -> ClientKey {
         let proxy_auth = match hop {
             Hop::Proxy(_) => {
@@ -103,23 +108,26 @@ impl Clients {
             Hop::Direct => None,
         };
         let ca_stamp = ca_cert
-            .and_then(|p| std::fs::metadata(p).ok())
+            .and_then(|p| owner.run(|| std::fs::metadata(p)).ok())
             .and_then(|m| Some((m.modified().ok()?, m.len())));
         ClientKey {
             hop: hop.clone(),
             proxy_auth,
             ca_cert: ca_cert.map(PathBuf::from),
             ca_stamp,
+            ca_owner: ca_cert.map(|_| owner.uid()),
             tls_flags,
         }
     }
 
     /// The client for `key`, built if needed (`proxy_auth` is the
-    /// credential `key` was made with).
+    /// credential `key` was made with; a CA file is read with `owner`'s
+    /// rights).
     pub(crate) async fn get(
         &self,
         key: &ClientKey,
         proxy_auth: Option<&Credential>,
+        owner: &Identity,
     ) -> Result<reqwest::Client, TransferError> {
         self.refresh_trust().await;
         let system = {
@@ -130,8 +138,9 @@ impl Clients {
             state.system.clone()
         };
         let (k, auth, config) = (key.clone(), proxy_auth.cloned(), self.config.clone());
+        let owner = owner.clone();
         let client =
-            tokio::task::spawn_blocking(move || build(&config, &system, &k, auth.as_ref()))
+            tokio::task::spawn_blocking(move || build(&config, &system, &k, auth.as_ref(), &owner))
                 .await
                 .map_err(|e| TransferError::CaCert {
                     problem: format!("building an HTTP client failed: {e}"),
@@ -147,7 +156,7 @@ impl Clients {
     /// this thread.
     pub(crate) fn prime(&self, key: &ClientKey) -> Result<(), TransferError> {
         let system = self.lock().system.clone();
-        let client = build(&self.config, &system, key, None)?;
+        let client = build(&self.config, &system, key, None, &Identity::own())?;
         self.lock().clients.insert(key.clone(), client);
         Ok(())
     }
@@ -239,10 +248,21 @@ fn build(
     system: &[CertificateDer<'static>],
     key: &ClientKey,
     proxy_auth: Option<&Credential>,
+    owner: &Identity,
 ) -> Result<reqwest::Client, TransferError> {
     let flags = bits_core::SecurityFlags::from_bits(key.tls_flags);
-    let tls = tls::client_config(system, key.ca_cert.as_deref(), flags)
-        .map_err(|p| TransferError::CaCert { problem: p.0 })?;
+    let extra = match &key.ca_cert {
+        // With the owner's rights: a file the owner cannot read is trusted
+        // for nobody.
+        Some(path) => owner
+            .run(|| Ok(tls::read_ca(path)))
+            .map_err(|e| TransferError::CaCert {
+                problem: format!("cannot read {}: {e}", path.display()),
+            })?
+            .map_err(|p| TransferError::CaCert { problem: p.0 })?,
+        None => Vec::new(),
+    };
+    let tls = tls::client_config(system, extra, flags);
     let mut headers = HeaderMap::new();
     // Without Accept-Encoding a server may pick any coding (RFC 9110
     // §12.5.3). The file is stored as sent and its length and ranges must

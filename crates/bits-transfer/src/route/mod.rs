@@ -15,6 +15,7 @@ pub(crate) mod tls;
 use crate::engine::Engine;
 use crate::error::TransferError;
 use crate::fetch::Redirects;
+use crate::identity::Identity;
 use crate::net;
 use bits_core::{ConnectionProps, Credential, SecurityFlags};
 use clients::Clients;
@@ -61,6 +62,8 @@ pub(crate) struct Route {
     last: Mutex<Option<Hop>>,
     /// Where the first redirected request ended.
     landed: Mutex<Option<Url>>,
+    /// Whose rights the job's files (its CA file) are read with.
+    owner: Identity,
 }
 
 impl Route {
@@ -70,6 +73,7 @@ impl Route {
         engine: &Engine,
         c: &Connection<'_>,
         url: &Url,
+        owner: &Identity,
     ) -> Result<Route, TransferError> {
         let mut headers = HeaderMap::new();
         for h in &c.props.headers {
@@ -99,6 +103,7 @@ impl Route {
             },
             last: Mutex::new(None),
             landed: Mutex::new(None),
+            owner: owner.clone(),
         })
     }
 
@@ -167,10 +172,11 @@ impl Route {
             self.proxy_credential.as_ref(),
             self.props.ca_cert.as_deref(),
             tls_flags,
+            &self.owner,
         );
         let client = self
             .clients
-            .get(&key, self.proxy_credential.as_ref())
+            .get(&key, self.proxy_credential.as_ref(), &self.owner)
             .await?;
         Ok(Some((client, hop)))
     }

@@ -32,13 +32,13 @@ const TLS_FLAGS: u32 = SecurityFlags::IGNORE_CERT_CN_INVALID
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CaProblem(pub(crate) String);
 
-/// A client configuration trusting the system's authorities and those in
-/// `extra` (a PEM file), loosening what `flags` say.
+/// A client configuration trusting the system's authorities and `extra`
+/// (a job's own, read by [`read_ca`]), loosening what `flags` say.
 pub(crate) fn client_config(
     system: &[CertificateDer<'static>],
-    extra: Option<&Path>,
+    extra: Vec<TrustAnchor<'static>>,
     flags: SecurityFlags,
-) -> Result<ClientConfig, CaProblem> {
+) -> ClientConfig {
     let mut anchors: Vec<TrustAnchor<'static>> = system
         .iter()
         .filter_map(|c| {
@@ -47,9 +47,7 @@ pub(crate) fn client_config(
                 .map(|a| a.to_owned())
         })
         .collect();
-    if let Some(path) = extra {
-        anchors.extend(read_ca(path)?);
-    }
+    anchors.extend(extra);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -72,7 +70,7 @@ pub(crate) fn client_config(
     // As reqwest sets it for its own configurations: HTTP/2 when the
     // server offers it.
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
+    config
 }
 
 /// The authorities of a PEM file: at least one, all parseable.

@@ -62,7 +62,7 @@ impl Engine {
     ) -> Result<UploadOutcome, TransferError> {
         let url = parse_upload_url(t.url)?;
         let auth = Authorizer::new(t.credential, &url);
-        let route = Route::new(self, &t.connection, &url)?;
+        let route = Route::new(self, &t.connection, &url, t.identity)?;
         let mut run = Run {
             engine: self,
             shown: shown(&url),
@@ -107,6 +107,7 @@ impl Engine {
         credential: Option<&Credential>,
         connection: Connection<'_>,
         session: &UploadSession,
+        owner: &Identity,
     ) -> Result<(), TransferError> {
         let Some(id) = &session.id else {
             return Ok(());
@@ -114,7 +115,7 @@ impl Engine {
         let url = parse_upload_url(url)?;
         let target = session_target(&url, session);
         let auth = Authorizer::new(credential, &url);
-        let route = Route::new(self, &connection, &url)?;
+        let route = Route::new(self, &connection, &url, owner)?;
         let packet = Request::CancelSession {
             session_id: id.clone(),
         };
@@ -747,7 +748,8 @@ mod tests {
         };
         let fut = engine.upload(t, &mut p, &cancel);
         assert_send(&fut);
-        let fut = engine.cancel_upload("http://127.0.0.1:9/", None, Default::default(), &s);
+        let own = crate::Identity::own();
+        let fut = engine.cancel_upload("http://127.0.0.1:9/", None, Default::default(), &s, &own);
         assert_send(&fut);
     }
 }

@@ -378,6 +378,38 @@ fn a_jobs_files_are_opened_with_its_owners_rights() {
     assert_eq!(info["ErrorCode"], "0x80070005", "{info}");
     assert!(!Path::new(&a.path("copy")).exists());
 
+    // A CA file the owner may read when the job is made, and may not when
+    // it runs: the daemon does not read it for them.
+    let tls = TestServer::start_tls();
+    tls.put_file("/f.bin", data.clone());
+    let ca = sys.root.path().join("ca.pem");
+    std::fs::write(&ca, tls.ca_pem()).unwrap();
+    std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let ca_s = ca.to_string_lossy().into_owned();
+    let tls_url = tls.url("f.bin");
+    let job = sys
+        .ok(
+            Some(&a),
+            &[
+                "start",
+                "--async",
+                "--suspended",
+                "--ca-cert",
+                &ca_s,
+                &tls_url,
+                &a.path("t.bin"),
+            ],
+        )
+        .stdout
+        .trim()
+        .to_string();
+    std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o600)).unwrap();
+    sys.ok(Some(&a), &["resume", "--async", &job]);
+    let info = sys.wait_state(&job, "Error");
+    let why = info["ErrorDescription"].as_str().unwrap_or_default();
+    assert!(why.contains("ermission denied"), "{info}");
+    assert!(!Path::new(&a.path("t.bin")).exists());
+
     // A's temporary file and destination replaced by links to root's files
     // between attempts: nothing is written through them.
     let victim_temp = sys.root.path().join("victim-temp");
