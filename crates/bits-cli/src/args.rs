@@ -44,6 +44,7 @@ pub enum Command {
     /// Error it prints the error and exits 1, leaving the job in place.
     #[command(
         override_usage = "bits start [OPTIONS] <SOURCE>... <DESTINATION>\n       \
+                                bits start [OPTIONS] <SOURCE>\n       \
                                 bits start [OPTIONS] --from-csv <FILE>"
     )]
     Start(StartArgs),
@@ -89,6 +90,14 @@ pub enum Command {
     /// Serve a directory over HTTP with HEAD, Range, ETag and Last-Modified;
     /// with --upload, also accept BITS Upload Protocol uploads into it.
     Serve(ServeArgs),
+    /// Print the shell completions of bits: `bits completions bash >
+    /// ~/.local/share/bash-completion/completions/bits` (the Debian package
+    /// installs them).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// TransferType of a new job.
@@ -348,7 +357,8 @@ pub struct StartArgs {
     /// The sources, then the destination. Sources are http(s):// URLs,
     /// file:// URLs or local paths (which may hold the wildcards *, ? and
     /// [...]); several sources or a wildcard need a destination directory.
-    /// For uploads: the local file, then the URL.
+    /// One download source alone goes into the current directory. For
+    /// uploads: the local file, then the URL.
     #[arg(
         value_name = "SOURCE",
         required_unless_present = "from_csv",

@@ -164,16 +164,31 @@ pub fn format_list(job: &JobObject) -> String {
         }
     }
     let mut text = key_values(&props, "");
-    text.push_str(&format!("FileList ({} files):\n", job.file_list.len()));
+    text.push_str(&format!(
+        "FileList ({}):\n",
+        count(job.file_list.len(), "file")
+    ));
+    // After Complete the files are under their names: no temporary file is
+    // left to show.
+    let completed = job.job_state == "Acknowledged";
     for file in &job.file_list {
         text.push('\n');
-        text.push_str(&key_values(&file_props(file), "    "));
+        text.push_str(&key_values(&file_props(file, !completed), "    "));
     }
     text
 }
 
-fn file_props(file: &FileObject) -> Vec<(&'static str, String)> {
-    vec![
+/// `1 file`, `2 files`.
+pub fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+fn file_props(file: &FileObject, with_temporary: bool) -> Vec<(&'static str, String)> {
+    let mut props = vec![
         ("RemoteName", file.remote_name.clone()),
         ("LocalName", file.local_name.clone()),
         (
@@ -189,8 +204,11 @@ fn file_props(file: &FileObject) -> Vec<(&'static str, String)> {
             }
             .to_string(),
         ),
-        ("TemporaryName", file.temporary_name.clone()),
-    ]
+    ];
+    if with_temporary {
+        props.push(("TemporaryName", file.temporary_name.clone()));
+    }
+    props
 }
 
 /// `Key   : value` lines with the colons aligned, as Format-List does.
@@ -229,10 +247,11 @@ pub fn partial_complete(result: &bits_proto::CompleteResult) -> Option<String> {
     }
     let total = result.kept.len() + result.discarded.len();
     let mut text = format!(
-        "completed with BG_S_PARTIAL_COMPLETE ({}): {} of {total} files kept; the partial data \
-         of these was discarded:\n",
+        "completed with BG_S_PARTIAL_COMPLETE ({}): {} of {} kept; the partial data of these \
+         was discarded:\n",
         result.code,
-        result.kept.len()
+        result.kept.len(),
+        count(total, "file")
     );
     for f in &result.discarded {
         text.push_str("  ");

@@ -19,6 +19,9 @@ pub async fn run(args: ListArgs) -> anyhow::Result<()> {
         .await?;
     if args.json {
         render::print(&render::json(&jobs)?)
+    } else if jobs.is_empty() {
+        // As `monitor` says it; silence reads as a hang or a failure.
+        render::print("No jobs.\n")
     } else {
         render::print(&render::table(&jobs))
     }

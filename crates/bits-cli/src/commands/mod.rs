@@ -48,6 +48,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Watch(args) => watch::run(args).await,
         Command::Policy(command) => policy::run(command).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut crate::command(), "bits", &mut out);
+            crate::render::print(&String::from_utf8_lossy(&out))
+        }
     }
 }
 

@@ -88,7 +88,13 @@ fn plan(args: &StartArgs, cwd: &Path) -> anyhow::Result<Vec<CreateJob>> {
             }
         }
         None => {
-            let (from, to) = sources::split_positionals(&args.paths)?;
+            let (from, to) = if args.transfer_type.is_upload() {
+                sources::split_positionals(&args.paths)?
+            } else {
+                // Start-BitsTransfer without -Destination saves into the
+                // current directory.
+                sources::split_positionals_or_here(&args.paths)?
+            };
             if args.transfer_type.is_upload() {
                 vec![vec![sources::resolve_upload(from, to, cwd)?]]
             } else {

@@ -38,3 +38,17 @@ fn progress_handles_unknown_and_empty_totals() {
     assert_eq!(progress(512, None), "512 B / ?");
     assert_eq!(progress(0, Some(0)), "0 B / 0 B");
 }
+
+/// "FileList (1 files)" read badly; after Complete the temporary file is
+/// gone, so it is not shown.
+#[test]
+fn format_list_counts_files_in_words_and_drops_temporary_names_once_completed() {
+    let mut j = job();
+    j.file_list.truncate(1);
+    let text = format_list(&j);
+    assert!(text.contains("FileList (1 file):\n"), "{text}");
+    assert!(text.contains("TemporaryName"), "{text}");
+    j.job_state = "Acknowledged".into();
+    assert!(!format_list(&j).contains("TemporaryName"));
+    assert_eq!(count(2, "file"), "2 files");
+}

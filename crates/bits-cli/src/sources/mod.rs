@@ -139,6 +139,16 @@ pub fn split_positionals(paths: &[String]) -> Result<(&[String], &str), SourceEr
     }
 }
 
+/// As [`split_positionals`], but one path alone is a source to download
+/// into the current directory, as Start-BitsTransfer does without
+/// `-Destination`.
+pub fn split_positionals_or_here(paths: &[String]) -> Result<(&[String], &str), SourceError> {
+    match paths {
+        [_] => Ok((paths, "./")),
+        _ => split_positionals(paths),
+    }
+}
+
 /// The files of a download: every source, with its local destination.
 pub fn resolve_download(
     sources: &[String],

@@ -385,3 +385,15 @@ fn positionals_need_a_destination() {
     assert_eq!(sources, &list[..2]);
     assert_eq!(dest, "c");
 }
+
+#[test]
+fn a_download_of_one_source_alone_goes_into_the_current_directory() {
+    let one = args(&["http://h/a.iso"]);
+    let (sources, dest) = split_positionals_or_here(&one).unwrap();
+    assert_eq!((sources, dest), (&one[..], "./"));
+    let cwd = tempfile::tempdir().unwrap();
+    let files = resolve_download(sources, dest, cwd.path()).unwrap();
+    assert_eq!(Path::new(&files[0].local), cwd.path().join("a.iso"));
+    let two = args(&["http://h/a.iso", "/d/"]);
+    assert_eq!(split_positionals_or_here(&two).unwrap().1, "/d/");
+}

@@ -343,3 +343,43 @@ fn monitor_prints_the_jobs_each_refresh() {
         "{text}"
     );
 }
+
+/// Start-BitsTransfer without -Destination saves into the current
+/// directory; `bits start URL` used to be refused.
+#[test]
+fn a_download_without_a_destination_goes_into_the_current_directory() {
+    let h = Home::new();
+    let server = TestServer::start();
+    let data = content(50_000, 71);
+    server.put_file("/here.bin", data.clone());
+    h.ok(&["start", &server.url("here.bin")]);
+    assert_eq!(std::fs::read(h.path("here.bin")).unwrap(), data);
+    // An upload still needs its URL.
+    assert_code(
+        &h.bits(&["start", "--type", "upload", &h.src()]),
+        2,
+        "DESTINATION",
+    );
+}
+
+/// `bits list` with nothing to list says so (it printed nothing).
+#[test]
+fn list_says_when_there_are_no_jobs() {
+    let h = Home::new();
+    assert_eq!(h.ok(&["list"]).stdout, "No jobs.\n");
+    assert_eq!(h.ok(&["list", "--json"]).stdout.trim(), "[]");
+}
+
+/// Shell completions come from the same definitions as the parser.
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let h = Home::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let r = h.ok(&["completions", shell]);
+        assert!(
+            r.stdout.contains("start") && r.stdout.contains("priority"),
+            "{shell}"
+        );
+    }
+    assert_eq!(h.bits(&["completions", "tcsh"]).code, 2);
+}
