@@ -184,13 +184,20 @@ pub async fn follow_all(
     }
 }
 
-/// The progress bar on stderr, or nothing when stderr is not a terminal.
+/// The progress bar on stderr; when stderr is not a terminal, a line per
+/// change of state instead.
 struct Progress {
     /// The bar, when shown.
     bar: Option<ProgressBar>,
     /// Whether the bar's style is the one with a known total; switched when
     /// the total becomes known (or unknown again).
     total_known: Option<bool>,
+    /// The position last shown: the rate and ETA count only what moves
+    /// while we watch, not the bytes already on disk when we started (a
+    /// resumed job showed 96 MiB/s at a real 3.8 MiB/s).
+    last: Option<u64>,
+    /// The state (and its reason) last printed, off a terminal.
+    said: Option<String>,
 }
 
 impl Progress {
@@ -203,11 +210,16 @@ impl Progress {
         Progress {
             bar,
             total_known: None,
+            last: None,
+            said: None,
         }
     }
 
     fn update(&mut self, job: &JobObject) {
-        let Some(bar) = &self.bar else { return };
+        let Some(bar) = &self.bar else {
+            self.say(job);
+            return;
+        };
         let known = job.bytes_total.is_some();
         if self.total_known != Some(known) {
             let template = if known {
@@ -227,15 +239,52 @@ impl Progress {
             None => bar.unset_length(),
         }
         bar.set_position(job.bytes_transferred);
+        if self.last.is_none_or(|last| job.bytes_transferred < last) {
+            // The first sight (or a restart from an earlier point): the
+            // rate starts here.
+            bar.reset_eta();
+        }
+        self.last = Some(job.bytes_transferred);
         bar.set_prefix(job.job_state.clone());
         let message = match (job.job_state.as_str(), &job.error_description) {
-            ("TransientError" | "Error", Some(description)) => description.clone(),
+            ("TransientError", Some(description)) => match &job.next_retry_time {
+                Some(at) => format!("{description} (next try {at})"),
+                None => description.clone(),
+            },
+            ("Error", Some(description)) => description.clone(),
             _ if job.files_total > 1 => {
                 format!("{}/{} files", job.files_transferred, job.files_total)
             }
             _ => String::new(),
         };
         bar.set_message(message);
+    }
+
+    /// Off a terminal: one line on stderr per change of state (with its
+    /// reason and, for a transient error, the next try).
+    fn say(&mut self, job: &JobObject) {
+        let mut line = job.job_state.clone();
+        if let ("TransientError" | "Error", Some(description)) =
+            (job.job_state.as_str(), &job.error_description)
+        {
+            line.push_str(": ");
+            line.push_str(description);
+        }
+        if let Some(at) = job
+            .next_retry_time
+            .as_ref()
+            .filter(|_| job.job_state == "TransientError")
+        {
+            line.push_str(&format!(" (next try {at}"));
+            if let Some(end) = &job.give_up_time {
+                line.push_str(&format!(", Error if no progress by {end}"));
+            }
+            line.push(')');
+        }
+        if self.said.as_ref() != Some(&line) {
+            eprintln!("{line}");
+            self.said = Some(line);
+        }
     }
 
     /// Leaves the bar on screen in its final state.

@@ -154,6 +154,8 @@ pub fn format_list(job: &JobObject) -> String {
         }
     }
     for (key, value) in [
+        ("NextRetryTime", &job.next_retry_time),
+        ("GiveUpTime", &job.give_up_time),
         ("ErrorContext", &job.error_context),
         ("ErrorCode", &job.error_code),
         ("ErrorDescription", &job.error_description),

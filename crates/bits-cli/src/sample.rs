@@ -20,6 +20,8 @@ pub fn job() -> JobObject {
         modification_time: "2026-11-26T10:00:01Z".into(),
         transfer_completion_time: None,
         transient_error_count: 0,
+        next_retry_time: None,
+        give_up_time: None,
         minimum_retry_delay: 600,
         no_progress_timeout: 1209600,
         max_download_time: 7776000,

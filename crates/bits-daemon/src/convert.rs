@@ -74,6 +74,7 @@ fn object(entry: &Entry) -> JobObject {
     let job = &entry.job;
     let err = job.error.as_ref();
     let transferred = (0..job.files.len()).map(|i| entry.shown_bytes(i)).sum();
+    let transient = job.state() == bits_core::JobState::TransientError;
     JobObject {
         job_id: job.id.to_string(),
         display_name: job.props.display_name.clone(),
@@ -90,6 +91,12 @@ fn object(entry: &Entry) -> JobObject {
         modification_time: rfc3339(entry.modified()),
         transfer_completion_time: job.transfer_completed.map(rfc3339),
         transient_error_count: u64::from(job.transient_error_count),
+        next_retry_time: transient.then_some(job.retry_at).flatten().map(rfc3339),
+        give_up_time: transient
+            .then_some(job.no_progress_since)
+            .flatten()
+            .and_then(|since| since.checked_add(job.props.no_progress_timeout))
+            .map(rfc3339),
         minimum_retry_delay: job.props.min_retry_delay.as_secs(),
         no_progress_timeout: job.props.no_progress_timeout.as_secs(),
         max_download_time: job.props.max_download_time.as_secs(),

@@ -419,6 +419,13 @@ pub struct JobObject {
     pub transfer_completion_time: Option<String>,
     /// Transient errors so far.
     pub transient_error_count: u64,
+    /// In TransientError: when the job is tried again (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_retry_time: Option<String>,
+    /// In TransientError: when the job goes to Error if it makes no
+    /// progress before (NoProgressTimeout after its last progress).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub give_up_time: Option<String>,
     /// Seconds.
     pub minimum_retry_delay: u64,
     /// Seconds.

@@ -383,3 +383,49 @@ fn completions_are_printed_for_each_shell() {
     }
     assert_eq!(h.bits(&["completions", "tcsh"]).code, 2);
 }
+
+/// A job waiting to retry says when (it said only the error, then nothing
+/// for 600 s), in `info` and off a terminal one line per change of state.
+#[test]
+fn a_job_waiting_to_retry_says_when_it_tries_again_and_when_it_gives_up() {
+    let h = Home::new();
+    let server = TestServer::start();
+    server.put_file("/busy.bin", content(10_000, 72));
+    server.set_default_fault(
+        "/busy.bin",
+        Some(Fault::Status {
+            code: 503,
+            retry_after: Some(120),
+        }),
+    );
+    let id = h.start_async(&[
+        &server.url("busy.bin"),
+        &h.path("busy.bin").to_string_lossy(),
+    ]);
+    let info = h.wait_state(&id, "TransientError", Duration::from_secs(20));
+    let next = info["NextRetryTime"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{info}"));
+    let give_up = info["GiveUpTime"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{info}"));
+    assert!(next < give_up, "{info}");
+    let text = h.ok(&["info", &id]).stdout;
+    assert!(
+        text.contains("NextRetryTime") && text.contains(next),
+        "{text}"
+    );
+    // Off a terminal, `wait` prints the state with its reason and times.
+    let r = h.bits(&["wait", &id, "--timeout", "1"]);
+    assert_eq!(r.code, 5, "{r:?}");
+    let line = r.stderr.lines().next().unwrap_or_default();
+    assert!(line.starts_with("TransientError: "), "{r:?}");
+    assert!(line.contains(&format!("next try {next}")), "{r:?}");
+    assert!(
+        line.contains(&format!("Error if no progress by {give_up}")),
+        "{r:?}"
+    );
+    // Once it is over, no retry time is shown.
+    h.ok(&["suspend", &id]);
+    assert!(h.info(&id).get("NextRetryTime").is_none());
+}
