@@ -184,7 +184,7 @@ pub struct PropertyArgs {
     #[arg(long, value_name = "TEXT")]
     pub name: Option<String>,
 
-    /// Description [default: empty].
+    /// Description [default for new jobs: empty].
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
 
@@ -192,16 +192,18 @@ pub struct PropertyArgs {
     #[arg(long, value_enum)]
     pub priority: Option<Priority>,
 
-    /// MinimumRetryDelay: seconds between retries after a transient error [default: 600].
+    /// MinimumRetryDelay: seconds between retries after a transient error
+    /// [default for new jobs: 600].
     #[arg(long, value_name = "SECONDS")]
     pub retry_interval: Option<u64>,
 
     /// NoProgressTimeout: seconds without progress before a transient error
-    /// becomes an Error [default: 1209600].
+    /// becomes an Error [default for new jobs: 1209600].
     #[arg(long, value_name = "SECONDS")]
     pub retry_timeout: Option<u64>,
 
-    /// MaxDownloadTime: seconds the job may spend transferring [default: 7776000].
+    /// MaxDownloadTime: seconds the job may spend transferring
+    /// [default for new jobs: 7776000].
     #[arg(long, value_name = "SECONDS")]
     pub max_download_time: Option<u64>,
 
@@ -211,7 +213,7 @@ pub struct PropertyArgs {
 
     /// Downloads: connections one file may use at once, each fetching a
     /// range of the same version, when the server allows ranges; helps where
-    /// a server limits each connection (1 to 16) [default: 1].
+    /// a server limits each connection (1 to 16) [default for new jobs: 1].
     #[arg(long, value_name = "N")]
     pub connections: Option<u32>,
 

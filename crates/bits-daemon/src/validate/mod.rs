@@ -264,8 +264,8 @@ fn upload_files(
                 spec.local
             )));
         }
-        match std::fs::metadata(path) {
-            Ok(m) if m.is_file() => {}
+        let size = match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => m.len(),
             Ok(_) => {
                 return Err(bad(format!(
                     "upload source '{}' is not a regular file",
@@ -278,9 +278,12 @@ fn upload_files(
                     spec.local
                 )))
             }
-        }
+        };
         let mut file = JobFile::new(spec.remote.clone(), path.to_path_buf(), id);
         file.credential = credential;
+        // Known from the start (an upload that failed before its session
+        // showed `0 B / ?`); the upload checks it again when it begins.
+        file.bytes_total = Some(size);
         // The temporary file of an upload holds the server's reply
         // (upload-reply jobs); it sits beside the file that was sent.
         let name = path

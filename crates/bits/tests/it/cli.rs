@@ -429,3 +429,24 @@ fn a_job_waiting_to_retry_says_when_it_tries_again_and_when_it_gives_up() {
     h.ok(&["suspend", &id]);
     assert!(h.info(&id).get("NextRetryTime").is_none());
 }
+
+/// An upload's size is known when it is created (one that failed before
+/// reaching its server showed `0 B / ?`).
+#[test]
+fn an_upload_knows_its_size_before_it_starts() {
+    let h = Home::new();
+    let size = std::fs::metadata(h.src()).unwrap().len();
+    let id = h.start_async(&[
+        "--suspended",
+        "--type",
+        "upload",
+        &h.src(),
+        "http://127.0.0.1:9/up.txt",
+    ]);
+    let info = h.info(&id);
+    assert_eq!(info["BytesTotal"], size, "{info}");
+    assert!(h
+        .ok(&["info", &id])
+        .stdout
+        .contains(&format!("0 B / {size} B")));
+}
