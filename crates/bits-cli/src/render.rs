@@ -239,6 +239,8 @@ pub fn progress(done: u64, total: Option<u64>) -> String {
     }
 }
 
+pub mod live;
+
 #[cfg(test)]
 mod tests;
 

@@ -1,8 +1,9 @@
 //! `bits monitor`: a live view of the jobs, as `bitsadmin /monitor`.
 //!
-//! On a terminal the screen is cleared and the table redrawn at each
-//! refresh; otherwise (a pipe, a log file) each refresh appends the table
-//! followed by a blank line. Ctrl-C ends the view (exit 0). A daemon that
+//! On a terminal the screen is cleared and the table (with each job's rate
+//! and time left since the last refresh) redrawn at each refresh, fitted to
+//! the terminal's width; otherwise (a pipe, a log file) each refresh
+//! appends the table, 120 columns at most, followed by a blank line. Ctrl-C ends the view (exit 0). A daemon that
 //! goes away is reconnected to, and restarted if need be.
 
 use std::io::IsTerminal;
@@ -29,6 +30,7 @@ pub async fn run(args: MonitorArgs) -> anyhow::Result<()> {
         after: None,
     };
 
+    let mut seen = render::live::Seen::default();
     loop {
         let answer = tokio::select! {
             answer = conn.call_resilient(list) => answer?,
@@ -40,10 +42,14 @@ pub async fn run(args: MonitorArgs) -> anyhow::Result<()> {
             other => return Err(unexpected(&other)),
         };
 
-        let table = match render::table(&jobs) {
-            empty if empty.is_empty() => "No jobs.\n".to_string(),
-            table => table,
+        let width = if terminal {
+            console::Term::stdout()
+                .size_checked()
+                .map_or(120, |(_, cols)| usize::from(cols))
+        } else {
+            120
         };
+        let table = render::live::table(&jobs, &mut seen, std::time::Instant::now(), width);
         let screen = if terminal {
             format!(
                 "{CLEAR_SCREEN}bits monitor: refreshing every {} s; Ctrl-C to quit.\n\n{table}",
