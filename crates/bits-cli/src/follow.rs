@@ -76,7 +76,7 @@ pub async fn follow(
         let answer = tokio::select! {
             answer = conn.call_resilient(watch) => answer,
             _ = &mut ctrl_c => {
-                progress.abandon();
+                progress.stopped();
                 return Err(Failure::Stopped { id, state }.into());
             }
             () = timeout => {
@@ -287,11 +287,34 @@ impl Progress {
         }
     }
 
-    /// Leaves the bar on screen in its final state.
+    /// Leaves the bar on screen in its final state: the size, without a
+    /// rate (indicatif's for a finished bar would count the bytes that were
+    /// on disk before we watched) or an ETA.
     fn finish(&mut self, job: &JobObject) {
         self.update(job);
         if let Some(bar) = &self.bar {
+            let style =
+                ProgressStyle::with_template("  {prefix:<14} [{bar:30}] {total_bytes} {msg}")
+                    .expect("the progress template is valid")
+                    .progress_chars("=> ");
+            bar.set_style(style);
             bar.finish();
+        }
+    }
+
+    /// Ctrl-C: the bar stays without its rate and ETA (which would freeze
+    /// at their last values, "ETA 0s"), saying that the job goes on.
+    fn stopped(&self) {
+        if let Some(bar) = &self.bar {
+            let template = if self.total_known == Some(true) {
+                "  {prefix:<14} {bytes}/{total_bytes} {msg}"
+            } else {
+                "  {prefix:<14} {bytes} {msg}"
+            };
+            let style =
+                ProgressStyle::with_template(template).expect("the progress template is valid");
+            bar.set_style(style);
+            bar.abandon_with_message("(stopped waiting; the job goes on)");
         }
     }
 
