@@ -60,8 +60,18 @@ pub fn table(jobs: &[JobObject]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &rows {
+    let rows: Vec<Vec<&str>> = rows
+        .iter()
+        .map(|r| r.iter().map(String::as_str).collect())
+        .collect();
+    columns(&header, &rows)
+}
+
+/// Text columns under a header and a rule, each as wide as its widest
+/// cell, two spaces apart, no padding after the last.
+pub fn columns(header: &[&str], rows: &[Vec<&str>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
@@ -69,22 +79,24 @@ pub fn table(jobs: &[JobObject]) -> String {
     let mut text = String::new();
     let mut line = |cells: &[&str]| {
         let mut out = String::new();
-        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+        for (i, (cell, width)) in cells.iter().zip(&widths).enumerate() {
             if i + 1 == cells.len() {
                 // No padding after the last column.
                 out.push_str(cell);
             } else {
-                out.push_str(&format!("{cell:<width$}  "));
+                let pad = width.saturating_sub(cell.chars().count());
+                out.push_str(cell);
+                out.push_str(&" ".repeat(pad + 2));
             }
         }
         text.push_str(out.trim_end());
         text.push('\n');
     };
-    line(&header);
-    let rules = widths.map(|w| "-".repeat(w));
-    line(&rules.each_ref().map(String::as_str));
-    for row in &rows {
-        line(&row.each_ref().map(String::as_str));
+    line(header);
+    let rules: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    line(&rules.iter().map(String::as_str).collect::<Vec<_>>());
+    for row in rows {
+        line(row);
     }
     text
 }

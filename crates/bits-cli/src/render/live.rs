@@ -111,30 +111,12 @@ pub fn table(jobs: &[JobObject], seen: &mut Seen, now: Instant, width: usize) ->
         }
     }
 
-    let widths: Vec<usize> = shown
+    let header: Vec<&str> = shown.iter().map(|&c| header[c]).collect();
+    let rows: Vec<Vec<&str>> = rows
         .iter()
-        .map(|&c| column_width(&header, &rows, c))
+        .map(|row| shown.iter().map(|&c| row[c].as_str()).collect())
         .collect();
-    let mut text = String::new();
-    let mut line = |cells: Vec<&str>| {
-        let mut out = String::new();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        text.push_str(out.trim_end());
-        text.push('\n');
-    };
-    line(shown.iter().map(|&c| header[c]).collect());
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    line(rule.iter().map(String::as_str).collect());
-    for row in &rows {
-        line(shown.iter().map(|&c| row[c].as_str()).collect());
-    }
-    text
+    super::columns(&header, &rows)
 }
 
 fn column_width(header: &[&str; 8], rows: &[[String; 8]], c: usize) -> usize {
