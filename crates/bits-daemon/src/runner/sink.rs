@@ -95,6 +95,10 @@ pub(super) struct FileSink {
     index: usize,
     /// The file as the store holds it.
     saved: JobFile,
+    /// The size the engine announced with the version it writes, before
+    /// any resume point holds it: shown, and kept by the checkpoints that
+    /// follow (which announce none).
+    announced_total: Option<u64>,
     received: Arc<AtomicU64>,
     publisher: Arc<Publisher>,
     connected: Arc<Connected>,
@@ -116,6 +120,7 @@ impl FileSink {
             id,
             index,
             saved,
+            announced_total: None,
             received,
             publisher,
             connected,
@@ -170,7 +175,7 @@ impl FileSink {
             // The file the bytes are in now: none yet for a fresh file that
             // is still to be created by its first write.
             temp_id: state.temp_id,
-            bytes_total: total.or(self.saved.bytes_total),
+            bytes_total: total.or(self.announced_total).or(self.saved.bytes_total),
             ..self.saved.clone()
         }
     }
@@ -186,6 +191,8 @@ impl Progress for FileSink {
         Box::pin(async move {
             self.connected.tell();
             self.received.store(state.bytes, Ordering::Relaxed);
+            // A new version's size replaces any earlier one's.
+            self.announced_total = total;
             let file = self.with_state(state, total);
             if file == self.saved {
                 return Ok(());

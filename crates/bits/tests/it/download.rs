@@ -316,3 +316,30 @@ fn full_disk_is_transient_and_resumes_when_space_returns() {
     h.ok(&["complete", &id]);
     assert_eq!(read(&dest), body);
 }
+
+/// Regression (a paced download forgot its size): the size announced with
+/// the version was shown, then dropped by the first checkpoint, which
+/// announces none (`5.70 MiB / ?` in `monitor` while a capped job ran).
+#[test]
+fn a_paced_download_keeps_its_size_past_the_first_checkpoint() {
+    let h = Home::new();
+    let server = TestServer::start();
+    let data = content(3_000_000, 73);
+    server.put_file("/paced.bin", data.clone());
+    let id = h.start_async(&[
+        "--max-bandwidth",
+        "1M",
+        &server.url("paced.bin"),
+        &h.path("paced.bin").to_string_lossy(),
+    ]);
+    // Checkpoints come every second: look after two.
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    let info = h.info(&id);
+    assert_eq!(info["JobState"], "Transferring", "{info}");
+    assert!(
+        info["BytesTransferred"].as_u64().unwrap() > 1_000_000,
+        "{info}"
+    );
+    assert_eq!(info["BytesTotal"], 3_000_000, "{info}");
+    h.ok(&["remove", &id]);
+}
