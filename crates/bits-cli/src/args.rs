@@ -512,6 +512,11 @@ pub struct WaitArgs {
     /// Give up after this many seconds (exit 5). Fractions are allowed.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub timeout: Option<Duration>,
+
+    /// Print the job object as JSON when the wait ends with the job
+    /// Transferred, Acknowledged or in Error.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `bits monitor`.
@@ -524,6 +529,11 @@ pub struct MonitorArgs {
     /// Every user's jobs (root only).
     #[arg(long)]
     pub all_users: bool,
+
+    /// One JSON array of job objects per refresh, a line each (no screen
+    /// drawing).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `bits policy`.

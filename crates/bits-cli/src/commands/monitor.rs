@@ -19,7 +19,7 @@ const CLEAR_SCREEN: &str = "\x1b[H\x1b[2J";
 
 /// Runs `bits monitor`.
 pub async fn run(args: MonitorArgs) -> anyhow::Result<()> {
-    let terminal = std::io::stdout().is_terminal();
+    let terminal = std::io::stdout().is_terminal() && !args.json;
     let mut conn = super::connect().await?;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -42,6 +42,15 @@ pub async fn run(args: MonitorArgs) -> anyhow::Result<()> {
             other => return Err(unexpected(&other)),
         };
 
+        if args.json {
+            let line = serde_json::to_string(&jobs)?;
+            render::print(&format!("{line}\n"))?;
+            tokio::select! {
+                () = tokio::time::sleep(args.refresh) => {}
+                _ = &mut ctrl_c => return Ok(()),
+            }
+            continue;
+        }
         let width = if terminal {
             console::Term::stdout()
                 .size_checked()

@@ -6,6 +6,7 @@
 use bits_proto::Request;
 
 use crate::args::WaitArgs;
+use crate::failure::Failure;
 use crate::follow::{self, FollowOptions};
 
 /// Runs `bits wait`.
@@ -22,6 +23,14 @@ pub async fn run(args: WaitArgs) -> anyhow::Result<()> {
         complete: false,
         timeout: args.timeout,
     };
-    follow::follow(&mut conn, job, &opts).await?;
-    Ok(())
+    match follow::follow(&mut conn, job, &opts).await {
+        Ok(job) => super::print_job_if(args.json, &job),
+        Err(e) => {
+            // A job that ended in Error is still a job to report.
+            if let Some(Failure::JobError(job)) = e.downcast_ref::<Failure>() {
+                super::print_job_if(args.json, job)?;
+            }
+            Err(e)
+        }
+    }
 }

@@ -450,3 +450,49 @@ fn an_upload_knows_its_size_before_it_starts() {
         .stdout
         .contains(&format!("0 B / {size} B")));
 }
+
+/// `--json` on `wait` (the job object as the wait ends, Error included) and
+/// on `monitor` (a JSON array per refresh).
+#[test]
+fn wait_and_monitor_print_json_when_asked() {
+    let h = Home::new();
+    let server = TestServer::start();
+    server.put_file("/w.bin", content(20_000, 74));
+    let ok = h.start_async(&[&server.url("w.bin"), &h.path("w.bin").to_string_lossy()]);
+    let r = h.ok(&["wait", &ok, "--json"]);
+    assert_eq!(r.json()["JobState"], "Transferred", "{r:?}");
+    let bad = h.start_async(&[
+        &server.url("missing.bin"),
+        &h.path("m.bin").to_string_lossy(),
+    ]);
+    let r = h.bits(&["wait", &bad, "--json"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(r.json()["JobState"], "Error", "{r:?}");
+
+    let child = h
+        .command()
+        .args(["monitor", "--json", "--refresh", "0.2"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 2, "{text}");
+    for line in lines {
+        let jobs: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(
+            jobs.as_array()
+                .unwrap()
+                .iter()
+                .any(|j| j["JobId"] == ok.as_str()),
+            "{line}"
+        );
+    }
+}
