@@ -75,11 +75,6 @@ impl Caller {
             code: Some(format!("0x{:08X}", bits_core::error::codes::E_ACCESSDENIED)),
         })
     }
-
-    /// The user name of this caller (OwnerAccount of the jobs it creates).
-    pub fn account(&self) -> String {
-        user_name(self.uid)
-    }
 }
 
 /// The name of `uid` in the user database, else the number.

@@ -72,7 +72,15 @@ pub async fn run(shared: Arc<Shared>, id: JobId, cmd: String, retry_delay: Durat
         let Some(state) = current_state(&shared, id) else {
             return;
         };
-        let attempt = match RunAs::owner(&shared, id) {
+        // The user database may be a network service: not on a runtime
+        // thread.
+        let owner = {
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || RunAs::owner(&shared, id))
+                .await
+                .unwrap_or_else(|e| Err(format!("looking up the job's owner failed: {e}")))
+        };
+        let attempt = match owner {
             Ok(run_as) => run_once(id, &cmd, state, run_as).await,
             Err(why) => Err(why),
         };

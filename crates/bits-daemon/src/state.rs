@@ -155,17 +155,47 @@ impl Shared {
         }
     }
 
-    /// Who the user `uid` behind a request is to this daemon.
-    pub fn caller(&self, uid: u32) -> crate::access::Caller {
-        crate::access::Caller::new(&self.mode, self.owner.uid, uid)
+    /// Who the user `uid` behind a request is to this daemon. Whether they
+    /// are in the admin group comes from the user database, looked up on
+    /// the blocking pool (it may be a network service).
+    pub async fn caller(&self, uid: u32) -> crate::access::Caller {
+        let (mode, daemon_uid) = (self.mode.clone(), self.owner.uid);
+        if !matches!(
+            mode,
+            crate::access::Mode::System {
+                admin_group: Some(_)
+            }
+        ) || uid == 0
+        {
+            return crate::access::Caller::new(&mode, daemon_uid, uid);
+        }
+        tokio::task::spawn_blocking(move || crate::access::Caller::new(&mode, daemon_uid, uid))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// The user name of `uid` (OwnerAccount), from the user database on
+    /// the blocking pool.
+    pub async fn account_of(&self, uid: u32) -> String {
+        tokio::task::spawn_blocking(move || crate::access::user_name(uid))
+            .await
+            .unwrap_or_else(|_| uid.to_string())
     }
 
     /// Whose rights the files of a job owned by `owner_uid` are opened with.
-    pub fn identity_for(
+    /// The user database may be a network service (LDAP): looked up on the
+    /// blocking pool, never on a runtime thread.
+    pub async fn identity_for(
         &self,
         owner_uid: u32,
     ) -> Result<bits_transfer::Identity, bits_transfer::IdentityError> {
-        crate::access::identity_for(&self.mode, owner_uid)
+        if !self.mode.is_system() {
+            return crate::access::identity_for(&self.mode, owner_uid);
+        }
+        let mode = self.mode.clone();
+        tokio::task::spawn_blocking(move || crate::access::identity_for(&mode, owner_uid))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
     /// The policy in force.

@@ -217,7 +217,7 @@ async fn dispatch(
     uid: u32,
 ) -> Result<Response, ApiError> {
     use crate::lifecycle::Action;
-    let caller = shared.caller(uid);
+    let caller = shared.caller(uid).await;
     let me = &caller;
     match req {
         Request::Hello { .. } => unreachable!("answered by the connection loop"),

@@ -57,8 +57,9 @@ impl Manager {
         let Some(job) = self.shared.read().jobs.get(&id).map(|e| e.job.clone()) else {
             return;
         };
-        let identity = self.shared.identity_for(job.owner_uid);
+        let shared = self.shared.clone();
         let task = self.ops.spawn(async move {
+            let identity = shared.identity_for(job.owner_uid).await;
             // Renames and directory syncs with the owner's rights: Complete
             // can put a file only where its owner could.
             let result = tokio::task::spawn_blocking(move || {
@@ -103,8 +104,9 @@ impl Manager {
             return;
         };
         let engine = self.shared.engine.clone();
-        let identity = self.shared.identity_for(owner_uid);
+        let shared = self.shared.clone();
         let task = self.ops.spawn(async move {
+            let identity = shared.identity_for(owner_uid).await;
             let temps = files.clone();
             let owner = identity.as_ref().ok().cloned();
             // With the owner's rights: only what the owner could delete goes.

@@ -144,7 +144,7 @@ async fn files(
         return (Outcome::Stopped, false);
     };
     // Every path of the job is opened with its owner's rights.
-    let identity = match shared.identity_for(owner_uid) {
+    let identity = match shared.identity_for(owner_uid).await {
         Ok(identity) => identity,
         Err(e) => {
             let error = bits_core::JobError::new(

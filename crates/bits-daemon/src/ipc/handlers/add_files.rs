@@ -23,7 +23,7 @@ pub async fn handle(
         validate::quota(e.job.files.len(), specs.len(), shared.max_files_per_job())?;
         (id, e.job.job_type, e.job.files.clone(), e.job.owner_uid)
     };
-    let identity = super::identity_of(shared, owner_uid)?;
+    let identity = super::identity_of(shared, owner_uid).await?;
     let files = tokio::task::spawn_blocking(move || {
         identity.run(|| Ok(validate::files(id, job_type, &specs, &existing)))
     })

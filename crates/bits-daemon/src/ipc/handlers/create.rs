@@ -30,11 +30,11 @@ pub async fn handle(
     // The system daemon's jobs are their creator's; a user's daemon's are
     // its user's, whoever (root) asks.
     let (owner, owner_uid) = if shared.mode.is_system() {
-        (caller.account(), caller.uid)
+        (shared.account_of(caller.uid).await, caller.uid)
     } else {
         (shared.owner.name.clone(), shared.owner.uid)
     };
-    let identity = super::identity_of(shared, owner_uid)?;
+    let identity = super::identity_of(shared, owner_uid).await?;
     let mut job = Job::new(id, job_type, props, owner, owner_uid, now);
     validate::credentials(&mut job, &req.properties)?;
     let connection = req.properties.connection.clone();

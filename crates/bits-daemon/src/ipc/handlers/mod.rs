@@ -31,8 +31,8 @@ fn job_response(view: &View, id: JobId, from: usize) -> Result<Response, ApiErro
 
 /// Whose rights the files of a job owned by `owner_uid` are looked at
 /// with; a refusal when that user is gone from the user database.
-fn identity_of(shared: &Shared, owner_uid: u32) -> Result<bits_transfer::Identity, ApiError> {
-    shared.identity_for(owner_uid).map_err(|e| ApiError {
+async fn identity_of(shared: &Shared, owner_uid: u32) -> Result<bits_transfer::Identity, ApiError> {
+    shared.identity_for(owner_uid).await.map_err(|e| ApiError {
         kind: ErrorKind::Denied,
         message: format!("cannot act for the job's owner: {e}"),
         code: Some(format!("0x{:08X}", bits_core::error::codes::E_ACCESSDENIED)),

@@ -32,14 +32,15 @@ pub async fn handle(
                 "--take-ownership: only root or an administrator may take a job's ownership",
             ));
         }
-        Some((caller.uid, caller.account()))
+        Some((caller.uid, shared.account_of(caller.uid).await))
     } else {
         None
     };
     // The file is read here, before the job's owner applies the change
     // (which it does under the view's lock), with the rights of the user
     // the job will belong to.
-    let identity = super::identity_of(shared, new_owner.as_ref().map_or(owner_uid, |o| o.0))?;
+    let identity =
+        super::identity_of(shared, new_owner.as_ref().map_or(owner_uid, |o| o.0)).await?;
     let connection = properties.connection.clone();
     tokio::task::spawn_blocking(move || identity.run(|| Ok(crate::validate::ca_file(&connection))))
         .await
