@@ -47,24 +47,25 @@ pub fn table(jobs: &[JobObject]) -> String {
         "OwnerAccount",
         "Progress",
     ];
-    let rows: Vec<[String; 6]> = jobs
-        .iter()
-        .map(|job| {
-            [
-                job.job_id.clone(),
-                job.display_name.clone(),
-                job.transfer_type.clone(),
-                job.job_state.clone(),
-                job.owner_account.clone(),
-                progress(job.bytes_transferred, job.bytes_total),
-            ]
-        })
-        .collect();
+    let rows: Vec<[String; 6]> = jobs.iter().map(job_cells).collect();
     let rows: Vec<Vec<&str>> = rows
         .iter()
         .map(|r| r.iter().map(String::as_str).collect())
         .collect();
     columns(&header, &rows)
+}
+
+/// A job's cells in the table: JobId, DisplayName, TransferType, JobState,
+/// OwnerAccount, Progress.
+pub fn job_cells(job: &JobObject) -> [String; 6] {
+    [
+        job.job_id.clone(),
+        job.display_name.clone(),
+        job.transfer_type.clone(),
+        job.job_state.clone(),
+        job.owner_account.clone(),
+        progress(job.bytes_transferred, job.bytes_total),
+    ]
 }
 
 /// Text columns under a header and a rule, each as wide as its widest

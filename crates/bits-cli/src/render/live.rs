@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bits_proto::JobObject;
 use indicatif::{HumanBytes, HumanDuration};
 
-use super::progress;
+use super::job_cells;
 
 /// What one refresh saw of each job, to measure the next one against.
 #[derive(Debug, Default)]
@@ -63,19 +63,12 @@ pub fn table(jobs: &[JobObject], seen: &mut Seen, now: Instant, width: usize) ->
                 }
                 _ => "-".to_string(),
             };
-            [
-                job.job_id.clone(),
-                job.display_name.clone(),
-                job.transfer_type.clone(),
-                job.job_state.clone(),
-                job.owner_account.clone(),
-                progress(job.bytes_transferred, job.bytes_total),
-                match rate {
-                    Some(r) if moving => format!("{}/s", HumanBytes(r as u64)),
-                    _ => "-".to_string(),
-                },
-                eta,
-            ]
+            let [id, name, kind, state, owner, progress] = job_cells(job);
+            let rate = match rate {
+                Some(r) if moving => format!("{}/s", HumanBytes(r as u64)),
+                _ => "-".to_string(),
+            };
+            [id, name, kind, state, owner, progress, rate, eta]
         })
         .collect();
     seen.note(jobs, now);

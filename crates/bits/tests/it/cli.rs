@@ -322,21 +322,8 @@ fn monitor_prints_the_jobs_each_refresh() {
         ])
         .json();
     let id = j["JobId"].as_str().unwrap().to_string();
-    let child = h
-        .command()
-        .args(["monitor", "--refresh", "0.2"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(900));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text) = monitor_for(&h, &["--refresh", "0.2"], 900);
+    assert_eq!(code, Some(0), "{text}");
     assert!(text.matches(&id).count() >= 2, "several refreshes: {text}");
     assert!(
         text.contains("watched") && text.contains("Suspended"),
@@ -469,20 +456,7 @@ fn wait_and_monitor_print_json_when_asked() {
     assert_eq!(r.code, 1, "{r:?}");
     assert_eq!(r.json()["JobState"], "Error", "{r:?}");
 
-    let child = h
-        .command()
-        .args(["monitor", "--json", "--refresh", "0.2"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, text) = monitor_for(&h, &["--json", "--refresh", "0.2"], 700);
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines.len() >= 2, "{text}");
     for line in lines {
@@ -495,4 +469,27 @@ fn wait_and_monitor_print_json_when_asked() {
             "{line}"
         );
     }
+}
+
+/// Runs `bits monitor ARGS` for `ms` milliseconds, then Ctrl-C; its exit
+/// code and standard output.
+fn monitor_for(h: &Home, args: &[&str], ms: u64) -> (Option<i32>, String) {
+    let child = h
+        .command()
+        .arg("monitor")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(ms));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
