@@ -29,6 +29,14 @@ pub struct Cli {
     #[arg(long, global = true, env = "BITS_SYSTEM", value_parser = clap::builder::FalseyValueParser::new())]
     pub system: bool,
 
+    /// Run the command on another machine, over ssh ([USER@]HOST; ssh's
+    /// keys, agent and config apply), with `bits` there: its jobs go on
+    /// after the connection closes. Paths are that machine's. Comes before
+    /// the command. BITS_SSH: the ssh command (default ssh);
+    /// BITS_REMOTE_BITS: the program there (default bits).
+    #[arg(long, value_name = "[USER@]HOST")]
+    pub host: Option<String>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -90,6 +98,14 @@ pub enum Command {
     /// Serve a directory over HTTP with HEAD, Range, ETag and Last-Modified;
     /// with --upload, also accept BITS Upload Protocol uploads into it.
     Serve(ServeArgs),
+    /// The Windows command names: `bits compat install` makes
+    /// Start-BitsTransfer, Get-BitsTransfer, Add-BitsFile, Set-BitsTransfer,
+    /// Suspend-BitsTransfer, Resume-BitsTransfer, Complete-BitsTransfer,
+    /// Remove-BitsTransfer and bitsadmin links to bits, which acts by the
+    /// name it is called with (`bits Start-BitsTransfer …` works without
+    /// them).
+    #[command(subcommand)]
+    Compat(CompatCommand),
     /// Print the shell completions of bits: `bits completions bash >
     /// ~/.local/share/bash-completion/completions/bits` (the Debian package
     /// installs them).
@@ -97,6 +113,20 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         #[arg(value_name = "SHELL")]
         shell: clap_complete::Shell,
+    },
+}
+
+/// `bits compat`.
+#[derive(Debug, Subcommand)]
+pub enum CompatCommand {
+    /// Install the command names as links to this bits.
+    Install {
+        /// Where (default: the directory of this bits).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Replace files of those names that are not links to bits.
+        #[arg(long)]
+        force: bool,
     },
 }
 

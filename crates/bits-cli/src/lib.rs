@@ -26,10 +26,12 @@
 
 pub mod args;
 mod commands;
+pub mod compat;
 pub mod connect;
 pub mod events;
 pub mod failure;
 pub mod follow;
+pub mod remote;
 pub mod render;
 #[cfg(test)]
 mod sample;
@@ -45,8 +47,43 @@ pub fn command() -> clap::Command {
 }
 
 /// Runs `bits` with the process's arguments and returns the exit code.
+///
+/// Called as `Start-BitsTransfer`, `bitsadmin`, … (the links of `bits
+/// compat install`), or with such a name as its first argument, it is that
+/// program; with `--host` before the command it runs the command on
+/// another machine.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let mut argv = std::env::args_os();
+    let argv0 = argv.next().unwrap_or_default();
+    let args: Vec<String> = match argv.map(|a| a.into_string()).collect() {
+        Ok(args) => args,
+        Err(bad) => {
+            eprintln!(
+                "error: an argument is not valid UTF-8: {}",
+                bad.to_string_lossy()
+            );
+            return failure::exit::USAGE;
+        }
+    };
+    if let Some(program) = compat::program_named(&argv0.to_string_lossy()) {
+        return compat::main(program, args);
+    }
+    if let Some(program) = args.first().and_then(|a| compat::program_named(a)) {
+        return compat::main(program, args[1..].to_vec());
+    }
+    if let Some((host, rest)) = remote::split_host(&args) {
+        return match remote::run(&host, &rest) {
+            Ok(code) => code,
+            Err(err) => {
+                let (code, message) = failure::report(&err);
+                if let Some(message) = message {
+                    eprintln!("{message}");
+                }
+                code
+            }
+        };
+    }
+    let cli = match Cli::try_parse_from(std::iter::once("bits".to_string()).chain(args)) {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version end here too, with exit code 0.
@@ -91,7 +128,7 @@ fn runtime_for(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
 
 /// Logs to stderr: warnings by default, more with each `-v`; `RUST_LOG`
 /// overrides both.
-fn install_tracing(verbose: u8) {
+pub(crate) fn install_tracing(verbose: u8) {
     let level = match verbose {
         0 => "warn",
         1 => "info",

@@ -26,7 +26,7 @@ mod remove;
 mod resume;
 mod serve;
 mod set;
-mod start;
+pub(crate) mod start;
 mod suspend;
 mod wait;
 mod watch;
@@ -48,6 +48,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Watch(args) => watch::run(args).await,
         Command::Policy(command) => policy::run(command).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::Compat(crate::args::CompatCommand::Install { dir, force }) => {
+            let made = crate::compat::install(dir.as_deref(), force)?;
+            let text: String = made.iter().map(|p| format!("{}\n", p.display())).collect();
+            crate::render::print(&text)
+        }
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut crate::command(), "bits", &mut out);
@@ -58,12 +63,12 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 
 /// Connects to the daemon of this environment (`--system`, `BITS_HOME`...;
 /// see [`crate::connect::daemon_paths`]).
-async fn connect() -> anyhow::Result<Connection> {
+pub(crate) async fn connect() -> anyhow::Result<Connection> {
     Connection::open(crate::connect::daemon_paths()).await
 }
 
 /// The current directory, against which relative paths are resolved.
-fn cwd() -> anyhow::Result<std::path::PathBuf> {
+pub(crate) fn cwd() -> anyhow::Result<std::path::PathBuf> {
     std::env::current_dir().context("cannot determine the current directory")
 }
 
@@ -73,8 +78,21 @@ fn cwd() -> anyhow::Result<std::path::PathBuf> {
 ///
 /// `creating`: for a new job, which keeps this command's proxy environment
 /// (as does `set --proxy-usage system-default`).
-fn properties(args: &PropertyArgs, cwd: &Path, creating: bool) -> anyhow::Result<JobProperties> {
-    let mut passwords = Passwords::new(args.password_stdin);
+pub(crate) fn properties(
+    args: &PropertyArgs,
+    cwd: &Path,
+    creating: bool,
+) -> anyhow::Result<JobProperties> {
+    properties_with(args, cwd, creating, Passwords::new(args.password_stdin))
+}
+
+/// As [`properties`], with the passwords from `passwords`.
+pub(crate) fn properties_with(
+    args: &PropertyArgs,
+    cwd: &Path,
+    creating: bool,
+    mut passwords: Passwords,
+) -> anyhow::Result<JobProperties> {
     let credential = match &args.credential {
         Some(user) => Some(CredentialSpec {
             user: user.clone(),
@@ -148,22 +166,39 @@ fn properties(args: &PropertyArgs, cwd: &Path, creating: bool) -> anyhow::Result
     })
 }
 
-/// Where passwords come from: the terminal (no echo), or standard input's
-/// lines with `--password-stdin`.
-struct Passwords {
+/// Where passwords come from: the terminal (no echo), standard input's
+/// lines with `--password-stdin`, or the command line (bitsadmin
+/// /setcredentials has them there).
+pub(crate) struct Passwords {
     stdin: Option<std::io::Lines<std::io::StdinLock<'static>>>,
+    given: Option<std::collections::VecDeque<String>>,
 }
 
 impl Passwords {
-    fn new(from_stdin: bool) -> Passwords {
+    /// From the terminal, or from stdin's lines when `from_stdin`.
+    pub(crate) fn new(from_stdin: bool) -> Passwords {
         use std::io::BufRead;
         Passwords {
             stdin: from_stdin.then(|| std::io::stdin().lock().lines()),
+            given: None,
+        }
+    }
+
+    /// These, in order.
+    pub(crate) fn given(passwords: Vec<String>) -> Passwords {
+        Passwords {
+            stdin: None,
+            given: Some(passwords.into()),
         }
     }
 
     /// The next password.
     fn next(&mut self, prompt: &str) -> anyhow::Result<String> {
+        if let Some(given) = &mut self.given {
+            return given
+                .pop_front()
+                .ok_or_else(|| Failure::Usage("no password was given".into()).into());
+        }
         match &mut self.stdin {
             Some(lines) => match lines.next() {
                 Some(line) => Ok(line.context("cannot read a password from standard input")?),
@@ -184,7 +219,7 @@ impl Passwords {
 
 /// Reads and parses a `--from-csv` file, `-` being stdin. `max_rows`: the
 /// most rows accepted (one job's files); reading stops past it.
-fn read_csv(file: &str, max_rows: usize) -> anyhow::Result<Vec<CsvRow>> {
+pub(crate) fn read_csv(file: &str, max_rows: usize) -> anyhow::Result<Vec<CsvRow>> {
     if file == "-" {
         return sources::parse_csv(std::io::stdin().lock(), max_rows)
             .context("in the file list read from stdin");

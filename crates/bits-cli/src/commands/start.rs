@@ -14,6 +14,7 @@ use anyhow::Context;
 use bits_proto::{CreateJob, FileSpec, JobObject, Request};
 
 use crate::args::StartArgs;
+use crate::connect::Connection;
 use crate::follow::{self, FollowOptions};
 use crate::render;
 use crate::sources;
@@ -27,6 +28,28 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let several = args.from_csv.is_some() && args.transfer_type.is_upload();
 
     let mut conn = super::connect().await?;
+    let jobs = create_all(&mut conn, requests).await?;
+
+    if args.suspended || args.asynchronous {
+        return print_jobs(&jobs, args.json, several);
+    }
+    let opts = FollowOptions {
+        complete: true,
+        timeout: None,
+    };
+    let done = follow::follow_all(&mut conn, jobs, &opts).await?;
+    if args.json {
+        print_jobs(&done, true, several)?;
+    }
+    Ok(())
+}
+
+/// Sends the Create requests in order; a failure names the jobs already
+/// created, which stay.
+pub(crate) async fn create_all(
+    conn: &mut Connection,
+    requests: Vec<CreateJob>,
+) -> anyhow::Result<Vec<JobObject>> {
     let mut jobs: Vec<JobObject> = Vec::with_capacity(requests.len());
     for create in requests {
         let created = conn.job(&Request::Create(create)).await;
@@ -43,19 +66,7 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
             }
         }
     }
-
-    if args.suspended || args.asynchronous {
-        return print_jobs(&jobs, args.json, several);
-    }
-    let opts = FollowOptions {
-        complete: true,
-        timeout: None,
-    };
-    let done = follow::follow_all(&mut conn, jobs, &opts).await?;
-    if args.json {
-        print_jobs(&done, true, several)?;
-    }
-    Ok(())
+    Ok(jobs)
 }
 
 /// The Create requests: parses the files first, so that a bad argument is

@@ -258,6 +258,25 @@ pub fn resolve_download_rows(rows: &[CsvRow], cwd: &Path) -> Result<Vec<FileSpec
     Ok(files)
 }
 
+/// The files of a download given as Source/Destination pairs (the
+/// cmdlets' `-Source a,b -Destination x,y`): each pair resolved as
+/// `SOURCE DESTINATION` would be, in one job.
+pub fn resolve_download_pairs(
+    pairs: &[(String, String)],
+    cwd: &Path,
+) -> Result<Vec<FileSpec>, SourceError> {
+    let mut files = Vec::new();
+    for (source, destination) in pairs {
+        files.extend(resolve_download(
+            std::slice::from_ref(source),
+            destination,
+            cwd,
+        )?);
+    }
+    check_duplicates(&files)?;
+    Ok(files)
+}
+
 /// The uploads listed in a CSV file: one file (and one job) per row.
 pub fn resolve_upload_rows(rows: &[CsvRow], cwd: &Path) -> Result<Vec<FileSpec>, SourceError> {
     rows.iter()
