@@ -585,9 +585,11 @@ fn parse_change(switch: &str, values: &[String]) -> Result<Change, String> {
                 "NO_PROXY" => ProxyUsage::NoProxy,
                 "AUTODETECT" => ProxyUsage::AutoDetect,
                 "OVERRIDE" => ProxyUsage::Override,
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "'{usage}' is not a proxy usage: PRECONFIG, NO_PROXY, AUTODETECT or OVERRIDE"
-                )),
+                ))
+                }
             };
             let (list, bypass) = match (usage, rest) {
                 (ProxyUsage::Override, [list, bypass @ ..]) if !bypass.is_empty() => {

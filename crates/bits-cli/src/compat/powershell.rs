@@ -56,6 +56,11 @@ async fn start(bound: &Bound) -> anyhow::Result<()> {
         Some(text) => transfer_type(text)?,
         None => TransferType::Download,
     };
+    // The properties first: a bad value is named before any file is looked at.
+    let mut properties = property_args(bound)?;
+    if properties.name.is_none() {
+        properties.name = Some("BITS Transfer".into());
+    }
     let file_lists = match bound.many("Source") {
         Some(sources) => vec![files(
             transfer_type,
@@ -92,10 +97,6 @@ async fn start(bound: &Bound) -> anyhow::Result<()> {
                 .collect::<anyhow::Result<_>>()?
         }
     };
-    let mut properties = property_args(bound)?;
-    if properties.name.is_none() {
-        properties.name = Some("BITS Transfer".into());
-    }
     let properties = commands::properties_with(&properties, &cwd, true, passwords())?;
     let suspended = bound.switch("Suspended");
     let requests: Vec<CreateJob> = file_lists

@@ -5,6 +5,7 @@
 mod support;
 
 mod cli;
+mod compat;
 mod crash;
 mod credentials;
 mod download;

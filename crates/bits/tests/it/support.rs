@@ -94,6 +94,19 @@ impl Home {
             }
             None => Command::new(env!("CARGO_BIN_EXE_bits")),
         };
+        self.set_env(&mut c);
+        c
+    }
+
+    /// `program` (a link to `bits` under another name, a shell…) with this
+    /// home's environment, in the scratch directory.
+    pub fn command_named(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        self.set_env(&mut c);
+        c
+    }
+
+    fn set_env(&self, c: &mut Command) {
         c.env("BITS_HOME", self.home.path())
             .env_remove("BITS_RUNTIME_DIR")
             .env_remove("BITS_NO_AUTOSTART")
@@ -108,7 +121,6 @@ impl Home {
         for (k, v) in &self.env {
             c.env(k, v);
         }
-        c
     }
 
     /// Runs `bits ARGS` to the end.
