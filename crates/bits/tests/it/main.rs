@@ -18,6 +18,7 @@ mod notify;
 mod policy;
 mod powerloss;
 mod races;
+mod remote;
 mod routes;
 mod scheduling;
 mod secrets;
