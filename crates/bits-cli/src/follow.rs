@@ -223,7 +223,7 @@ impl Progress {
         let known = job.bytes_total.is_some();
         if self.total_known != Some(known) {
             let template = if known {
-                "{spinner} {prefix:<14} [{bar:30}] {bytes}/{total_bytes} \
+                "{spinner} {prefix:<14} [{wide_bar}] {bytes}/{total_bytes} \
                  {binary_bytes_per_sec} ETA {eta} {msg}"
             } else {
                 "{spinner} {prefix:<14} {bytes} {binary_bytes_per_sec} {msg}"
@@ -294,7 +294,7 @@ impl Progress {
         self.update(job);
         if let Some(bar) = &self.bar {
             let style =
-                ProgressStyle::with_template("  {prefix:<14} [{bar:30}] {total_bytes} {msg}")
+                ProgressStyle::with_template("  {prefix:<14} [{wide_bar}] {total_bytes} {msg}")
                     .expect("the progress template is valid")
                     .progress_chars("=> ");
             bar.set_style(style);

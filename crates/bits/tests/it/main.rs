@@ -23,5 +23,6 @@ mod routes;
 mod scheduling;
 mod secrets;
 mod system;
+mod terminal;
 mod upload;
 mod watch;
