@@ -14,6 +14,9 @@
 //! - [`follow`]: waiting for a job, with a progress bar on a terminal.
 //! - [`render`]: the table, the Format-List view and JSON.
 //! - [`failure`]: the failures that decide the exit code.
+//! - [`compat`]: the same as Start-BitsTransfer & co. and bitsadmin, by
+//!   the name `bits` is called with.
+//! - [`remote`]: `--host`, the command run on another machine over ssh.
 //!
 //! Architecture invariant: this crate talks to the daemon only through
 //! `bits-proto`; it does not depend on `bits-core`, `bits-daemon` or

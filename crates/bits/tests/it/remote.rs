@@ -205,11 +205,20 @@ fn jobs_started_over_ssh_outlive_the_connection_and_are_managed_later() {
         &["--host", "127.0.0.1", "wait", &id, "--timeout", "60"],
     );
     assert_eq!(r.code, 0, "{r:?}");
+    // Get-BitsTransfer's table piped into Complete-BitsTransfer, both run
+    // over ssh: standard input crosses the connection.
+    let bits = env!("CARGO_BIN_EXE_bits");
     let r = remote(
         &local,
         &sshd,
-        &bits_exe(),
-        &["Complete-BitsTransfer", "-cn", "127.0.0.1", "-BitsJob", &id],
+        Path::new("sh"),
+        &[
+            "-ec",
+            &format!(
+                "{bits} Get-BitsTransfer -ComputerName 127.0.0.1 -Name 'far*' | \
+                 {bits} Complete-BitsTransfer -cn 127.0.0.1"
+            ),
+        ],
     );
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(read(&dest), body);
