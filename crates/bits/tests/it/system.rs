@@ -283,6 +283,21 @@ fn each_user_sees_and_changes_only_their_own_jobs() {
     assert_eq!(r.code, 4, "{r:?}");
     assert!(r.stderr.contains("all-users"), "{r:?}");
 
+    // The same through the Windows names: Get-BitsTransfer -AllUsers and
+    // bitsadmin /list /allusers show both jobs and their owners to root.
+    let r = sys.ok(None, &["Get-BitsTransfer", "-AllUsers"]);
+    for needle in [&ja, &jb, &a.name, &b.name] {
+        assert!(r.stdout.contains(needle.as_str()), "{needle}: {r:?}");
+    }
+    let r = sys.ok(None, &["bitsadmin", "/list", "/allusers"]);
+    for id in [&ja, &jb] {
+        assert!(r.stdout.contains(&id.to_ascii_uppercase()), "{r:?}");
+    }
+    let r = sys.ok(Some(&a), &["Get-BitsTransfer"]);
+    assert!(r.stdout.contains(&ja) && !r.stdout.contains(&jb), "{r:?}");
+    let r = sys.bits(Some(&a), &["Get-BitsTransfer", "-all"]);
+    assert_eq!(r.code, 4, "{r:?}");
+
     // A can do nothing with B's job: by id, by name, by prefix.
     for args in [
         vec!["suspend", jb.as_str()],
