@@ -33,26 +33,34 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<String> {
     Ok(text)
 }
 
+/// The job table's columns: BitsJob's table (the first five) and Progress.
+pub const HEADER: [&str; 6] = [
+    "JobId",
+    "DisplayName",
+    "TransferType",
+    "JobState",
+    "OwnerAccount",
+    "Progress",
+];
+
 /// The job table of `list` and `monitor`: one line per job under a header.
 /// Empty when there are no jobs, as Get-BitsTransfer prints nothing.
 pub fn table(jobs: &[JobObject]) -> String {
+    table_of(jobs, &HEADER)
+}
+
+/// The job table with the first `header.len()` of its columns
+/// ([`HEADER`]'s first five are PowerShell's BitsJob table).
+pub fn table_of(jobs: &[JobObject], header: &[&str]) -> String {
     if jobs.is_empty() {
         return String::new();
     }
-    let header = [
-        "JobId",
-        "DisplayName",
-        "TransferType",
-        "JobState",
-        "OwnerAccount",
-        "Progress",
-    ];
     let rows: Vec<[String; 6]> = jobs.iter().map(job_cells).collect();
     let rows: Vec<Vec<&str>> = rows
         .iter()
-        .map(|r| r.iter().map(String::as_str).collect())
+        .map(|r| r.iter().take(header.len()).map(String::as_str).collect())
         .collect();
-    columns(&header, &rows)
+    columns(header, &rows)
 }
 
 /// A job's cells in the table: JobId, DisplayName, TransferType, JobState,
@@ -256,6 +264,14 @@ pub mod live;
 
 #[cfg(test)]
 mod tests;
+
+/// Tells stderr which files a partial Complete discarded (nothing when
+/// every file was kept).
+pub fn warn_partial_complete(job: &JobObject) {
+    if let Some(text) = job.complete_result.as_ref().and_then(partial_complete) {
+        eprint!("{text}");
+    }
+}
 
 /// What a partial Complete did, for people; `None` when every file was kept.
 pub fn partial_complete(result: &bits_proto::CompleteResult) -> Option<String> {

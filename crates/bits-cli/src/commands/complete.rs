@@ -17,12 +17,6 @@ pub async fn run(args: JobArgs) -> anyhow::Result<()> {
     if args.json {
         return render::print(&render::json(&job)?);
     }
-    if let Some(text) = job
-        .complete_result
-        .as_ref()
-        .and_then(render::partial_complete)
-    {
-        eprint!("{text}");
-    }
+    render::warn_partial_complete(&job);
     Ok(())
 }

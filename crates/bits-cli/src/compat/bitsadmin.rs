@@ -369,7 +369,8 @@ pub fn parse(args: &[String]) -> Result<Invocation, ParseError> {
                         refresh = it
                             .next()
                             .and_then(|s| s.parse::<f64>().ok())
-                            .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e6)
+                            // At least 0.1 s: a smaller interval only burns CPU.
+                            .filter(|s| s.is_finite() && *s >= 0.1 && *s < 1e6)
                             .map(std::time::Duration::from_secs_f64)
                             .ok_or_else(|| bad("/refresh takes a number of seconds"))?;
                     }
@@ -496,6 +497,37 @@ fn one_value(values: &[String]) -> Result<String, String> {
     }
 }
 
+/// The words of a Windows command line: split at blanks outside double
+/// quotes, which group and are dropped.
+pub fn command_line_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut started = false;
+    for c in line.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                started = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if started {
+                    words.push(std::mem::take(&mut word));
+                    started = false;
+                }
+            }
+            c => {
+                word.push(c);
+                started = true;
+            }
+        }
+    }
+    if started {
+        words.push(word);
+    }
+    words
+}
+
 /// `NULL` means "none" in bitsadmin's arguments.
 fn is_null(text: &str) -> bool {
     text.eq_ignore_ascii_case("NULL")
@@ -521,6 +553,9 @@ fn parse_change(switch: &str, values: &[String]) -> Result<Change, String> {
         }
         "/setnotifycmdline" => match values {
             [program] if is_null(program) => Change::NotifyCmdLine(String::new()),
+            [program, params] if is_null(program) && is_null(params) => {
+                Change::NotifyCmdLine(String::new())
+            }
             [program] => Change::NotifyCmdLine(shell_quote(program)),
             [program, params] if is_null(params) => Change::NotifyCmdLine(shell_quote(program)),
             [program, params] => {
@@ -529,16 +564,14 @@ fn parse_change(switch: &str, values: &[String]) -> Result<Change, String> {
                         "the program may be NULL only when the parameters are NULL too".into(),
                     );
                 }
-                // The parameters repeat the program's name first, as a
-                // command line does; the program given is what runs.
-                let args = params
-                    .trim_start()
-                    .split_once(char::is_whitespace)
-                    .map_or("", |(_, rest)| rest.trim());
+                // The parameters are a Windows command line that repeats
+                // the program's name first; the program given is what
+                // runs, with the other words as its arguments, each
+                // quoted so that the shell passes it as it is.
                 let mut cmd = shell_quote(program);
-                if !args.is_empty() {
+                for word in command_line_words(params).iter().skip(1) {
                     cmd.push(' ');
-                    cmd.push_str(args);
+                    cmd.push_str(&shell_quote(word));
                 }
                 Change::NotifyCmdLine(cmd)
             }
@@ -986,14 +1019,7 @@ async fn simple(verb: Verb, job: &str, raw: bool) -> anyhow::Result<()> {
             )
         }
     };
-    let done = conn.job(&request).await?;
-    if let Some(text) = done
-        .complete_result
-        .as_ref()
-        .and_then(render::partial_complete)
-    {
-        eprint!("{text}");
-    }
+    render::warn_partial_complete(&conn.job(&request).await?);
     if !raw {
         render::print(&format!("{message}\n"))?;
     }

@@ -79,7 +79,13 @@ pub fn from_stdin(parameter: &str) -> anyhow::Result<Vec<String>> {
         .take(MAX_STDIN)
         .read_to_string(&mut text)
         .map_err(|e| Failure::Usage(format!("cannot read jobs from standard input: {e}")))?;
-    let ids: Vec<String> = text.lines().flat_map(parse_line).collect();
+    // Where the text holds JobIds (a table, bitsadmin's list), they are
+    // the jobs, and its other lines ("Listed 2 job(s).") name none; text
+    // without any is names, a line each.
+    let mut ids = job_ids(&text);
+    if ids.is_empty() {
+        ids = text.lines().flat_map(parse_line).collect();
+    }
     if ids.is_empty() {
         return Err(missing().into());
     }

@@ -189,8 +189,14 @@ pub fn bind(params: &[Param], args: &[String]) -> Result<Bound, BindError> {
     while i < args.len() {
         let token = &args[i];
         let Some(spelled) = parameter_token(token) else {
-            positional.push((i, token.clone()));
+            // `a, b c`: an unnamed array split by the shell is one value.
+            let mut text = token.clone();
             i += 1;
+            while text.trim_end().ends_with(',') && i < args.len() {
+                text.push_str(&args[i]);
+                i += 1;
+            }
+            positional.push((i - 1, text));
             continue;
         };
         let (name, inline) = match spelled.split_once(':') {
@@ -320,7 +326,24 @@ pub fn split_array(text: &str) -> Vec<String> {
         .strip_prefix("@(")
         .and_then(|t| t.strip_suffix(')'))
         .unwrap_or(text);
-    text.split(',')
+    // Commas inside quotes belong to the item (`'Accept: a, b'`).
+    let mut items = Vec::new();
+    let mut item = String::new();
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match (c, quote) {
+            ('\'' | '"', None) => quote = Some(c),
+            (c, Some(q)) if c == q => quote = None,
+            (',', None) => items.push(std::mem::take(&mut item)),
+            _ => {}
+        }
+        if c != ',' || quote.is_some() {
+            item.push(c);
+        }
+    }
+    items.push(item);
+    items
+        .iter()
         .map(|item| unquote(item.trim()).to_string())
         .filter(|item| !item.is_empty())
         .collect()

@@ -279,14 +279,7 @@ async fn complete(bound: &Bound) -> anyhow::Result<()> {
     let jobs = jobs_given(bound)?;
     let mut conn = commands::connect().await?;
     for job in jobs {
-        let done = conn.job(&Request::Complete { job }).await?;
-        if let Some(text) = done
-            .complete_result
-            .as_ref()
-            .and_then(render::partial_complete)
-        {
-            eprint!("{text}");
-        }
+        render::warn_partial_complete(&conn.job(&Request::Complete { job }).await?);
     }
     Ok(())
 }
@@ -353,33 +346,7 @@ fn passwords() -> Passwords {
 /// The BitsJob table: JobId, DisplayName, TransferType, JobState,
 /// OwnerAccount (nothing when there are no jobs, as PowerShell prints).
 pub fn table(jobs: &[JobObject]) -> String {
-    if jobs.is_empty() {
-        return String::new();
-    }
-    let header = [
-        "JobId",
-        "DisplayName",
-        "TransferType",
-        "JobState",
-        "OwnerAccount",
-    ];
-    let rows: Vec<[String; 5]> = jobs
-        .iter()
-        .map(|j| {
-            [
-                j.job_id.clone(),
-                j.display_name.clone(),
-                j.transfer_type.clone(),
-                j.job_state.clone(),
-                j.owner_account.clone(),
-            ]
-        })
-        .collect();
-    let rows: Vec<Vec<&str>> = rows
-        .iter()
-        .map(|r| r.iter().map(String::as_str).collect())
-        .collect();
-    render::columns(&header, &rows)
+    render::table_of(jobs, &render::HEADER[..5])
 }
 
 /// The native job properties from the cmdlet's parameters, values checked

@@ -4,9 +4,8 @@
 //! and bitsadmin end to end.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
-use crate::support::{content, read, Home, Run, Serve};
+use crate::support::{content, read, with_stdin, Home, Run, Serve};
 use bits_test_support::{Auth, TestServer};
 
 /// A directory holding the links `bits compat install --dir` made.
@@ -51,28 +50,14 @@ impl Installed {
 
     /// Runs a shell script with the installed names first on PATH.
     fn sh(&self, h: &Home, script: &str, stdin: &str) -> Run {
-        use std::io::Write;
         let path = format!(
             "{}:{}",
             self.dir.path().display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let mut child = h
-            .command_named("sh")
-            .args(["-euc", script])
-            .env("PATH", path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap().into()
+        let mut c = h.command_named("sh");
+        c.args(["-euc", script]).env("PATH", path);
+        with_stdin(c, stdin)
     }
 }
 

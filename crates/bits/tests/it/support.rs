@@ -130,22 +130,9 @@ impl Home {
 
     /// Runs `bits ARGS` with `input` on its standard input.
     pub fn bits_with_stdin(&self, args: &[&str], input: &str) -> Run {
-        use std::io::Write;
-        let mut child = self
-            .command()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap().into()
+        let mut c = self.command();
+        c.args(args);
+        with_stdin(c, input)
     }
 
     /// Every file under BITS_HOME, its path and bytes (the store, its WAL
@@ -375,6 +362,24 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `c` to the end with `input` on its standard input.
+pub fn with_stdin(mut c: Command, input: &str) -> Run {
+    use std::io::Write;
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap().into()
 }
 
 /// A small tmpfs mounted on a directory for the test's life (a disk that

@@ -142,6 +142,32 @@ fn setters_read_their_values() {
         }
     );
     assert_eq!(
+        action("/setnotifycmdline j NULL NULL"),
+        Action::Set {
+            job: "j".into(),
+            change: Change::NotifyCmdLine(String::new())
+        }
+    );
+    // The parameters' words reach the program as they are, never the shell.
+    let args = vec![
+        "/setnotifycmdline".to_string(),
+        "j".into(),
+        "/usr/bin/curl".into(),
+        "curl -d a=1&b=2 \"http://h/x y\"".into(),
+    ];
+    let Ok(Invocation {
+        action: Action::Set { change, .. },
+        ..
+    }) = parse(&args)
+    else {
+        panic!()
+    };
+    assert_eq!(
+        change,
+        Change::NotifyCmdLine("/usr/bin/curl -d 'a=1&b=2' 'http://h/x y'".into())
+    );
+    assert!(parse(&words("/monitor /refresh 1e-300")).is_err());
+    assert_eq!(
         action("/setcustomheaders j NULL"),
         Action::Set {
             job: "j".into(),

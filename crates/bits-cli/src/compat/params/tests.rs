@@ -85,6 +85,15 @@ fn arrays_take_comma_lists_across_tokens() {
     );
     assert_eq!(b.one("Priority"), Some("Low"));
     assert_eq!(split_array("'a', \"b\""), ["a", "b"]);
+    // Commas inside quotes stay in their item.
+    assert_eq!(
+        split_array("'Accept: text/html, application/xml',X-A: 1"),
+        ["Accept: text/html, application/xml", "X-A: 1"]
+    );
+    // Unnamed arrays join across the shell's words too.
+    let b = bind_text("http://h/a, http://h/b /tmp/").unwrap();
+    assert_eq!(b.many("Source").unwrap(), ["http://h/a", "http://h/b"]);
+    assert_eq!(b.one("Destination"), Some("/tmp/"));
 }
 
 #[test]
