@@ -803,6 +803,54 @@ async fn upload_continues_after_a_server_restart() {
     drop(dir);
 }
 
+/// Acknowledged bytes become durable in batches; a power cut that takes
+/// the bytes after the last batch is answered honestly: the restarted
+/// server names what it holds (416) and the client resends the rest.
+#[tokio::test]
+async fn acknowledged_bytes_a_power_cut_lost_are_asked_for_again() {
+    let server = Server::start(UploadConfig::default()).await;
+    let data = content(30_000);
+    let mut conn = server.connect().await;
+    let id = conn.create_session("/cut.bin").await;
+    for (first, last) in [(0usize, 10_000usize), (10_000, 20_000)] {
+        let reply = conn
+            .fragment("/cut.bin", &id, first as u64, 30_000, &data[first..last])
+            .await;
+        reply.assert_ack(200);
+        assert_eq!(reply.received(), last as u64);
+    }
+    drop(conn);
+    let root = server.root.clone();
+    let dir = server.stop().await;
+
+    // The power cut: every byte after the first fragment is gone.
+    let session_dir = std::fs::read_dir(root.join(".bits-sessions"))
+        .expect("store")
+        .next()
+        .expect("one session")
+        .expect("entry")
+        .path();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(session_dir.join("data"))
+        .expect("data")
+        .set_len(10_000)
+        .expect("cut");
+
+    let server = Server::start_at(&root, UploadConfig::default()).await;
+    let mut conn = server.connect().await;
+    let reply = conn
+        .fragment("/cut.bin", &id, 20_000, 30_000, &data[20_000..])
+        .await;
+    reply.assert_ack(416);
+    assert_eq!(reply.received(), 10_000);
+    conn.upload_from("/cut.bin", &id, &data, 10_000).await;
+    conn.close("/cut.bin", &id).await.assert_ack(200);
+    assert_eq!(std::fs::read(root.join("cut.bin")).expect("file"), data);
+    server.stop().await;
+    drop(dir);
+}
+
 /// Cancel-Session deletes the session and its data; nothing is left, a
 /// repeated Cancel is still 200, and the session is gone for Fragments.
 #[tokio::test]

@@ -46,8 +46,12 @@ type AckHook = Box<dyn FnMut(u64) + Send>;
 #[derive(Default)]
 struct Recorder {
     sessions: Vec<(UploadSession, FileValidator, u64)>,
+    /// Every acknowledgement reported, saved or only shown, in order.
     acks: Vec<u64>,
-    /// Runs on every acknowledgement (to cancel, or to touch the file).
+    /// Those only shown (saved later, at the checkpoint cadence).
+    shown_only: Vec<u64>,
+    /// Runs on every acknowledgement, saved or not (to cancel, or to touch
+    /// the file).
     on_ack: Option<AckHook>,
 }
 
@@ -68,6 +72,13 @@ impl UploadProgress for Recorder {
             hook(bytes);
         }
         Box::pin(std::future::ready(Ok(())))
+    }
+    fn moved(&mut self, bytes: u64) {
+        self.acks.push(bytes);
+        self.shown_only.push(bytes);
+        if let Some(hook) = self.on_ack.as_mut() {
+            hook(bytes);
+        }
     }
 }
 
@@ -657,7 +668,11 @@ async fn local_file_changed_during_upload_is_fatal() {
         .unwrap_err();
     assert_eq!(err.class(), Class::Fatal);
     assert_eq!(err.job_error().code, codes::BG_E_LOCAL_FILE_CHANGED);
-    assert_eq!(rec.acks, [0, FRAGMENT], "stops at the next fragment");
+    // Stops at the next fragment; the last acknowledgement, only shown so
+    // far, is saved as the call ends.
+    assert_eq!(rec.acks, [0, FRAGMENT, FRAGMENT]);
+    assert_eq!(rec.shown_only, [FRAGMENT]);
+    assert_eq!(state.acknowledged, FRAGMENT);
     assert!(err.made_progress());
     assert!(!root.path().join("e.bin").exists());
     server.stop().await;

@@ -247,6 +247,11 @@ impl UploadProgress for FileSink {
         })
     }
 
+    fn moved(&mut self, bytes: u64) {
+        self.received.store(bytes, Ordering::Relaxed);
+        self.publisher.progressed();
+    }
+
     fn acknowledged(&mut self, bytes: u64) -> Saved<'_> {
         Box::pin(async move {
             self.received.store(bytes, Ordering::Relaxed);

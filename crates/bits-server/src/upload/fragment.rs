@@ -13,10 +13,19 @@
 //!   Fragment page's rule), the rest written at `received..=last`.
 //!
 //! The data file is cut back to `received` before writing, so bytes of an
-//! earlier fragment that broke off half-way are never kept. After the body,
-//! the data is `fdatasync`ed and only then is the record's `received`
-//! raised (atomically, on disk): an Ack never promises bytes a crash could
-//! lose.
+//! earlier fragment that broke off half-way are never kept.
+//!
+//! Durability comes in batches: a fragment's bytes are acknowledged once
+//! written (the page cache holds them while the server runs), and every
+//! [`SYNC_BYTES`] or [`SYNC_INTERVAL`], and always with the last byte, the
+//! data is `fdatasync`ed and only then is the record's `received` raised on
+//! disk (atomically). A crash loses at most the bytes since the last
+//! batch, and loses them *honestly*: the restarted server knows only the
+//! durable count, answers the client's next Fragment with a 416 naming it,
+//! and the client (which still has the file) resends from there. The
+//! upload itself is never called complete, nor renamed into place, before
+//! every byte is durable. Four fsyncs per 4 MiB fragment had made uploads
+//! 1.66 x slower than a plain PUT.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -37,6 +46,13 @@ use super::store::{self, Record, DATA_FILE, REPLY_FILE};
 use super::{drain, target, Uploads, BODY_IDLE_TIMEOUT, DRAIN_LIMIT, SESSIONS_DIR};
 use crate::body::ResponseBody;
 use crate::server::State;
+
+/// Acknowledged bytes are made durable (data fsynced, record persisted)
+/// at least every this many bytes…
+pub(crate) const SYNC_BYTES: u64 = 64 * 1024 * 1024;
+
+/// …and at least this often.
+pub(crate) const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Received bytes are collected into writes of this size: large enough that
 /// a blocking-pool round trip per write costs nothing, small enough to keep
@@ -62,20 +78,28 @@ pub(crate) async fn fragment(
         return Failure::session_not_found().into_response(Some(session_id));
     };
     let mut record = guard.record.clone();
+    let mut durable = Durable {
+        received: guard.durable,
+        synced_at: guard.synced_at,
+    };
     let result = receive(
         up,
         state,
         parts,
         &session,
         &mut record,
+        &mut durable,
         body,
         range,
         content_name,
     )
     .await;
-    // Whatever was persisted is now the truth, success or not (`receive`
-    // only changes `record` after writing it to disk).
+    // Whatever was written is now the truth, success or not (`receive`
+    // only changes `record` after the bytes are written, `durable` after
+    // they are synced and persisted).
     guard.record = record;
+    guard.durable = durable.received;
+    guard.synced_at = durable.synced_at;
     match result {
         Ok(()) => {
             let record = &guard.record;
@@ -97,8 +121,16 @@ pub(crate) async fn fragment(
     }
 }
 
+/// What is durable of a session: the persisted `received`, and when it
+/// last caught up.
+struct Durable {
+    received: u64,
+    synced_at: std::time::Instant,
+}
+
 /// Checks a fragment against the session, takes its new bytes, and
-/// finishes the upload when complete. `record` is updated as the disk is.
+/// finishes the upload when complete. `record` is updated once the bytes
+/// are written, `durable` once they are synced and persisted.
 #[allow(clippy::too_many_arguments)] // one call site, all of them needed
 async fn receive(
     up: &Uploads,
@@ -106,6 +138,7 @@ async fn receive(
     parts: &Parts,
     session: &Session,
     record: &mut Record,
+    durable: &mut Durable,
     body: Incoming,
     range: FragmentRange,
     content_name: Option<String>,
@@ -130,8 +163,8 @@ async fn receive(
         return Err(Failure::gap(received));
     }
     let mut next = record.clone();
+    let data = session.dir.join(DATA_FILE);
     if range.last >= received {
-        let data = session.dir.join(DATA_FILE);
         write_body(&data, body, range, received).await?;
         next.received = range.last + 1;
     } else {
@@ -142,7 +175,35 @@ async fn receive(
         next.content_name = content_name;
     }
     next.modified_ms = store::now_ms();
-    persist(session, &next).await?;
+    // Unsynced bytes are synced in a batch (always with the last byte); a
+    // changed record alone is just persisted.
+    let behind = next.received > durable.received;
+    let batch = behind
+        && (next.all_received()
+            || next.received - durable.received >= SYNC_BYTES
+            || durable.synced_at.elapsed() >= SYNC_INTERVAL);
+    let changed = next.content_name != record.content_name || next.total != record.total;
+    if batch || changed {
+        let synced = match if behind {
+            sync_data(&data).await
+        } else {
+            Ok(())
+        } {
+            Ok(()) => persist(session, &next).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = synced {
+            // The bytes since the last batch may be gone (a failed fsync
+            // forgets them): take back their acknowledgement, so that the
+            // client is sent back to what is durable.
+            record.received = durable.received;
+            return Err(e);
+        }
+        if behind {
+            durable.received = next.received;
+            durable.synced_at = std::time::Instant::now();
+        }
+    }
     *record = next;
     if record.all_received() {
         finish(up, state, parts, session, record).await?;
@@ -151,7 +212,7 @@ async fn receive(
 }
 
 /// Writes the bytes of a fragment body that lie at or after `received`
-/// into `data` at their offsets, then fsyncs. Fails if the body is not
+/// into `data` at their offsets (unsynced). Fails if the body is not
 /// exactly the range's length.
 async fn write_body(
     data: &Path,
@@ -221,10 +282,18 @@ async fn write_body(
     if !buf.is_empty() {
         write_at(&file, buf, at).await.map_err(|e| writing(&e))?;
     }
-    blocking(move || file.sync_data())
+    Ok(())
+}
+
+/// `fdatasync`s the session's data file. An error means the bytes since
+/// the last batch may be gone: nothing more is made durable, and the
+/// fragment fails (the client sends it again).
+async fn sync_data(data: &Path) -> Result<(), Failure> {
+    let path = data.to_path_buf();
+    blocking(move || File::open(&path)?.sync_data())
         .await
         .and_then(|r| r)
-        .map_err(|e| writing(&e))
+        .map_err(|e| Failure::io("syncing an upload fragment", &e))
 }
 
 /// Writes `buf` at `at`; returns the emptied buffer and the next offset.

@@ -47,8 +47,16 @@ pub(crate) struct Session {
 /// What the session mutex guards.
 #[derive(Debug)]
 pub(crate) struct SessionState {
-    /// The persisted record (kept in sync with the `state` file).
+    /// The record as acknowledged. Its `received` may run ahead of the
+    /// `state` file's (see `durable`): acknowledged bytes are in the page
+    /// cache, made durable in batches.
     pub(crate) record: Record,
+    /// What the `state` file says was received: those bytes are fsynced.
+    /// After a crash the server restarts from here, answers the client's
+    /// next Fragment with a 416 naming it, and the client resends the rest.
+    pub(crate) durable: u64,
+    /// When `durable` last caught up with `record.received`.
+    pub(crate) synced_at: std::time::Instant,
     /// Set when the session was closed, cancelled or swept while a request
     /// was waiting for the lock; that request must then act as if the
     /// session did not exist.
@@ -96,6 +104,8 @@ impl Registry {
             id,
             dir,
             state: Arc::new(tokio::sync::Mutex::new(SessionState {
+                durable: record.received,
+                synced_at: std::time::Instant::now(),
                 record,
                 gone: false,
             })),

@@ -51,9 +51,15 @@ pub trait UploadProgress: Send {
         validator: &'a FileValidator,
         total: u64,
     ) -> Saved<'a>;
-    /// The server has acknowledged `bytes` (durable on the server): save as
-    /// the resume point.
+    /// The server has acknowledged `bytes`: save as the resume point.
+    /// Called at the engine's checkpoint cadence (and at the end, and when
+    /// the session changes), not for every fragment; see
+    /// [`UploadProgress::moved`].
     fn acknowledged(&mut self, bytes: u64) -> Saved<'_>;
+    /// The server has acknowledged `bytes`, not saved yet: for display.
+    fn moved(&mut self, bytes: u64) {
+        let _ = bytes;
+    }
 }
 
 /// A finished upload.

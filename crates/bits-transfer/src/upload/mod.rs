@@ -16,12 +16,17 @@
 //!    is a fatal `BG_E_LOCAL_FILE_CHANGED` (BITS' BG_E_FILE_CHANGED), as in
 //!    BITS: the server holds bytes of the old version, so the job cannot
 //!    honestly continue.
-//! 2. **Never resend what the server acknowledged.** The resume point is the
-//!    server's own `BITS-Received-Content-Range`, reported through
-//!    [`UploadProgress::acknowledged`] as soon as it arrives. After a cut
-//!    connection or a daemon restart the same session continues from there;
-//!    only a server that lost the session (BG_E_SESSION_NOT_FOUND) costs a
-//!    new session from byte 0.
+//! 2. **Resend as little as possible.** The resume point is the server's
+//!    own `BITS-Received-Content-Range`; it is saved through
+//!    [`UploadProgress::acknowledged`] at the engine's checkpoint cadence
+//!    (and at the end), shown through [`UploadProgress::moved`] in between.
+//!    After a cut connection the same session continues from the last Ack;
+//!    after a daemon restart from the saved point, whose first fragment the
+//!    server answers with what it holds, so at most one fragment goes
+//!    again. A server that lost bytes (a power cut before its batch was
+//!    synced) names what it holds and the rest is sent again; only a server
+//!    that lost the session (BG_E_SESSION_NOT_FOUND) costs a new session
+//!    from byte 0.
 //! 3. **Always end.** A server that does not speak BITS, refuses the upload
 //!    or breaks the protocol is a fatal error with a sentence that says so;
 //!    only network trouble, 5xx/408/429 and a reply not produced yet are

@@ -79,6 +79,7 @@ impl Engine {
             validator: FileValidator::default(),
             total: 0,
             gained: 0,
+            unsaved: None,
             pace: t.pace.clone(),
         };
         // Round trips to the server are measured while the upload runs; our
@@ -87,7 +88,17 @@ impl Engine {
             .pace
             .as_ref()
             .map(|p| p.probe(run.route.probe_url(&run.url)));
-        match run.run(&t).await {
+        let result = run.run(&t).await;
+        // Whatever ends the call (a cut, a cancellation, an error), the last
+        // acknowledgement is saved, so the next call resumes exactly there.
+        let result = match (result, run.unsaved.take()) {
+            (Err(e), Some(offset)) => match run.save_acknowledged(offset).await {
+                Ok(()) => Err(e),
+                Err(not_saved) => Err(not_saved),
+            },
+            (r, _) => r,
+        };
+        match result {
             Err(e) if run.gained > 0 && !matches!(e, TransferError::Cancelled) => {
                 Err(TransferError::AfterProgress {
                     acknowledged: run.gained,
@@ -161,6 +172,9 @@ pub(super) struct Run<'a> {
     total: u64,
     /// Bytes the server acknowledged during this call.
     gained: u64,
+    /// An acknowledged offset not saved yet (saved at the checkpoint
+    /// cadence, and when the call ends).
+    unsaved: Option<u64>,
     /// The background pace of the fragments, if any.
     pace: Option<Arc<Pacer>>,
 }
@@ -222,6 +236,8 @@ impl Run<'_> {
         // Whether the session came from an earlier call and no answer to a
         // fragment has been seen yet (see `fragment_answer`).
         let mut inherited = session.id.is_some();
+        // The resume point last saved, and when.
+        let mut saved = (offset, std::time::Instant::now());
         loop {
             if self.cancel.is_cancelled() {
                 return Err(TransferError::Cancelled);
@@ -241,6 +257,8 @@ impl Run<'_> {
                 self.save_session(&session).await?;
                 self.save_acknowledged(0).await?;
                 offset = 0;
+                saved = (0, std::time::Instant::now());
+                self.unsaved = None;
                 report = false;
                 inherited = false;
             }
@@ -336,7 +354,23 @@ impl Run<'_> {
             }
             if next != offset {
                 offset = next;
-                self.save_acknowledged(offset).await?;
+                // The resume point is saved at the checkpoint cadence, not
+                // per fragment (a database commit each). After a crash the
+                // first fragment from an older saved point is answered with
+                // what the server holds, so at most one fragment goes again.
+                let policy = self.engine.config.checkpoint;
+                let due = offset == self.total
+                    || offset < saved.0
+                    || offset - saved.0 >= policy.bytes
+                    || saved.1.elapsed() >= policy.interval;
+                if due {
+                    self.save_acknowledged(offset).await?;
+                    saved = (offset, std::time::Instant::now());
+                    self.unsaved = None;
+                } else {
+                    self.progress.moved(offset);
+                    self.unsaved = Some(offset);
+                }
             }
             if offset == self.total && last && self.reply_to.is_some() {
                 match Ack::parse(header_text(&answer.headers)) {
