@@ -179,6 +179,13 @@ pub(super) struct Run<'a> {
     pace: Option<Arc<Pacer>>,
 }
 
+/// A fragment being read ahead.
+struct ReadAhead {
+    at: u64,
+    len: u64,
+    read: tokio::task::JoinHandle<io::Result<(Vec<u8>, std::fs::Metadata)>>,
+}
+
 /// What a Fragment's answer means for the loop.
 enum Next {
     /// Continue from this offset (the server's BITS-Received-Content-Range).
@@ -238,6 +245,8 @@ impl Run<'_> {
         let mut inherited = session.id.is_some();
         // The resume point last saved, and when.
         let mut saved = (offset, std::time::Instant::now());
+        // The next fragment, read while the current one is sent.
+        let mut prefetched: Option<ReadAhead> = None;
         loop {
             if self.cancel.is_cancelled() {
                 return Err(TransferError::Cancelled);
@@ -279,7 +288,29 @@ impl Run<'_> {
             } else {
                 break;
             };
-            let data = self.read_fragment(&file, first, len).await?;
+            // The fragment read ahead while the previous one was on the
+            // wire, if it is the one wanted; otherwise read now.
+            let data = match prefetched.take() {
+                Some(ahead) if ahead.at == first && ahead.len == len => {
+                    self.finish_read(ahead.read).await?
+                }
+                other => {
+                    if let Some(ahead) = other {
+                        ahead.read.abort();
+                    }
+                    let read = self.start_read(&file, first, len);
+                    self.finish_read(read).await?
+                }
+            };
+            if first + len < self.total {
+                let at = first + len;
+                let len = fragment.min(self.total - at);
+                prefetched = Some(ReadAhead {
+                    at,
+                    len,
+                    read: self.start_read(&file, at, len),
+                });
+            }
             let target = session_target(&self.url, &session);
             let last = first + len == self.total;
             let packet = Request::Fragment {
@@ -575,29 +606,41 @@ impl Run<'_> {
         }
     }
 
-    /// Reads `[at, at + len)` of the local file on the blocking pool, then
-    /// checks (by path, so a replaced file counts too) that the file is still
-    /// the version being sent: a write before or during the read changes its
-    /// mtime or size.
-    async fn read_fragment(
-        &mut self,
+    /// Starts reading `[at, at + len)` of the local file on the blocking
+    /// pool, with the file's metadata right after (by path, so a replaced
+    /// file counts too); [`Run::finish_read`] checks them.
+    fn start_read(
+        &self,
         file: &Arc<File>,
         at: u64,
         len: u64,
-    ) -> Result<Bytes, TransferError> {
+    ) -> tokio::task::JoinHandle<io::Result<(Vec<u8>, std::fs::Metadata)>> {
         let f = Arc::clone(file);
         let path = self.local.to_path_buf();
         let owner = self.identity.clone();
         let len = usize::try_from(len).expect("a fragment fits in memory");
-        let read = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let mut buf = vec![0u8; len];
             f.read_exact_at(&mut buf, at)?;
             let meta = owner.run(|| std::fs::metadata(&path))?;
             Ok::<_, io::Error>((buf, meta))
-        });
+        })
+    }
+
+    /// The bytes of a read, once checked to be of the version being sent:
+    /// a write before or during the read changes the file's mtime or size.
+    /// The check comes after the read and before the bytes are sent.
+    async fn finish_read(
+        &mut self,
+        read: tokio::task::JoinHandle<io::Result<(Vec<u8>, std::fs::Metadata)>>,
+    ) -> Result<Bytes, TransferError> {
+        let abort = read.abort_handle();
         let result = tokio::select! {
             biased;
-            _ = self.cancel.cancelled() => return Err(TransferError::Cancelled),
+            _ = self.cancel.cancelled() => {
+                abort.abort();
+                return Err(TransferError::Cancelled);
+            }
             r = read => r.unwrap_or_else(|e| Err(join_error(e))),
         };
         match result {
