@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Upload speed: `bits start --type upload` (BITS Upload Protocol, 4 MiB
+# Upload speed: `bits start --type upload` (BITS Upload Protocol, 8 MiB
 # fragments, through bitsd) beside `curl -T` (one plain HTTP PUT) of the
 # same file to the same `bits serve --upload` on loopback. Medians of N
 # runs, sync and a pause between runs.

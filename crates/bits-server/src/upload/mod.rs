@@ -21,8 +21,9 @@
 //!   `BITS-Received-Content-Range`; one overlapping them only contributes its
 //!   new bytes; the total must not change; an upload over
 //!   [`UploadConfig::max_upload_size`] is 413 `BG_E_TOO_LARGE`. New bytes are
-//!   written, fsynced, then recorded; the Ack's `BITS-Received-Content-Range`
-//!   is the new offset. When the last byte arrives the upload is finished:
+//!   written and acknowledged (the Ack's `BITS-Received-Content-Range` is
+//!   the new offset), and made durable in batches (see `fragment`): synced,
+//!   then recorded, always before the last byte's Ack. When the last byte arrives the upload is finished:
 //!   with a notification configured the server application is told (and its
 //!   reply URL goes into this Ack's `BITS-Reply-URL`); then, unless the
 //!   application kept it, the file is renamed into place atomically. A
