@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bits_proto::{
-    Client, ErrorKind, JobObject, Paths, ProtoError, Request, Response, PROTOCOL_VERSION,
+    Client, ErrorKind, JobObject, Paths, ProtoError, RawJob, RawJobsAnswer, RawJobsPage, Request,
+    Response, PROTOCOL_VERSION,
 };
 
 use crate::failure::Failure;
@@ -223,6 +224,42 @@ impl Connection {
             job.file_list_next = page.file_list_next;
         }
         Ok(())
+    }
+
+    /// Lists jobs (`List`), page after page, as the daemon wrote them: for
+    /// passing them on without building each job object. Jobs whose file
+    /// list continues are filled in (and written again).
+    pub async fn raw_jobs(&mut self, req: &Request) -> anyhow::Result<Vec<RawJob>> {
+        let mut req = req.clone();
+        let mut all = Vec::new();
+        loop {
+            let answer: RawJobsAnswer = match self.client.call_as(&req).await {
+                Ok(answer) => answer,
+                Err(e) => return Err(self.lost(&e).into()),
+            };
+            let (jobs, next) = match answer.page() {
+                RawJobsPage::Jobs(jobs, next) => (jobs, next),
+                RawJobsPage::Error(e) => return Err(Failure::Daemon(e).into()),
+                RawJobsPage::Other(what) => {
+                    return Err(anyhow::anyhow!(
+                        "bitsd gave an unexpected answer to List: {what}"
+                    ))
+                }
+            };
+            all.extend(jobs);
+            match (&mut req, next) {
+                (Request::List { after, .. }, Some(cursor)) => *after = Some(cursor),
+                _ => break,
+            }
+        }
+        for raw in &mut all {
+            if raw.has_more_files() {
+                let mut job = raw.parse().context("bitsd sent an unreadable job object")?;
+                self.fill_files(&mut job).await?;
+                *raw = RawJob::new(&job)?;
+            }
+        }
+        Ok(all)
     }
 
     /// Lists jobs (`List`), page after page, with their file lists filled in

@@ -33,6 +33,23 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<String> {
     Ok(text)
 }
 
+/// A JSON array of job objects already serialized, one per line.
+pub fn json_lines(jobs: &[bits_proto::RawJob]) -> String {
+    if jobs.is_empty() {
+        return "[]\n".into();
+    }
+    let size: usize = jobs.iter().map(|j| j.json().len() + 4).sum();
+    let mut text = String::with_capacity(size + 4);
+    text.push_str("[\n");
+    for (i, job) in jobs.iter().enumerate() {
+        text.push_str("  ");
+        text.push_str(job.json());
+        text.push_str(if i + 1 < jobs.len() { ",\n" } else { "\n" });
+    }
+    text.push_str("]\n");
+    text
+}
+
 /// The job table's columns: BitsJob's table (the first five) and Progress.
 pub const HEADER: [&str; 6] = [
     "JobId",

@@ -59,12 +59,21 @@ impl Client {
         self.call_within(req, ANSWER_WAIT + extra).await
     }
 
+    /// Sends one request and reads its response as `T` (a [`Response`], or
+    /// a reader of one kind of answer such as [`crate::RawJobsAnswer`]).
+    pub async fn call_as<T: serde::de::DeserializeOwned>(
+        &mut self,
+        req: &Request,
+    ) -> Result<T, ProtoError> {
+        self.call_within(req, ANSWER_WAIT).await
+    }
+
     /// Sends one request and reads its response, waiting at most `limit`.
-    pub async fn call_within(
+    pub async fn call_within<T: serde::de::DeserializeOwned>(
         &mut self,
         req: &Request,
         limit: Duration,
-    ) -> Result<Response, ProtoError> {
+    ) -> Result<T, ProtoError> {
         let exchange = async {
             write_frame(&mut self.stream, req).await?;
             read_frame(&mut self.stream)

@@ -41,16 +41,18 @@ where
     W: AsyncWrite + Unpin,
     T: Serialize,
 {
-    let body = serde_json::to_vec(msg)?;
-    if body.len() > MAX_FRAME_LEN {
+    // The body is written after room for its length, which is filled in
+    // once known: one buffer, no copy of a body that may be megabytes.
+    let mut buf = vec![0u8; 4];
+    serde_json::to_writer(&mut buf, msg)?;
+    let len = buf.len() - 4;
+    if len > MAX_FRAME_LEN {
         return Err(ProtoError::FrameTooLarge {
-            len: body.len(),
+            len,
             max: MAX_FRAME_LEN,
         });
     }
-    let mut buf = Vec::with_capacity(4 + body.len());
-    buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    buf.extend_from_slice(&body);
+    buf[..4].copy_from_slice(&(len as u32).to_be_bytes());
     w.write_all(&buf).await?;
     w.flush().await?;
     Ok(())

@@ -16,11 +16,13 @@ pub mod client;
 pub mod codec;
 mod messages;
 pub mod paths;
+pub mod raw;
 
 pub use client::Client;
 pub use codec::ProtoError;
 pub use messages::*;
 pub use paths::Paths;
+pub use raw::{RawJob, RawJobsAnswer, RawJobsPage};
 
 /// The most files one job may hold (the daemon refuses more; the client
 /// stops reading a file list past it).

@@ -8,6 +8,18 @@ use crate::render;
 /// Runs `bits list`: the table, or a JSON array with `--json`.
 pub async fn run(args: ListArgs) -> anyhow::Result<()> {
     let mut conn = super::connect().await?;
+    if args.json {
+        // Passed on as the daemon wrote them, one job per line.
+        let jobs = conn
+            .raw_jobs(&Request::List {
+                all_users: args.all_users,
+                name: args.name,
+                summary: false,
+                after: None,
+            })
+            .await?;
+        return render::print(&render::json_lines(&jobs));
+    }
     let jobs = conn
         .jobs(&Request::List {
             all_users: args.all_users,

@@ -2,11 +2,11 @@
 //! page at a time so that no answer outgrows a frame.
 
 use crate::access::Caller;
-use crate::convert::{job_object, job_summary, json_len, REPLY_BUDGET};
+use crate::convert::{job_object, job_summary, REPLY_BUDGET};
 use crate::state::Shared;
 use crate::validate::bad;
 use bits_core::JobId;
-use bits_proto::{ApiError, ErrorKind, Response};
+use bits_proto::{ApiError, ErrorKind, RawJob, Response};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -62,7 +62,13 @@ pub fn handle(
         } else {
             job_object(e, 0, left)
         };
-        let len = json_len(&job) + 1;
+        // Serialized once: measured here, sent as it is.
+        let job = RawJob::new(&job).map_err(|e| ApiError {
+            kind: ErrorKind::Internal,
+            message: format!("cannot write a job object: {e}"),
+            code: None,
+        })?;
+        let len = job.json().len() + 1;
         if used + len > REPLY_BUDGET && !jobs.is_empty() {
             next = Some(cursor);
             break;
@@ -71,7 +77,7 @@ pub fn handle(
         jobs.push(job);
         cursor = format!("{}:{}", nanos(e.job.created), e.job.id);
     }
-    Ok(Response::Jobs { jobs, next })
+    Ok(Response::RawJobs { jobs, next })
 }
 
 fn nanos(t: SystemTime) -> u128 {
