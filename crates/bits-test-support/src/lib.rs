@@ -466,7 +466,8 @@ impl TestServer {
     }
 
     /// Like [`TestServer::put_file`] but the only validator is a Last-Modified of the moment
-    /// the file was put: weak (RFC 9110 §8.8.2.2) as long as it is within a second of `Date`.
+    /// the file was put, and the responses' `Date` is that same second: weak (RFC 9110
+    /// §8.8.2.2), since it is not a second older than `Date`.
     pub fn put_file_with_recent_date(&self, path: &str, content: Vec<u8>) {
         lock(&self.state).put(normalise(path), content, Validators::RecentDate);
     }
