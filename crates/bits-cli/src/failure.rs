@@ -101,6 +101,23 @@ impl Failure {
     }
 }
 
+/// Prints `err` for people on stderr (after `program: ` when given, in
+/// place of `error: `, as PowerShell names the cmdlet that failed) and
+/// returns its exit code.
+pub fn print_report(err: &anyhow::Error, program: Option<&str>) -> i32 {
+    let (code, message) = report(err);
+    if let Some(message) = message {
+        match program {
+            Some(name) => {
+                let message = message.strip_prefix("error: ").unwrap_or(&message);
+                eprintln!("{name}: {message}");
+            }
+            None => eprintln!("{message}"),
+        }
+    }
+    code
+}
+
 /// How `main` reports an error: the exit code, and the text for stderr
 /// (`None`: say nothing).
 pub fn report(err: &anyhow::Error) -> (i32, Option<String>) {

@@ -75,16 +75,7 @@ pub fn main() -> i32 {
         return compat::main(program, args[1..].to_vec());
     }
     if let Some((host, rest)) = remote::split_host(&args) {
-        return match remote::run(&host, &rest) {
-            Ok(code) => code,
-            Err(err) => {
-                let (code, message) = failure::report(&err);
-                if let Some(message) = message {
-                    eprintln!("{message}");
-                }
-                code
-            }
-        };
+        return remote::run(&host, &rest).unwrap_or_else(|err| failure::print_report(&err, None));
     }
     let cli = match Cli::try_parse_from(std::iter::once("bits".to_string()).chain(args)) {
         Ok(cli) => cli,
@@ -106,13 +97,7 @@ pub fn main() -> i32 {
     };
     match runtime.block_on(commands::run(cli.command)) {
         Ok(()) => failure::exit::OK,
-        Err(err) => {
-            let (code, message) = failure::report(&err);
-            if let Some(message) = message {
-                eprintln!("{message}");
-            }
-            code
-        }
+        Err(err) => failure::print_report(&err, None),
     }
 }
 

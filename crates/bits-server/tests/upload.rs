@@ -27,6 +27,16 @@ const E_ACCESSDENIED: &str = "0x80070005";
 const ERROR_FILE_EXISTS: &str = "0x80070050";
 
 /// Test content: not a repeating pattern of any fragment size used here.
+/// The directory of the one upload session stored under `root`.
+fn only_session_dir(root: &Path) -> PathBuf {
+    std::fs::read_dir(root.join(".bits-sessions"))
+        .expect("store")
+        .next()
+        .expect("one session")
+        .expect("entry")
+        .path()
+}
+
 fn content(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
 }
@@ -771,12 +781,7 @@ async fn upload_continues_after_a_server_restart() {
     let dir = server.stop().await;
 
     // As if a fragment had been half written when the power went.
-    let session_dir = std::fs::read_dir(root.join(".bits-sessions"))
-        .expect("store")
-        .next()
-        .expect("one session")
-        .expect("entry")
-        .path();
+    let session_dir = only_session_dir(&root);
     let mut garbage = std::fs::OpenOptions::new()
         .append(true)
         .open(session_dir.join("data"))
@@ -824,12 +829,7 @@ async fn acknowledged_bytes_a_power_cut_lost_are_asked_for_again() {
     let dir = server.stop().await;
 
     // The power cut: every byte after the first fragment is gone.
-    let session_dir = std::fs::read_dir(root.join(".bits-sessions"))
-        .expect("store")
-        .next()
-        .expect("one session")
-        .expect("entry")
-        .path();
+    let session_dir = only_session_dir(&root);
     std::fs::OpenOptions::new()
         .write(true)
         .open(session_dir.join("data"))

@@ -48,8 +48,6 @@ struct Recorder {
     sessions: Vec<(UploadSession, FileValidator, u64)>,
     /// Every acknowledgement reported, saved or only shown, in order.
     acks: Vec<u64>,
-    /// Those only shown (saved later, at the checkpoint cadence).
-    shown_only: Vec<u64>,
     /// Runs on every acknowledgement, saved or not (to cancel, or to touch
     /// the file).
     on_ack: Option<AckHook>,
@@ -75,7 +73,6 @@ impl UploadProgress for Recorder {
     }
     fn moved(&mut self, bytes: u64) {
         self.acks.push(bytes);
-        self.shown_only.push(bytes);
         if let Some(hook) = self.on_ack.as_mut() {
             hook(bytes);
         }

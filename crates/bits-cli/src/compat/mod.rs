@@ -79,19 +79,8 @@ pub fn main(program: Program, args: Vec<String>) -> i32 {
         Program::Cmdlet(cmdlet) => runtime.block_on(powershell::run(cmdlet, args)),
         Program::Bitsadmin => runtime.block_on(bitsadmin::run(args)),
     };
-    match result {
-        Ok(code) => code,
-        Err(err) => {
-            let (code, message) = crate::failure::report(&err);
-            if let Some(message) = message {
-                // "Start-BitsTransfer: …", as PowerShell names the cmdlet
-                // that failed.
-                let message = message.strip_prefix("error: ").unwrap_or(&message);
-                eprintln!("{name}: {message}");
-            }
-            code
-        }
-    }
+    // "Start-BitsTransfer: …", as PowerShell names the cmdlet that failed.
+    result.unwrap_or_else(|err| crate::failure::print_report(&err, Some(name)))
 }
 
 #[cfg(test)]

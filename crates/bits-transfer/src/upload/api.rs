@@ -57,9 +57,7 @@ pub trait UploadProgress: Send {
     /// [`UploadProgress::moved`].
     fn acknowledged(&mut self, bytes: u64) -> Saved<'_>;
     /// The server has acknowledged `bytes`, not saved yet: for display.
-    fn moved(&mut self, bytes: u64) {
-        let _ = bytes;
-    }
+    fn moved(&mut self, _bytes: u64) {}
 }
 
 /// A finished upload.

@@ -4,6 +4,18 @@ fn words(text: &str) -> Vec<String> {
     text.split_whitespace().map(String::from).collect()
 }
 
+/// What `/setnotifycmdline j PROGRAM PARAMS` sets (PARAMS holds blanks).
+fn notify_change(program: &str, params: &str) -> Change {
+    let args = ["/setnotifycmdline", "j", program, params].map(String::from);
+    match parse(&args) {
+        Ok(Invocation {
+            action: Action::Set { change, .. },
+            ..
+        }) => change,
+        other => panic!("{other:?}"),
+    }
+}
+
 fn action(text: &str) -> Action {
     parse(&words(text)).unwrap().action
 }
@@ -117,21 +129,8 @@ fn setters_read_their_values() {
             password: "s3cret".into()
         }
     );
-    let args = vec![
-        "/setnotifycmdline".to_string(),
-        "j".into(),
-        "/usr/bin/logger".into(),
-        "logger -t bits done".into(),
-    ];
-    let Ok(Invocation {
-        action: Action::Set { change, .. },
-        ..
-    }) = parse(&args)
-    else {
-        panic!()
-    };
     assert_eq!(
-        change,
+        notify_change("/usr/bin/logger", "logger -t bits done"),
         Change::NotifyCmdLine("/usr/bin/logger -t bits done".into())
     );
     assert_eq!(
@@ -149,21 +148,8 @@ fn setters_read_their_values() {
         }
     );
     // The parameters' words reach the program as they are, never the shell.
-    let args = vec![
-        "/setnotifycmdline".to_string(),
-        "j".into(),
-        "/usr/bin/curl".into(),
-        "curl -d a=1&b=2 \"http://h/x y\"".into(),
-    ];
-    let Ok(Invocation {
-        action: Action::Set { change, .. },
-        ..
-    }) = parse(&args)
-    else {
-        panic!()
-    };
     assert_eq!(
-        change,
+        notify_change("/usr/bin/curl", "curl -d a=1&b=2 \"http://h/x y\""),
         Change::NotifyCmdLine("/usr/bin/curl -d 'a=1&b=2' 'http://h/x y'".into())
     );
     assert!(parse(&words("/monitor /refresh 1e-300")).is_err());
