@@ -369,6 +369,21 @@ pub struct UploadSession {
     pub reply_url: Option<String>,
 }
 
+impl UploadSession {
+    /// No session (a download, or an upload not yet started).
+    pub const NONE: UploadSession = UploadSession {
+        id: None,
+        host_id: None,
+        host_fallback_at: None,
+        reply_url: None,
+    };
+
+    /// As a file keeps it: nothing for no session.
+    pub fn boxed(self) -> Option<Box<UploadSession>> {
+        (self != UploadSession::NONE).then(|| Box::new(self))
+    }
+}
+
 /// One file of a job: where it comes from, where it goes, how far it got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobFile {
@@ -376,7 +391,9 @@ pub struct JobFile {
     /// holds credentials: a URL's userinfo is moved to `credential`.
     pub remote: String,
     /// The credentials for `remote`'s server, if its URL carried any.
-    pub credential: Option<Credential>,
+    /// Boxed, as the rare fields of a file are: a job may queue 100,000
+    /// files, and every byte of this struct is paid for each.
+    pub credential: Option<Box<Credential>>,
     /// LocalName: the absolute path the file gets when the job is completed.
     pub local: PathBuf,
     /// Where the bytes are written until the job is completed.
@@ -392,8 +409,9 @@ pub struct JobFile {
     /// The version of the remote file the bytes belong to (for uploads: of
     /// the local file being sent).
     pub validator: FileValidator,
-    /// Uploads: the server session. Always default for downloads.
-    pub upload: UploadSession,
+    /// Uploads: the server session, once there is one (read it with
+    /// [`JobFile::upload_session`]). Always `None` for downloads.
+    pub upload: Option<Box<UploadSession>>,
     /// Downloads over several connections: the ranges not yet on disk,
     /// sorted. Empty when the file is written front to back, and then
     /// `bytes_transferred` is where it continues.
@@ -423,10 +441,15 @@ impl JobFile {
             bytes_transferred: 0,
             complete: false,
             validator: FileValidator::default(),
-            upload: UploadSession::default(),
+            upload: None,
             missing: Vec::new(),
             temp_id: None,
         }
+    }
+
+    /// The upload session, [`UploadSession::NONE`] when there is none.
+    pub fn upload_session(&self) -> &UploadSession {
+        self.upload.as_deref().unwrap_or(&UploadSession::NONE)
     }
 }
 

@@ -18,9 +18,11 @@
 mod access;
 mod clock;
 mod convert;
+mod counters;
 mod fsops;
 mod ipc;
 mod lifecycle;
+mod memory;
 mod network;
 mod notify;
 mod runner;

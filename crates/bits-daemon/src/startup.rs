@@ -222,6 +222,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     let mut store = Store::open(&paths.database())?;
     let view = restore(&mut store)?;
+    // Reading the store parsed every row into temporaries.
+    crate::memory::give_back();
     let policy = store.load_policy()?;
     let engine = Engine::new(config.engine.clone()).context("cannot start the transfer engine")?;
     // The thread ends when the last handle goes; every save a transfer

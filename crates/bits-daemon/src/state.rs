@@ -36,7 +36,7 @@ pub struct Entry {
     pub job: Job,
     /// Per file: bytes a running transfer has received (durable or not),
     /// 0 when none runs; shown when above the durable count.
-    pub received: Vec<Arc<AtomicU64>>,
+    pub received: crate::counters::Counters,
     /// The revision of the job's last change (for Watch).
     pub revision: Arc<AtomicU64>,
     /// When a running transfer last made progress, in ms since the epoch
@@ -50,11 +50,7 @@ pub struct Entry {
 impl Entry {
     /// A job the daemon has just created or loaded.
     pub fn new(job: Job) -> Entry {
-        let received = job
-            .files
-            .iter()
-            .map(|_| Arc::new(AtomicU64::new(0)))
-            .collect();
+        let received = crate::counters::Counters::new(job.files.len());
         Entry {
             received,
             revision: Arc::new(AtomicU64::new(0)),
@@ -71,10 +67,7 @@ impl Entry {
     /// runs, else the durable one.
     pub fn shown_bytes(&self, index: usize) -> u64 {
         let durable = self.job.files.get(index).map_or(0, |f| f.bytes_transferred);
-        let received = self
-            .received
-            .get(index)
-            .map_or(0, |r| r.load(Ordering::Relaxed));
+        let received = self.received.load(index);
         durable.max(received)
     }
 

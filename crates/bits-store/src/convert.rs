@@ -255,10 +255,10 @@ fn file_values(id: JobId, index: usize, f: &JobFile) -> Vec<Value> {
         opt_text(&f.validator.etag),
         opt_text(&f.validator.last_modified),
         opt_int(f.validator.size.map(|b| b as i64)),
-        opt_text(&f.upload.id),
-        opt_text(&f.upload.host_id),
-        opt_int(f.upload.host_fallback_at.map(ms)),
-        opt_text(&f.upload.reply_url),
+        opt_text(&f.upload_session().id),
+        opt_text(&f.upload_session().host_id),
+        opt_int(f.upload_session().host_fallback_at.map(ms)),
+        opt_text(&f.upload_session().reply_url),
         if f.missing.is_empty() {
             Value::Null
         } else {
@@ -309,7 +309,7 @@ pub(crate) fn insert_file_row(
     );
     let mut values = file_values(id, index, f);
     let [user, password, _] =
-        credential_values(f.credential.as_ref(), sealer, &file_context(id, index));
+        credential_values(f.credential.as_deref(), sealer, &file_context(id, index));
     values.extend([user, password]);
     conn.prepare_cached(&sql)
         .and_then(|mut st| st.execute(params_from_iter(values)))
@@ -570,10 +570,12 @@ pub(crate) fn load_all(conn: &Connection, sealer: &Sealer) -> Result<Vec<Job>, S
         ) {
             (Some(user), password) => {
                 open_password(sealer, password, &file_context(&job_id, index_in_job)).map(
-                    |password| Credential {
-                        user,
-                        password,
-                        scheme: None,
+                    |password| {
+                        Box::new(Credential {
+                            user,
+                            password,
+                            scheme: None,
+                        })
                     },
                 )
             }
@@ -598,7 +600,8 @@ pub(crate) fn load_all(conn: &Connection, sealer: &Sealer) -> Result<Vec<Job>, S
                 host_id: row.get(12).map_err(r)?,
                 host_fallback_at: row.get::<_, Option<i64>>(13).map_err(r)?.map(time),
                 reply_url: row.get(14).map_err(r)?,
-            },
+            }
+            .boxed(),
             missing: match row.get::<_, Option<String>>(15).map_err(r)? {
                 None => Vec::new(),
                 Some(text) => {
@@ -608,6 +611,11 @@ pub(crate) fn load_all(conn: &Connection, sealer: &Sealer) -> Result<Vec<Job>, S
             temp_id,
         };
         jobs[ji].files.push(file);
+    }
+    // Pushing doubles a job's capacity as it goes: up to half as many slots
+    // again as files, each the size of a file, for the daemon's lifetime.
+    for job in &mut jobs {
+        job.files.shrink_to_fit();
     }
     Ok(jobs)
 }

@@ -60,10 +60,12 @@ fn jobs_survive_reopening_identically() {
                 end: 10_000,
             },
         ];
-        job.files[1].upload.id = Some("{0f1e2d3c-0000-4000-8000-000000000001}".into());
-        job.files[1].upload.host_id = Some("node7.example".into());
-        job.files[1].upload.host_fallback_at = Some(now + Duration::from_secs(86_400));
-        job.files[1].upload.reply_url = Some("/replies/1".into());
+        job.files[1].upload = Some(Box::new(bits_core::UploadSession {
+            id: Some("{0f1e2d3c-0000-4000-8000-000000000001}".into()),
+            host_id: Some("node7.example".into()),
+            host_fallback_at: Some(now + Duration::from_secs(86_400)),
+            reply_url: Some("/replies/1".into()),
+        }));
         store.save_file(job.id, 1, &job.files[1]).unwrap();
         store.save_file(job.id, 0, &job.files[0]).unwrap();
     }
@@ -127,7 +129,7 @@ fn version_1_database_is_migrated() {
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].props.display_name, "old");
     assert_eq!(jobs[0].files[0].bytes_transferred, 4);
-    assert_eq!(jobs[0].files[0].upload, bits_core::UploadSession::default());
+    assert_eq!(jobs[0].files[0].upload, None);
     assert_eq!(jobs[0].props.connections, 1);
     assert!(jobs[0].files[0].missing.is_empty());
     // Dates stored before strength was recorded count as weak; no temporary
@@ -150,11 +152,11 @@ fn identity_strength_and_credentials_round_trip() {
         dev: u64::MAX - 3,
         ino: 1 << 40,
     });
-    job.files[0].credential = Some(bits_core::Credential {
+    job.files[0].credential = Some(Box::new(bits_core::Credential {
         user: "DOMAIN\\alice".into(),
         password: bits_core::Secret::new("s3cret"),
         scheme: None,
-    });
+    }));
     job.server_credential = Some(bits_core::Credential {
         user: "bob".into(),
         password: bits_core::Secret::new("j0bpw"),
@@ -221,11 +223,11 @@ fn passwords_left_in_the_clear_are_sealed_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jobs.sqlite3");
     let mut job = sample(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
-    job.files[0].credential = Some(bits_core::Credential {
+    job.files[0].credential = Some(Box::new(bits_core::Credential {
         user: "alice".into(),
         password: bits_core::Secret::new("oldfilepw"),
         scheme: None,
-    });
+    }));
     job.server_credential = Some(bits_core::Credential {
         user: "bob".into(),
         password: bits_core::Secret::new("oldjobpw"),

@@ -139,6 +139,8 @@ async fn serve_client(
     uid: u32,
 ) -> Result<(), ProtoError> {
     let mut greeted = false;
+    // Whether the request just answered moved many files (see `memory`).
+    let mut big = false;
     loop {
         let wait = if greeted { IDLE_WAIT } else { HELLO_WAIT };
         let req = tokio::select! {
@@ -182,6 +184,12 @@ async fn serve_client(
                 code: None,
             }),
             req => {
+                let files = match &req {
+                    Request::Create(c) => c.files.len(),
+                    Request::AddFiles { files, .. } => files.len(),
+                    _ => 0,
+                };
+                big = files >= crate::memory::MANY_FILES;
                 // The request's kind only: its URLs may carry credentials.
                 tracing::debug!(request = req.kind(), uid, "request");
                 // Users take turns in the system daemon; a Watch mostly
@@ -197,6 +205,10 @@ async fn serve_client(
             }
         };
         send(stream, &response).await?;
+        drop(response);
+        if std::mem::take(&mut big) {
+            crate::memory::give_back();
+        }
         clients.busy(me, false);
     }
 }

@@ -349,10 +349,11 @@ impl Manager {
         }
         let id = job.id;
         let queued = job.state() == JobState::Queued;
-        let saved = job.clone();
-        self.shared
+        // Lent to the store and handed back: no copy of every file.
+        let job = self
+            .shared
             .store
-            .call(move |s| s.insert_job(&saved))
+            .call(move |s| s.insert_job(&job).map(|()| job))
             .await
             .map_err(store_failed)?;
         tracing::info!(job = %id, files = job.files.len(), state = %job.state(), "job created");
@@ -394,11 +395,7 @@ impl Manager {
         let mut view = self.shared.write();
         if let Some(e) = view.jobs.get_mut(&id) {
             e.job.set_row(row);
-            e.received.extend(
-                files
-                    .iter()
-                    .map(|_| Arc::new(std::sync::atomic::AtomicU64::new(0))),
-            );
+            e.received.extend(files.len());
             e.job.files.extend(files);
             self.shared.bump(&e.revision);
         }
@@ -658,9 +655,7 @@ impl Manager {
     /// Once no transfer runs for the job, what it shows is what is durable.
     fn reset_received(&self, id: JobId) {
         if let Some(e) = self.shared.read().jobs.get(&id) {
-            for r in &e.received {
-                r.store(0, std::sync::atomic::Ordering::Relaxed);
-            }
+            e.received.reset();
         }
     }
 

@@ -137,14 +137,14 @@ impl Manager {
             };
             for f in files
                 .iter()
-                .filter(|f| f.upload.id.is_some() && !f.complete)
+                .filter(|f| f.upload_session().id.is_some() && !f.complete)
             {
-                let credential = f.credential.as_ref().or(credential.as_ref());
+                let credential = f.credential.as_deref().or(credential.as_ref());
                 let route = bits_transfer::Connection {
                     props: &connection,
                     proxy_credential: proxy_credential.as_ref(),
                 };
-                let cancel = engine.cancel_upload(&f.remote, credential, route, &f.upload, &owner);
+                let cancel = engine.cancel_upload(&f.remote, credential, route, f.upload_session(), &owner);
                 match tokio::time::timeout(CANCEL_SESSION_WAIT, cancel).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => tracing::warn!(job = %id, cause = %e, "Cancel-Session failed"),

@@ -21,7 +21,6 @@ use bits_transfer::{
     Class, FileState, FileTransfer, Identity, Pacer, TransferError, UploadTransfer,
 };
 use sink::{Connected, FileSink, Publisher};
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -82,7 +81,7 @@ struct NextFile {
     /// How the job reaches its servers, and its proxy credential.
     connection: Arc<bits_core::ConnectionProps>,
     proxy_credential: Option<bits_core::Credential>,
-    received: Arc<AtomicU64>,
+    received: crate::counters::Counter,
 }
 
 /// A file that has been moved (not yet durable, for a download).
@@ -368,7 +367,7 @@ async fn move_file(
                     proxy_credential: next.proxy_credential.as_ref(),
                 },
                 validator: &f.validator,
-                session: &f.upload,
+                session: f.upload_session(),
                 acknowledged: f.bytes_transferred,
                 reply_to: (next.job_type == JobType::UploadReply).then_some(f.temp.as_path()),
                 pace,
@@ -400,11 +399,12 @@ fn next_file(shared: &Shared, id: JobId, from: usize) -> Option<NextFile> {
         connections: e.job.props.connections,
         credential: e.job.files[index]
             .credential
-            .clone()
-            .or_else(|| e.job.server_credential.clone()),
+            .as_deref()
+            .or(e.job.server_credential.as_ref())
+            .cloned(),
         connection: Arc::new(e.job.props.connection.clone()),
         proxy_credential: e.job.proxy_credential.clone(),
         file: e.job.files[index].clone(),
-        received: e.received.get(index)?.clone(),
+        received: e.received.get(index)?,
     })
 }

@@ -99,7 +99,7 @@ pub(super) struct FileSink {
     /// any resume point holds it: shown, and kept by the checkpoints that
     /// follow (which announce none).
     announced_total: Option<u64>,
-    received: Arc<AtomicU64>,
+    received: crate::counters::Counter,
     publisher: Arc<Publisher>,
     connected: Arc<Connected>,
 }
@@ -110,11 +110,11 @@ impl FileSink {
         id: JobId,
         index: usize,
         saved: JobFile,
-        received: Arc<AtomicU64>,
+        received: crate::counters::Counter,
         publisher: Arc<Publisher>,
         connected: Arc<Connected>,
     ) -> FileSink {
-        received.store(saved.bytes_transferred, Ordering::Relaxed);
+        received.store(saved.bytes_transferred);
         FileSink {
             shared,
             id,
@@ -190,7 +190,7 @@ impl Progress for FileSink {
     fn begin<'a>(&'a mut self, state: &'a FileState, total: Option<u64>) -> Saved<'a> {
         Box::pin(async move {
             self.connected.tell();
-            self.received.store(state.bytes, Ordering::Relaxed);
+            self.received.store(state.bytes);
             // A new version's size replaces any earlier one's.
             self.announced_total = total;
             let file = self.with_state(state, total);
@@ -214,7 +214,7 @@ impl Progress for FileSink {
     }
 
     fn progress(&mut self, bytes: u64) {
-        self.received.store(bytes, Ordering::Relaxed);
+        self.received.store(bytes);
         self.publisher.progressed();
     }
 
@@ -236,7 +236,7 @@ impl UploadProgress for FileSink {
         Box::pin(async move {
             self.connected.tell();
             let file = JobFile {
-                upload: session.clone(),
+                upload: session.clone().boxed(),
                 validator: validator.clone(),
                 bytes_total: Some(total),
                 ..self.saved.clone()
@@ -248,13 +248,13 @@ impl UploadProgress for FileSink {
     }
 
     fn moved(&mut self, bytes: u64) {
-        self.received.store(bytes, Ordering::Relaxed);
+        self.received.store(bytes);
         self.publisher.progressed();
     }
 
     fn acknowledged(&mut self, bytes: u64) -> Saved<'_> {
         Box::pin(async move {
-            self.received.store(bytes, Ordering::Relaxed);
+            self.received.store(bytes);
             let file = JobFile {
                 bytes_transferred: bytes,
                 ..self.saved.clone()

@@ -189,7 +189,6 @@ pub fn files(
     if job_type != JobType::Download {
         return upload_files(id, job_type, specs, existing);
     }
-    let mut seen: HashSet<PathBuf> = existing.iter().map(|f| f.local.clone()).collect();
     let mut out = Vec::with_capacity(specs.len());
     let mut dirs = HashSet::new();
     for spec in specs {
@@ -197,15 +196,18 @@ pub fn files(
         let (url, credential) = bits_transfer::split_credential(&spec.remote);
         let remote = remote(&url)?;
         let local = local(&spec.local, &mut dirs)?;
-        if !seen.insert(local.clone()) {
-            return Err(bad(format!(
-                "destination '{}' is used by two files of the job",
-                local.display()
-            )));
-        }
         let mut file = JobFile::new(remote, local, id);
-        file.credential = credential;
+        file.credential = credential.map(Box::new);
         out.push(file);
+    }
+    // Borrowed paths: a job may bring 100,000 files, and a copy of each
+    // path, freed right after, would only fragment the daemon's heap.
+    let mut seen: HashSet<&Path> = existing.iter().map(|f| f.local.as_path()).collect();
+    if let Some(twice) = out.iter().find(|f| !seen.insert(&f.local)) {
+        return Err(bad(format!(
+            "destination '{}' is used by two files of the job",
+            twice.local.display()
+        )));
     }
     Ok(out)
 }
@@ -280,7 +282,7 @@ fn upload_files(
             }
         };
         let mut file = JobFile::new(spec.remote.clone(), path.to_path_buf(), id);
-        file.credential = credential;
+        file.credential = credential.map(Box::new);
         // Known from the start (an upload that failed before its session
         // showed `0 B / ?`); the upload checks it again when it begins.
         file.bytes_total = Some(size);
