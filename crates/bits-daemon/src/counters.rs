@@ -57,21 +57,29 @@ impl Counters {
 
     /// File `index`'s counter, to hand to its transfer.
     pub fn get(&self, index: usize) -> Option<Counter> {
+        let (block, slot) = self.find(index)?;
+        Some(Counter {
+            block: block.clone(),
+            slot,
+        })
+    }
+
+    /// File `index`'s count (0 for a file without a counter). Read for
+    /// every file by every `list`: no reference count is touched.
+    pub fn load(&self, index: usize) -> u64 {
+        self.find(index)
+            .map_or(0, |(block, slot)| block[slot].load(Ordering::Relaxed))
+    }
+
+    /// The block holding file `index`, and its slot there.
+    fn find(&self, index: usize) -> Option<(&Arc<[AtomicU64]>, usize)> {
         if index >= self.len {
             return None;
         }
         // The last block starting at or before `index`.
         let b = self.blocks.partition_point(|(start, _)| *start <= index) - 1;
         let (start, block) = &self.blocks[b];
-        Some(Counter {
-            block: block.clone(),
-            slot: index - start,
-        })
-    }
-
-    /// File `index`'s count (0 for a file without a counter).
-    pub fn load(&self, index: usize) -> u64 {
-        self.get(index).map_or(0, |c| c.load())
+        Some((block, index - start))
     }
 
     /// Every count back to 0: no transfer runs.
@@ -88,11 +96,6 @@ impl Counter {
     /// Sets the count.
     pub fn store(&self, bytes: u64) {
         self.block[self.slot].store(bytes, Ordering::Relaxed);
-    }
-
-    /// The count.
-    pub fn load(&self) -> u64 {
-        self.block[self.slot].load(Ordering::Relaxed)
     }
 }
 

@@ -17,6 +17,12 @@ pub struct RawJob(Box<RawValue>);
 impl RawJob {
     /// Serializes `job`.
     pub fn new(job: &JobObject) -> serde_json::Result<RawJob> {
+        RawJob::of(job)
+    }
+
+    /// Serializes anything written as a job object (the daemon writes its
+    /// own from borrowed data, checked against [`JobObject`]'s).
+    pub fn of<T: Serialize + ?Sized>(job: &T) -> serde_json::Result<RawJob> {
         serde_json::value::to_raw_value(job).map(RawJob)
     }
 

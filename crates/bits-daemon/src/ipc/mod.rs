@@ -15,7 +15,7 @@ mod resolve;
 use crate::lifecycle::Handle;
 use crate::state::Shared;
 use bits_core::InvalidTransition;
-use bits_proto::codec::{read_frame, write_frame, ProtoError};
+use bits_proto::codec::{read_frame, write_frame_sized, ProtoError};
 use bits_proto::{ApiError, ErrorKind, Request, Response, PROTOCOL_VERSION};
 use clients::{Admission, Clients};
 use std::sync::Arc;
@@ -215,7 +215,14 @@ async fn serve_client(
 
 /// Writes an answer, giving up on a client that does not read it.
 async fn send(stream: &mut UnixStream, response: &Response) -> Result<(), ProtoError> {
-    tokio::time::timeout(WRITE_WAIT, write_frame(stream, response))
+    // A page of jobs is already text: its size is known.
+    let size = match response {
+        Response::RawJobs { jobs, .. } => {
+            jobs.iter().map(|j| j.json().len() + 1).sum::<usize>() + 256
+        }
+        _ => 0,
+    };
+    tokio::time::timeout(WRITE_WAIT, write_frame_sized(stream, response, size))
         .await
         .unwrap_or(Err(ProtoError::TimedOut {
             secs: WRITE_WAIT.as_secs(),

@@ -2,7 +2,7 @@
 //! page at a time so that no answer outgrows a frame.
 
 use crate::access::Caller;
-use crate::convert::{job_object, job_summary, REPLY_BUDGET};
+use crate::convert::{job_object, JobJson, REPLY_BUDGET};
 use crate::state::Shared;
 use crate::validate::bad;
 use bits_core::JobId;
@@ -57,17 +57,18 @@ pub fn handle(
     let mut cursor = String::new();
     for e in &entries[start..] {
         let left = REPLY_BUDGET.saturating_sub(used);
+        // Serialized once: measured here, sent as it is. A job of a few
+        // files is written whole and measured after (its files cannot
+        // outgrow a page: FILES_WHOLE URLs and paths of at most a few
+        // kilobytes each); a larger one is measured file by file and its
+        // list paged (see `job_object`).
         let job = if summary {
-            job_summary(e)
+            raw(&JobJson::summary(e))?
+        } else if e.job.files.len() <= FILES_WHOLE {
+            raw(&JobJson::whole(e))?
         } else {
-            job_object(e, 0, left)
+            raw(&job_object(e, 0, left))?
         };
-        // Serialized once: measured here, sent as it is.
-        let job = RawJob::new(&job).map_err(|e| ApiError {
-            kind: ErrorKind::Internal,
-            message: format!("cannot write a job object: {e}"),
-            code: None,
-        })?;
         let len = job.json().len() + 1;
         if used + len > REPLY_BUDGET && !jobs.is_empty() {
             next = Some(cursor);
@@ -78,6 +79,17 @@ pub fn handle(
         cursor = format!("{}:{}", nanos(e.job.created), e.job.id);
     }
     Ok(Response::RawJobs { jobs, next })
+}
+
+/// Files of a job above which its object is measured file by file.
+const FILES_WHOLE: usize = 64;
+
+fn raw<T: serde::Serialize>(object: &T) -> Result<RawJob, ApiError> {
+    RawJob::of(object).map_err(|e| ApiError {
+        kind: ErrorKind::Internal,
+        message: format!("cannot write a job object: {e}"),
+        code: None,
+    })
 }
 
 fn nanos(t: SystemTime) -> u128 {

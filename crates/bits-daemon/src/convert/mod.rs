@@ -6,6 +6,10 @@
 //! object says where the rest begins (`FileListNext`); the client fills the
 //! list in before showing it.
 
+mod json;
+
+pub use json::JobJson;
+
 use crate::state::Entry;
 use bits_proto::{FileObject, JobObject};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -51,14 +55,7 @@ pub fn job_object(entry: &Entry, from: usize, budget: usize) -> JobObject {
     let mut job = object(entry);
     let mut used = json_len(&job);
     for (index, f) in entry.job.files.iter().enumerate().skip(from) {
-        let file = FileObject {
-            remote_name: f.remote.clone(),
-            local_name: f.local.to_string_lossy().into_owned(),
-            bytes_total: f.bytes_total,
-            bytes_transferred: entry.shown_bytes(index),
-            is_transfer_complete: f.complete,
-            temporary_name: f.temp.to_string_lossy().into_owned(),
-        };
+        let file = file_object(entry, index, f);
         let len = json_len(&file) + 1;
         if used + len > budget && !job.file_list.is_empty() {
             job.file_list_next = Some(index as u64);
@@ -68,6 +65,28 @@ pub fn job_object(entry: &Entry, from: usize, budget: usize) -> JobObject {
         job.file_list.push(file);
     }
     job
+}
+
+/// The JSON object for a job with all its files, unmeasured: what
+/// [`JobJson::whole`] must write.
+#[cfg(test)]
+pub fn job_object_whole(entry: &Entry) -> JobObject {
+    let mut job = object(entry);
+    job.file_list = (entry.job.files.iter().enumerate())
+        .map(|(index, f)| file_object(entry, index, f))
+        .collect();
+    job
+}
+
+fn file_object(entry: &Entry, index: usize, f: &bits_core::JobFile) -> FileObject {
+    FileObject {
+        remote_name: f.remote.clone(),
+        local_name: f.local.to_string_lossy().into_owned(),
+        bytes_total: f.bytes_total,
+        bytes_transferred: entry.shown_bytes(index),
+        is_transfer_complete: f.complete,
+        temporary_name: f.temp.to_string_lossy().into_owned(),
+    }
 }
 
 fn object(entry: &Entry) -> JobObject {
