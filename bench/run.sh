@@ -4,11 +4,14 @@
 # daemon's memory and latency with many jobs. See bench/README.md.
 #
 # Usage: bench/run.sh                      full run (2 GiB / 256 MiB / 2,000 x 16 KiB, 5 runs;
-#                                          capped: 256 MiB at 20 MiB/s per connection, 3 runs)
+#                                          capped: 256 MiB at 20 MiB/s per connection, 3 runs;
+#                                          upload 1 GiB; HTTPS 2 GiB; HTTP/2 2,000 x 16 KiB;
+#                                          20,000 x 4 KiB; one job of 100,000 files)
 #        BENCH_QUICK=1 BENCH_RUNS=1 bench/run.sh   quick smoke run
 #
 # Environment (all optional):
-#   BENCH_QUICK=1         smaller defaults: 256 MiB / 64 MiB / 200 files, 1,000 jobs, capped 32 MiB
+#   BENCH_QUICK=1         smaller defaults: 256 MiB / 64 MiB / 200 files, 1,000 jobs, capped 32 MiB,
+#                         upload 64 MiB, HTTPS 256 MiB, 1,000 x 4 KiB, a job of 10,000 files
 #   BENCH_RUNS=N          timed runs per tool and case (default 5)
 #   BENCH_BIG_MIB=N       size of the big file (default 2048; quick 256)
 #   BENCH_MID_MIB=N       size of the second big-file case (default 256; quick 64)
@@ -22,7 +25,14 @@
 #   BENCH_CAPPED_RUNS=N   timed runs per tool in the capped case (default 3, or BENCH_RUNS if lower)
 #   BENCH_CAP_RATE=R      per-connection rate cap of the capped case, in nginx's limit_rate
 #                         units (bytes/s; k = KiB, m = MiB, g = GiB) (default 20m)
-#   BENCH_CASES="..."     subset of: big mid small scale capped (default all)
+#   BENCH_UPLOAD_MIB=N    file of the upload case (default 1024; quick 64)
+#   BENCH_TLS_MIB=N       file of the HTTPS case (default 2048; quick 256)
+#   BENCH_SMALL4K_N=N     number of files of the small4k case (default 20000; quick 1000)
+#   BENCH_SMALL4K_KIB=N   size of each of them (default 4)
+#   BENCH_MEMORY_FILES=N  files in the one suspended job of the memory case
+#                         (default 100000; quick 10000)
+#   BENCH_CASES="..."     subset of: big mid small scale capped upload tls h2 small4k memory
+#                         (default all)
 #   BENCH_NO_BUILD=1      use the existing target/release binaries
 #   BENCH_BIN_DIR=DIR     where bits and bitsd are (default $CARGO_TARGET_DIR or target, /release)
 #   BENCH_NO_INSTALL=1    never apt-get install; fail if a tool is missing
@@ -43,8 +53,10 @@ quick=${BENCH_QUICK:-0}
 [ "$quick" = 0 ] || [ "$quick" = 1 ] || die "BENCH_QUICK must be 0 or 1"
 if [ "$quick" = 1 ]; then
     def_big=256 def_mid=64 def_small=200 def_jobs="1000" def_capped=32
+    def_upload=64 def_tls=256 def_small4k=1000 def_memory=10000
 else
     def_big=2048 def_mid=256 def_small=2000 def_jobs="1000 10000" def_capped=256
+    def_upload=1024 def_tls=2048 def_small4k=20000 def_memory=100000
 fi
 runs=${BENCH_RUNS:-5}
 capped_mib=${BENCH_CAPPED_MIB:-$def_capped}
@@ -54,13 +66,20 @@ mid_mib=${BENCH_MID_MIB:-$def_mid}
 small_n=${BENCH_SMALL_N:-$def_small}
 small_kib=${BENCH_SMALL_KIB:-16}
 jobs_list=${BENCH_JOBS:-$def_jobs}
+upload_mib=${BENCH_UPLOAD_MIB:-$def_upload}
+tls_mib=${BENCH_TLS_MIB:-$def_tls}
+small4k_n=${BENCH_SMALL4K_N:-$def_small4k}
+small4k_kib=${BENCH_SMALL4K_KIB:-4}
+memory_n=${BENCH_MEMORY_FILES:-$def_memory}
 settle=${BENCH_SETTLE:-1}
-cases=${BENCH_CASES:-big mid small scale capped}
+all_cases="big mid small scale capped upload tls h2 small4k memory"
+cases=${BENCH_CASES:-$all_cases}
 base=${BENCH_DIR:-/var/tmp}
 results_md=${BENCH_RESULTS:-$bench_dir/results-latest.md}
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "runs must be a positive integer (got '$runs')"
 capped_runs=${BENCH_CAPPED_RUNS:-$(( runs < 3 ? runs : 3 ))}
-for v in runs capped_runs big_mib mid_mib small_n small_kib capped_mib; do
+for v in runs capped_runs big_mib mid_mib small_n small_kib capped_mib \
+         upload_mib tls_mib small4k_n small4k_kib memory_n; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
 [[ $cap_rate =~ ^[1-9][0-9]*[kKmMgG]?$ ]] \
@@ -74,7 +93,8 @@ esac
 for n in $jobs_list; do [[ $n =~ ^[0-9]+$ ]] || die "BENCH_JOBS must be integers (got '$n')"; done
 [[ $settle =~ ^[0-9]+([.][0-9]+)?$ ]] || die "BENCH_SETTLE must be a number of seconds"
 for c in $cases; do
-    case $c in big|mid|small|scale|capped) ;; *) die "unknown case '$c' in BENCH_CASES (big mid small scale capped)";; esac
+    case $c in big|mid|small|scale|capped|upload|tls|h2|small4k|memory) ;;
+    *) die "unknown case '$c' in BENCH_CASES ($all_cases)";; esac
 done
 has_case() { [[ " $cases " == *" $1 "* ]]; }
 
@@ -105,6 +125,15 @@ for cmd in aria2c wget curl bc python3 cmp diff sync awk split; do
     command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' is required but not found"
 done
 [ -n "${EPOCHREALTIME:-}" ] || die "bash >= 5 is required (EPOCHREALTIME)"
+if has_case tls || has_case h2; then
+    command -v openssl >/dev/null 2>&1 || die "'openssl' is required for the tls and h2 cases"
+    "$nginx_bin" -V 2>&1 | grep -q -- --with-http_ssl_module \
+        || die "$nginx_bin has no ssl module (needed by the tls and h2 cases)"
+fi
+if has_case h2; then
+    "$nginx_bin" -V 2>&1 | grep -q -- --with-http_v2_module \
+        || die "$nginx_bin has no http_v2 module (needed by the h2 case)"
+fi
 
 # ---------------------------------------------------------------- bits
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
@@ -125,23 +154,48 @@ git_dirty=$(cd "$root" && { git diff --quiet HEAD -- 2>/dev/null && echo "" || e
 [ -x "$bin/bitsd" ] || die "$bin/bitsd not found beside bits (the CLI autostarts it from there)"
 
 # ---------------------------------------------------------------- disk
-small_mib_total=$(( (small_n * small_kib + 1023) / 1024 ))
+# files on disk take whole 4 KiB blocks
+small_mib_total=$(( (small_n * ((small_kib + 3) / 4 * 4) + 1023) / 1024 ))
+small4k_mib_total=$(( (small4k_n * ((small4k_kib + 3) / 4 * 4) + 1023) / 1024 ))
+# the one-file cases reuse big.bin or mid.bin when they have the same size
+same_as_big() { { has_case big && [ "$1" = "$big_mib" ]; } || { has_case mid && [ "$1" = "$mid_mib" ]; }; }
 data_mib=0
 has_case big && data_mib=$((data_mib + big_mib))
 has_case mid && data_mib=$((data_mib + mid_mib))
-has_case small && data_mib=$((data_mib + small_mib_total))
+{ has_case small || has_case scale || has_case h2 || has_case memory; } && data_mib=$((data_mib + small_mib_total))
 has_case capped && data_mib=$((data_mib + capped_mib))
+# upload and tls: one output copy at a time, as the big cases (whose share
+# covers them when they reuse big.bin or mid.bin)
+has_case upload && ! same_as_big "$upload_mib" && data_mib=$((data_mib + upload_mib))
+has_case tls && ! same_as_big "$tls_mib" && data_mib=$((data_mib + tls_mib))
+has_case small4k && data_mib=$((data_mib + small4k_mib_total))
 [ -d "$base" ] || die "BENCH_DIR $base does not exist"
 need_mib=$(( data_mib * 5 / 2 + 64 ))
 # small: every run of every tool keeps its copy until the case ends (7 tools)
 has_case small && need_mib=$(( need_mib + small_mib_total * 7 * runs ))
+# h2 and small4k: the same rule (3 and 4 tools)
+has_case h2 && need_mib=$(( need_mib + small_mib_total * 3 * runs ))
+has_case small4k && need_mib=$(( need_mib + small4k_mib_total * 4 * runs ))
+# memory: the job store of one job of BENCH_MEMORY_FILES files (~1 KiB a file, generously)
+has_case memory && need_mib=$(( need_mib + memory_n / 1024 + 16 ))
 avail_mib=$(df -Pm "$base" | awk 'NR==2 {print $4}')
 [ "$avail_mib" -ge "$need_mib" ] \
     || die "not enough free space in $base: ${avail_mib} MiB free, need ~${need_mib} MiB; set BENCH_DIR or smaller sizes"
+# and inodes, on file systems that count them (small files: one per copy)
+need_inodes=1000
+has_case small && need_inodes=$(( need_inodes + small_n * (7 * runs + 1) ))
+has_case h2 && need_inodes=$(( need_inodes + small_n * 3 * runs ))
+has_case small4k && need_inodes=$(( need_inodes + small4k_n * (4 * runs + 1) ))
+avail_inodes=$(df -Pi "$base" | awk 'NR==2 {print $4}')
+if [[ $avail_inodes =~ ^[0-9]+$ ]] && [ "$avail_inodes" -gt 0 ]; then
+    [ "$avail_inodes" -ge "$need_inodes" ] \
+        || die "not enough free inodes in $base: $avail_inodes free, need ~$need_inodes; set BENCH_DIR or smaller sizes"
+fi
 
 # ---------------------------------------------------------------- cleanup
 work=$(mktemp -d -p "$base" bits-bench.XXXXXX)
 nginx_pid=
+serve_pid=
 bits_homes=()
 stop_bitsd() { # $1 = BITS_HOME: SIGTERM the daemon of its pid file, wait for it
     local home=$1 pid i
@@ -157,6 +211,10 @@ cleanup() {
     local rc=$? h
     trap - EXIT INT TERM
     for h in "${bits_homes[@]}"; do stop_bitsd "$h"; done
+    if [ -n "$serve_pid" ]; then
+        kill -TERM "$serve_pid" 2>/dev/null || true
+        wait "$serve_pid" 2>/dev/null || true
+    fi
     if [ -n "$nginx_pid" ]; then
         kill -TERM "$nginx_pid" 2>/dev/null || true
         wait "$nginx_pid" 2>/dev/null || true
@@ -181,24 +239,106 @@ make_big() { # $1 = name, $2 = MiB
 has_case big && make_big big.bin "$big_mib"
 has_case mid && make_big mid.bin "$mid_mib"
 has_case capped && make_big capped.bin "$capped_mib"
-if has_case small || has_case scale; then
-    log "making $small_n files of $small_kib KiB"
-    (cd "$data/small" && head -c "$(( small_n * small_kib * 1024 ))" /dev/urandom \
-        | split -b "$(( small_kib * 1024 ))" -d -a 6 - f)
-    chmod 644 "$data/small"/*
-    [ "$(find "$data/small" -type f | wc -l)" -eq "$small_n" ] || die "could not make the small files"
+# the upload and tls cases reuse big.bin or mid.bin when they have the same size
+file_of() { # MiB name -> a file of data/ of that size
+    if has_case big && [ "$1" = "$big_mib" ]; then echo big.bin
+    elif has_case mid && [ "$1" = "$mid_mib" ]; then echo mid.bin
+    else echo "$2"; fi
+}
+upload_name=$(file_of "$upload_mib" upload.bin)
+tls_name=$(file_of "$tls_mib" tls.bin)
+if has_case upload && [ "$upload_name" = upload.bin ]; then make_big upload.bin "$upload_mib"; fi
+if has_case tls && [ "$tls_name" = tls.bin ]; then make_big tls.bin "$tls_mib"; fi
+make_small() { # dir N KiB
+    log "making $2 files of $3 KiB in data/$1"
+    mkdir -p "$data/$1"; chmod 755 "$data/$1"
+    (cd "$data/$1" && head -c "$(( $2 * $3 * 1024 ))" /dev/urandom \
+        | split -b "$(( $3 * 1024 ))" -d -a 6 - f)
+    chmod 644 "$data/$1"/*
+    [ "$(find "$data/$1" -type f | wc -l)" -eq "$2" ] || die "could not make the files of data/$1"
+}
+if has_case small || has_case scale || has_case h2 || has_case memory; then
+    make_small small "$small_n" "$small_kib"
 fi
+if has_case small4k; then make_small small4k "$small4k_n" "$small4k_kib"; fi
 echo ok > "$data/ping"; chmod 644 "$data/ping"
+
+# ---------------------------------------------------------------- TLS
+# A private CA and a server certificate for 127.0.0.1 and localhost, made
+# fresh each run: the CA a v3 CA certificate, the leaf not a CA and for
+# serverAuth only, as rustls/webpki requires.
+tls_dir=$work/tls
+ca=$tls_dir/ca.pem
+make_tls() {
+    mkdir -p "$tls_dir"
+    cat > "$tls_dir/openssl.cnf" <<'CNF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = bits bench
+[v3_ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[v3_leaf]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid, issuer
+CNF
+    (
+        cd "$tls_dir"
+        openssl req -x509 -config openssl.cnf -extensions v3_ca -subj "/CN=bits bench CA" \
+            -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem -days 7
+        openssl req -new -config openssl.cnf -subj "/CN=localhost" \
+            -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key -out server.csr
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial "0x$(openssl rand -hex 8)" \
+            -days 7 -extfile openssl.cnf -extensions v3_leaf -out server.pem
+        openssl verify -CAfile ca.pem -purpose sslserver server.pem
+    ) > "$tmp/openssl.log" 2>&1 || { cat "$tmp/openssl.log" >&2; die "could not make the TLS certificates"; }
+    chmod 644 "$tls_dir"/*.pem
+}
+tls_on=0
+if has_case tls || has_case h2; then tls_on=1; make_tls; fi
 
 # ---------------------------------------------------------------- nginx
 start_nginx() {
-    local attempt conf=$work/nginx/nginx.conf extra="" m
+    local attempt conf=$work/nginx/nginx.conf extra="" m tls_servers="" ports
     for m in fastcgi uwsgi scgi; do
         "$nginx_bin" -V 2>&1 | grep -q -- "--without-http_${m}_module" \
             || extra+="    ${m}_temp_path $work/nginx/$m;"$'\n'
     done
     for attempt in 1 2 3 4 5; do
-        port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        ports=$(python3 -c 'import socket
+ss = [socket.socket() for _ in range(3)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))')
+        read -r port tport hport <<< "$ports"
+        if [ "$tls_on" = 1 ]; then
+            # tls: HTTPS with HTTP/1.1 only (ALPN offers nothing else), so
+            # curl and bits speak the same protocol; h2: the same files on a
+            # port with http2, where both should negotiate HTTP/2. Each logs
+            # its requests' protocol, TLS version and cipher, which the
+            # script reads after each tool's first run.
+            tls_servers="    ssl_certificate $tls_dir/server.pem;
+    ssl_certificate_key $tls_dir/server.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    log_format proto '\$server_protocol \$ssl_protocol \$ssl_cipher \$status';
+    server {
+        listen 127.0.0.1:$tport ssl;
+        root $data;
+        access_log $work/nginx/tls.log proto;
+    }
+    server {
+        listen 127.0.0.1:$hport ssl http2;
+        root $data;
+        access_log $work/nginx/h2.log proto;
+    }
+"
+        fi
         cat > "$conf" <<EOF
 daemon off;
 worker_processes auto;
@@ -223,7 +363,7 @@ $extra    server {
             limit_rate $cap_rate;
         }
     }
-}
+$tls_servers}
 EOF
         "$nginx_bin" -c "$conf" -p "$work/nginx" -e "$work/nginx/error.log" &
         nginx_pid=$!
@@ -245,13 +385,22 @@ EOF
 }
 start_nginx
 url=http://127.0.0.1:$port
+turl=https://127.0.0.1:$tport
+hurl=https://127.0.0.1:$hport
+if [ "$tls_on" = 1 ]; then
+    for u in "$turl" "$hurl"; do
+        curl -fsS --cacert "$ca" -o /dev/null "$u/ping" 2> "$tmp/tls-ping.err" \
+            || die "nginx does not answer over TLS on $u: $(cat "$tmp/tls-ping.err")"
+    done
+fi
 
 # ---------------------------------------------------------------- measuring
 clk_tck=$(getconf CLK_TCK)
 results=$work/results.tsv    # case tool run wall_us cpu_ms daemon_cpu_ms rc
 verify=$work/verify.tsv      # case tool ok|MISMATCH|FAILED
 scale=$work/scale.tsv        # key value
-: > "$results"; : > "$verify"; : > "$scale"
+proto=$work/proto.tsv        # case tool what-nginx-logged (tls, h2)
+: > "$results"; : > "$verify"; : > "$scale"; : > "$proto"
 
 times_ms() { # "1m2.345s" -> 62345
     local v=${1%s} min sec
@@ -485,6 +634,225 @@ bench_scale() {
     stop_bitsd "$BITS_HOME"
 }
 
+# ---------------------------------------------------------------- upload
+# One file uploaded to `bits serve --upload` on loopback: `curl -T`, one
+# plain PUT (which bits serve writes to a temporary file, fsyncs and renames
+# into place), against `bits start --type upload`, the BITS Upload Protocol
+# in fragments through the daemon.
+start_serve() { # DIR: bits serve --upload on a free port; sets sport
+    local attempt i
+    for attempt in 1 2 3 4 5; do
+        sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        "$bits" serve "$1" --listen "127.0.0.1:$sport" --upload --allow-overwrite > "$work/serve.log" 2>&1 &
+        serve_pid=$!
+        for i in $(seq 50); do
+            if curl -s -o /dev/null "http://127.0.0.1:$sport/"; then
+                log "bits serve $serve_pid taking uploads into $1 on 127.0.0.1:$sport"
+                return 0
+            fi
+            [ -d "/proc/$serve_pid" ] || break
+            sleep 0.1
+        done
+        kill -TERM "$serve_pid" 2>/dev/null || true
+        wait "$serve_pid" 2>/dev/null || true
+        serve_pid=
+    done
+    cat "$work/serve.log" >&2 || true
+    die "could not start bits serve --upload"
+}
+stop_serve() {
+    [ -n "$serve_pid" ] || return 0
+    kill -TERM "$serve_pid" 2>/dev/null || true
+    wait "$serve_pid" 2>/dev/null || true
+    serve_pid=
+}
+
+bench_upload() {
+    local cs="upload ${upload_mib} MiB" src=$data/$upload_name served=$work/served r tool dst u
+    log "case upload: one $upload_mib MiB file to bits serve --upload, $runs run(s)"
+    mkdir -p "$served"
+    start_serve "$served"
+    u=http://127.0.0.1:$sport
+    new_bits_home upload
+    local -a tools=("curl -T" "bits")
+    for r in $(seq "$runs"); do
+        for tool in "${tools[@]}"; do
+            rm -f "$served"/*.bin
+            settle
+            MEASURE_DAEMON=
+            case $tool in
+            "curl -T") dst=$served/c.bin
+                       measure "$cs" "$tool" "$r" curl -fsS -T "$src" "$u/c.bin" ;;
+            "bits")    dst=$served/b.bin
+                       MEASURE_DAEMON=$(daemon_pid)
+                       measure "$cs" "$tool" "$r" "$bits" start --type upload "$src" "$u/b.bin" ;;
+            esac
+            MEASURE_DAEMON=
+            if [ "$r" = 1 ]; then record_verify "$cs" "$tool" -- cmp "$src" "$dst"; fi
+        done
+    done
+    rm -f "$served"/*.bin
+    stop_bitsd "$BITS_HOME"
+    stop_serve
+}
+
+# ---------------------------------------------------------------- HTTPS
+log_lines() { if [ -f "$1" ]; then wc -l < "$1"; else echo 0; fi; }
+# record_proto CASE TOOL LOG LINES-BEFORE: what nginx logged for the tool's
+# requests since then: protocol, TLS version, cipher, and how many
+record_proto() {
+    local got
+    sleep 0.3   # nginx logs a request after its last byte has gone out
+    got=$(tail -n +"$(( $4 + 1 ))" "$3" | awk '{print $1, $2, $3}' | sort | uniq -c \
+          | awk '{n = $1; $1 = ""; printf "%s%s x %d", sep, substr($0, 2), n; sep = "; "}')
+    printf '%s\t%s\t%s\n' "$1" "$2" "${got:-nothing logged}" >> "$proto"
+}
+curl_sync_file() { local f=$1; shift; curl "$@" && sync "$f"; }
+curl_sync_dir() { local d=$1; shift; curl "$@" && sync -f "$d"; }
+
+# One big file over HTTPS (HTTP/1.1: that port offers no h2), from the same
+# nginx, trusting the script's CA.
+bench_tls() {
+    local cs="tls ${tls_mib} MiB" src=$data/$tls_name u=$turl/$tls_name dst=$out/tls.bin r tool before
+    log "case tls: one $tls_mib MiB file over HTTPS, $runs run(s)"
+    new_bits_home tls
+    # what curl negotiates, once, untimed
+    curl -sSv --cacert "$ca" -o /dev/null "$turl/ping" 2> "$tmp/curl-v.txt" || true
+    printf 'tls_curl\t%s\n' "$(sed -n 's/^\* SSL connection using //p' "$tmp/curl-v.txt" | tr '\n' ' ')" >> "$scale"
+    local -a tools=("curl" "curl+fsync" "bits")
+    for r in $(seq "$runs"); do
+        for tool in "${tools[@]}"; do
+            rm -f "$dst" "$out/.tls.bin"*
+            settle
+            before=$(log_lines "$work/nginx/tls.log")
+            MEASURE_DAEMON=
+            case $tool in
+            "curl")       measure "$cs" "$tool" "$r" curl -fsS --cacert "$ca" -o "$dst" "$u" ;;
+            "curl+fsync") measure "$cs" "$tool" "$r" curl_sync_file "$dst" -fsS --cacert "$ca" -o "$dst" "$u" ;;
+            "bits")       MEASURE_DAEMON=$(daemon_pid)
+                          measure "$cs" "$tool" "$r" "$bits" start --ca-cert "$ca" "$u" "$dst" ;;
+            esac
+            MEASURE_DAEMON=
+            if [ "$r" = 1 ]; then
+                record_verify "$cs" "$tool" -- cmp "$src" "$dst"
+                record_proto "$cs" "$tool" "$work/nginx/tls.log" "$before"
+            fi
+        done
+    done
+    rm -f "$dst"
+    stop_bitsd "$BITS_HOME"
+}
+
+# ---------------------------------------------------------------- many files: h2, small4k
+# bench_many CASE DATA-SUBDIR BASE-URL TOOL...: as bench_small, for the
+# small files over HTTPS with HTTP/2 (h2) and for many 4 KiB files (small4k).
+# Every run of every tool writes into a directory of its own (see
+# bench_small), and these copies stay until the script ends, so that the
+# next case does not start right after tens of thousands of deletions.
+bench_many() {
+    local cs=$1 sub=$2 base=$3 r tool i d top=$out/$1 f before=0 logf=""
+    shift 3
+    local -a tools=("$@") names curl_x=() bits_x=()
+    local cfg=$work/$cs.curl csv=$work/$cs.csv
+    mapfile -t names < <(cd "$data/$sub" && ls)
+    if [ "$cs" = h2 ]; then
+        curl_x=(--http2 --cacert "$ca"); bits_x=(--ca-cert "$ca"); logf=$work/nginx/h2.log
+    fi
+    log "case $cs: ${#names[@]} files of data/$sub from $base, $runs run(s)"
+    new_bits_home "$cs"
+    mkdir -p "$top"
+    for r in $(seq "$runs"); do
+        i=0
+        for tool in "${tools[@]}"; do
+            i=$((i + 1))
+            d=$top/run$r-tool$i
+            [ "$tool" = "cp -r" ] || mkdir "$d"
+            case $tool in
+            "curl "*)
+                for f in "${names[@]}"; do
+                    printf 'url = "%s"\noutput = "%s"\n' "$base/$sub/$f" "$d/$f"
+                done > "$cfg" ;;
+            "bits --from-csv")
+                { echo "Source,Destination"
+                  for f in "${names[@]}"; do echo "$base/$sub/$f,$d/$f"; done; } > "$csv" ;;
+            esac
+            settle
+            if [ -n "$logf" ]; then before=$(log_lines "$logf"); fi
+            MEASURE_DAEMON=
+            case $tool in
+            "curl "*" + sync") measure "$cs" "$tool" "$r" curl_sync_dir "$d" \
+                                   -fsS "${curl_x[@]}" --parallel --parallel-max 16 -K "$cfg" ;;
+            "curl "*)          measure "$cs" "$tool" "$r" curl -fsS "${curl_x[@]}" --parallel --parallel-max 16 -K "$cfg" ;;
+            "bits --from-csv") MEASURE_DAEMON=$(daemon_pid)
+                               measure "$cs" "$tool" "$r" "$bits" start "${bits_x[@]}" --from-csv "$csv" ;;
+            "cp -r")           measure "$cs" "$tool" "$r" cp -r "$data/$sub" "$d" ;;
+            esac
+            MEASURE_DAEMON=
+            if [ "$r" = 1 ]; then
+                record_verify "$cs" "$tool" -- diff -r "$data/$sub" "$d"
+                if [ -n "$logf" ]; then record_proto "$cs" "$tool" "$logf" "$before"; fi
+            fi
+        done
+    done
+    stop_bitsd "$BITS_HOME"
+}
+
+# ---------------------------------------------------------------- memory
+# One suspended job of BENCH_MEMORY_FILES files (never transferred): the
+# daemon's RSS before, after creating it, and after a restart that loads it
+# from the job store.
+bench_memory() {
+    local n=$memory_n csv=$work/memory.csv job t0 t1 pid0 pid1 i f
+    log "case memory: one suspended job of $n files"
+    new_bits_home memory
+    sleep 1
+    printf 'mem_files\t%s\n' "$n" >> "$scale"
+    printf 'mem_rss_rest_kib\t%s\n' "$(rss_kib)" >> "$scale"
+    mkdir -p "$out/mem"
+    (cd "$data/small" && ls) | awk -v n="$n" -v u="$url/small/" -v d="$out/mem/" '
+        { a[NR - 1] = $0 }
+        END { print "Source,Destination"; for (i = 0; i < n; i++) printf "%s%s,%sf%06d\n", u, a[i % NR], d, i }' > "$csv"
+    t0=$EPOCHREALTIME
+    job=$("$bits" start --suspended --from-csv "$csv" 2> "$tmp/memory.err") \
+        || die "bits start --suspended --from-csv ($n files) failed: $(head -c 500 "$tmp/memory.err")"
+    t1=$EPOCHREALTIME
+    job=$(tr -d '[:space:]' <<< "$job")
+    printf 'mem_create_us\t%s\n' $(( ${t1/./} - ${t0/./} )) >> "$scale"
+    sleep 1
+    printf 'mem_rss_created_kib\t%s\n' "$(rss_kib)" >> "$scale"
+    # reading the big job back: once each, untimed apart from the call itself
+    measure "memory" "list-json" 1 "$bits" list --json
+    [ "$(last_rc)" = 0 ] || die "bits list --json failed with a job of $n files"
+    "$bits" list --json > "$tmp/mem-list.json"
+    printf 'mem_list_bytes\t%s\n' "$(wc -c < "$tmp/mem-list.json")" >> "$scale"
+    measure "memory" "info-json" 1 "$bits" info "$job" --json
+    [ "$(last_rc)" = 0 ] || die "bits info $job --json failed with $n files"
+    "$bits" info "$job" --json > "$tmp/mem-info.json"
+    printf 'mem_info_bytes\t%s\n' "$(wc -c < "$tmp/mem-info.json")" >> "$scale"
+    # restart: the job comes back from the store
+    pid0=$(daemon_pid)
+    stop_bitsd "$BITS_HOME"
+    t0=$EPOCHREALTIME
+    "$bits" list > /dev/null 2> "$tmp/autostart.err" \
+        || die "bits list (daemon restart) failed: $(cat "$tmp/autostart.err")"
+    t1=$EPOCHREALTIME
+    for i in $(seq 50); do
+        pid1=$(daemon_pid 2>/dev/null || true)
+        [ -n "$pid1" ] && [ "$pid1" != "$pid0" ] && [ -d "/proc/$pid1" ] && break
+        sleep 0.1
+    done
+    [ -n "$pid1" ] && [ "$pid1" != "$pid0" ] && [ -d "/proc/$pid1" ] || die "bitsd did not restart"
+    printf 'mem_restart_us\t%s\n' $(( ${t1/./} - ${t0/./} )) >> "$scale"
+    sleep 2
+    printf 'mem_rss_restart_kib\t%s\n' "$(rss_kib)" >> "$scale"
+    "$bits" info "$job" --json > "$tmp/mem-info2.json" || die "the job of $n files is gone after the restart"
+    for f in "$tmp/mem-info.json" "$tmp/mem-info2.json"; do
+        python3 -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["FilesTotal"] != int(sys.argv[2]))' "$f" "$n" \
+            || die "bits info $job --json does not show $n files ($f)"
+    done
+    stop_bitsd "$BITS_HOME"
+}
+
 # ---------------------------------------------------------------- run
 started=$(date '+%Y-%m-%d %H:%M:%S %Z')
 has_case big && bench_big "big ${big_mib} MiB" big.bin "$big_mib"
@@ -492,6 +860,13 @@ has_case mid && bench_big "big ${mid_mib} MiB" mid.bin "$mid_mib"
 has_case small && bench_small
 has_case scale && [ -n "${jobs_list// /}" ] && [ "$jobs_list" != 0 ] && bench_scale
 has_case capped && bench_capped
+has_case upload && bench_upload
+has_case tls && bench_tls
+has_case h2 && bench_many h2 small "$hurl" \
+    "curl --parallel --http2" "curl --parallel --http2 + sync" "bits --from-csv"
+has_case small4k && bench_many small4k small4k "$url" \
+    "curl --parallel 16" "curl --parallel 16 + sync" "bits --from-csv" "cp -r"
+has_case memory && bench_memory
 
 # ---------------------------------------------------------------- report
 cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
@@ -499,15 +874,21 @@ export B_STARTED="$started" B_NPROC="$(nproc)" B_KERNEL="$(uname -sr)" B_CPU="$c
     B_RUNS="$runs" B_CAPPED_RUNS="$(has_case capped && echo "$capped_runs")" \
     B_CAP="$(has_case capped && echo "$cap_rate $cap_bps")" B_SMALL_N="$small_n" B_SMALL_KIB="$small_kib" B_BIG="$big_mib" B_MID="$mid_mib" \
     B_REV="$git_rev$git_dirty" B_SETTLE="$settle" B_DIR="$base" \
+    B_SMALL4K_N="$small4k_n" B_SMALL4K_KIB="$small4k_kib" \
     B_VERSIONS="$(curl --version | head -1 | cut -d' ' -f1-2); $(wget --version | head -1 | cut -d' ' -f1-3); $(aria2c --version | head -1); $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: //')"
-python3 - "$results" "$verify" "$scale" "$results_md" <<'PY'
+python3 - "$results" "$verify" "$scale" "$results_md" "$proto" <<'PY'
 import os, sys, statistics as st
-res_path, ver_path, scale_path, md_path = sys.argv[1:5]
+res_path, ver_path, scale_path, md_path, proto_path = sys.argv[1:6]
 E = os.environ
 rows = [l.rstrip("\n").split("\t") for l in open(res_path) if l.strip()]
 verify = {(c, t): v for c, t, v in (l.rstrip("\n").split("\t") for l in open(ver_path) if l.strip())}
-scale = dict(l.rstrip("\n").split("\t") for l in open(scale_path) if l.strip())
+scale = dict(l.rstrip("\n").split("\t", 1) for l in open(scale_path) if l.strip())
+proto = [l.rstrip("\n").split("\t") for l in open(proto_path) if l.strip()]
 small_n = int(E["B_SMALL_N"]); small_kib = int(E["B_SMALL_KIB"])
+small4k_n = int(E["B_SMALL4K_N"]); small4k_kib = int(E["B_SMALL4K_KIB"])
+# cases counted in files (files/s), and each case's reference tool for "wall / curl"
+files_of = {"small": small_n, "h2": small_n, "small4k": small4k_n}
+not_in_table = ("scale", "memory")
 
 order, data = [], {}
 for c, t, r, wall_us, cpu_ms, dcpu_ms, rc in rows:
@@ -516,7 +897,15 @@ for c, t, r, wall_us, cpu_ms, dcpu_ms, rc in rows:
     data[(c, t)].append((int(wall_us) / 1e6, (int(cpu_ms) + int(dcpu_ms)) / 1e3, int(rc)))
 
 def ref_tool(case):
-    return "curl -K (sequential)" if case == "small" else "curl"
+    if case == "small": return "curl -K (sequential)"
+    if case == "h2": return "curl --parallel --http2"
+    if case == "small4k": return "curl --parallel 16"
+    if case.startswith("upload "): return "curl -T"
+    return "curl"
+
+def spread(key):
+    ok = [x[0] for x in data.get(key, []) if x[2] == 0]
+    return (max(ok) - min(ok)) / st.median(ok) if ok else None
 
 def med(key, i):
     ok = [x[i] for x in data.get(key, []) if x[2] == 0]
@@ -525,7 +914,7 @@ def med(key, i):
 header = ["case", "tool", "median wall s", "min-max wall s", "throughput", "wall / curl", "CPU s (user+sys)", "CPU / curl", "check"]
 table = []
 for c, t in order:
-    if c == "scale":
+    if c in not_in_table:
         continue
     runs = data[(c, t)]
     fails = sum(1 for x in runs if x[2] != 0)
@@ -533,8 +922,8 @@ for c, t in order:
     rw, rcpu = med((c, ref_tool(c)), 0), med((c, ref_tool(c)), 1)
     if w is None:
         table.append([c, t, "FAILED", "", "", "", "", "", verify.get((c, t), "FAILED")]); continue
-    if c == "small":
-        tp = f"{small_n / w:,.0f} files/s"
+    if c in files_of:
+        tp = f"{files_of[c] / w:,.0f} files/s"
     else:
         mib = float(c.split()[1])
         tp = f"{mib / w:,.0f} MiB/s"
@@ -549,7 +938,7 @@ for c, t in order:
     table.append([c, t, f"{w:.3f}", f"{min(walls):.3f}-{max(walls):.3f}", tp, ratio, f"{cpu:.3f}", cpur, check])
 
 lines = []
-if any(k[0] == "scale" for k in order) or scale:
+if "rss_rest_kib" in scale:
     lines.append(f"daemon RSS at rest: {int(scale['rss_rest_kib']) / 1024:.1f} MiB")
     ns = sorted(int(k.split("_")[-1]) for k in scale if k.startswith("create_us_"))
     for n in ns:
@@ -558,6 +947,21 @@ if any(k[0] == "scale" for k in order) or scale:
         lines.append(f"{n:,} jobs: created one `bits start --suspended` call at a time in {cu:.2f} s "
                      f"({cu * 1000 / n:.1f} ms/call); daemon RSS {int(scale[f'rss_kib_{n}']) / 1024:.1f} MiB; "
                      f"`bits list --json` {lw * 1000:.0f} ms median of 5 ({int(scale[f'list_bytes_{n}']):,} bytes)")
+mem = {}
+if "mem_rss_restart_kib" in scale:
+    mn = int(scale["mem_files"])
+    rest, created, restart = (int(scale[k]) for k in ("mem_rss_rest_kib", "mem_rss_created_kib", "mem_rss_restart_kib"))
+    mem = {"n": mn, "restart_mib": restart / 1024,
+           "per_file_restart": (restart - rest) * 1024 / mn, "per_file_created": (created - rest) * 1024 / mn}
+    lines.append(f"one job of {mn:,} files, created suspended by one `bits start --suspended --from-csv` call in "
+                 f"{int(scale['mem_create_us']) / 1e6:.2f} s: daemon RSS at rest {rest / 1024:.1f} MiB, "
+                 f"1 s after the create {created / 1024:.1f} MiB ({mem['per_file_created']:,.0f} bytes per file), "
+                 f"after a restart {restart / 1024:.1f} MiB ({mem['per_file_restart']:,.0f} bytes per file; "
+                 f"the restarted daemon answered `bits list` in {int(scale['mem_restart_us']) / 1e6:.2f} s)")
+    lw, iw = med(("memory", "list-json"), 0), med(("memory", "info-json"), 0)
+    if lw is not None and iw is not None:
+        lines.append(f"with that job: `bits list --json` {lw * 1000:.0f} ms ({int(scale['mem_list_bytes']):,} bytes), "
+                     f"`bits info JOB --json` {iw * 1000:.0f} ms ({int(scale['mem_info_bytes']):,} bytes), one call each")
 
 info = [
     f"date: {E['B_STARTED']}",
@@ -583,11 +987,73 @@ if bw:
             cmp.append(f"{(small_n / bw) / (small_n / w):.2f} of `{t}`")
     if cmp:
         notes.append("small: bits' files/s is " + " and ".join(cmp) + ".")
+refs = [f"{name}: over `{ref}`" for name, ref, ran in (
+    ("upload", "curl -T", any(c.startswith("upload ") for c, _ in order)),
+    ("h2", "curl --parallel --http2", any(c == "h2" for c, _ in order)),
+    ("small4k", "curl --parallel 16", any(c == "small4k" for c, _ in order))) if ran]
+if refs:
+    notes.append("wall / curl and CPU / curl of the newer cases: " + "; ".join(refs) + ".")
+if any(c.startswith("upload ") for c, _ in order):
+    notes.append("upload: to `bits serve --upload --allow-overwrite` on loopback; `curl -T` is one plain PUT, which bits serve "
+                 "fsyncs and renames into place; bits is `bits start --type upload` (BITS Upload Protocol, fragments). "
+                 "The server's CPU is counted for neither.")
+tls_cases = sorted({c for c, _ in order if c.startswith("tls ")})
+for c in tls_cases:
+    sp = [f"`{t}` {spread((c, t)) * 100:.1f} %" for cc, t in order if cc == c and spread((c, t)) is not None]
+    notes.append(f"{c}: HTTPS with HTTP/1.1 (nginx `ssl`, no http2 on that port), the script's own CA "
+                 f"(ECDSA P-256); curl negotiated {scale.get('tls_curl', '?').strip() or '?'}. "
+                 f"Run-to-run spread, (max-min)/median of the wall times: " + ", ".join(sp) + ".")
+for c in dict.fromkeys(c for c, _, _ in proto):
+    notes.append(f"{c}: what nginx logged for each tool's first run (protocol, TLS version, cipher x requests): "
+                 + "; ".join(f"`{t}` {what}" for cc, t, what in proto if cc == c) + ".")
 if E.get("B_CAP") and any(c.startswith("capped") for c, _ in order):
     rate, bps = E["B_CAP"].split()
     notes.append(f"capped: the server caps each connection at {int(bps) / 1048576:g} MiB/s (nginx `limit_rate {rate}`), "
                  f"so N connections may get N times that; wall / curl is over single-connection curl; "
                  f"`aria2c -x8` is `-x8 -s8 --min-split-size=1M`.")
+
+# Targets (issue 13), from this run's medians; a case that did not run has no line
+targets = []
+def target(what, value, fmt, limit, limit_fmt):
+    if value is None:
+        targets.append(f"{what}: no value (the runs failed); target {limit_fmt}: not met")
+    else:
+        targets.append(f"{what}: {fmt.format(value)}; target {limit_fmt}: {'met' if value <= limit else 'not met'}")
+def wall_ratio(case, tool, ref):
+    b, r = med((case, tool), 0), med((case, ref), 0)
+    return b / r if b is not None and r else None
+def ran(pred):
+    return any(pred(c) for c, _ in order)
+if ran(lambda c: c == "small"):
+    target(f"{small_n:,} x {small_kib} KiB: bits / `curl --parallel 16` (wall)",
+           wall_ratio("small", "bits --from-csv", "curl --parallel 16"), "{:.2f}", 1.0, "<= 1.0")
+if ran(lambda c: c == "small4k"):
+    target(f"{small4k_n:,} x {small4k_kib} KiB: bits / `curl --parallel 16` (wall)",
+           wall_ratio("small4k", "bits --from-csv", "curl --parallel 16"), "{:.2f}", 1.0, "<= 1.0")
+for c in sorted({c for c, _ in order if c.startswith("upload ")}):
+    target(f"{c.split()[1]} MiB upload: bits / `curl -T` (wall)", wall_ratio(c, "bits", "curl -T"), "{:.2f}", 1.10, "<= 1.10")
+for c in tls_cases:
+    size = f"{c.split()[1]} MiB HTTPS"
+    target(f"{size}: wall bits / curl", wall_ratio(c, "bits", "curl"), "{:.2f}", 1.0, "<= 1.0")
+    bc, cc = med((c, "bits"), 1), med((c, "curl"), 1)
+    target(f"{size}: CPU bits / curl", bc / cc if bc is not None and cc else None, "{:.2f}", 1.2, "<= 1.2")
+    bs, cs_ = spread((c, "bits")), spread((c, "curl"))
+    if bs is None or cs_ is None:
+        targets.append(f"{size}: spread bits vs curl: no value (the runs failed); target bits <= curl: not met")
+    else:
+        targets.append(f"{size}: spread (max-min)/median bits {bs * 100:.1f} % vs curl {cs_ * 100:.1f} %; "
+                       f"target bits <= curl: {'met' if bs <= cs_ else 'not met'}")
+if ran(lambda c: c == "h2"):
+    target(f"HTTP/2, {small_n:,} x {small_kib} KiB over HTTPS: bits / `curl --parallel --http2` (wall)",
+           wall_ratio("h2", "bits --from-csv", "curl --parallel --http2"), "{:.2f}", 1.0, "<= 1.0")
+if mem:
+    target(f"memory, one job of {mem['n']:,} files: RSS after restart", mem["restart_mib"], "{:.1f} MiB", 64, "<= 64 MiB")
+    target(f"memory, one job of {mem['n']:,} files: bytes per file after restart ((RSS after restart - RSS at rest) / files)",
+           mem["per_file_restart"], "{:,.0f}", 200, "<= 200")
+if "create_us_10000" in scale:
+    lw = med(("scale", "list-10000"), 0)
+    target("`bits list --json` with 10,000 jobs (median of 5)", lw * 1000 if lw is not None else None,
+           "{:.0f} ms", 50, "<= 50 ms")
 
 def text_table(h, rows):
     w = [max(len(str(r[i])) for r in [h] + rows) for i in range(len(h))]
@@ -603,6 +1069,10 @@ if table: print(text_table(header, table)); print()
 for l in lines: print(l)
 print()
 for l in notes: print("note: " + l)
+if targets:
+    print()
+    print("Targets (issue 13):")
+    for l in targets: print("  " + l)
 
 with open(md_path, "w") as f:
     f.write("# bits benchmark: latest results\n\n")
@@ -618,6 +1088,10 @@ with open(md_path, "w") as f:
     if lines:
         f.write("Scale:\n\n")
         for l in lines: f.write(f"- {l}\n")
+        f.write("\n")
+    if targets:
+        f.write("Targets (issue 13), from this run's medians:\n\n")
+        for l in targets: f.write(f"- {l}\n")
         f.write("\n")
     for l in notes: f.write(f"- {l}\n")
 bad = [r for r in table if r[-1] != "ok"]
