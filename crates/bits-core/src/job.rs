@@ -223,6 +223,19 @@ pub struct FileValidator {
 }
 
 impl FileValidator {
+    /// No validator yet (a file not started).
+    pub const NONE: FileValidator = FileValidator {
+        etag: None,
+        last_modified: None,
+        last_modified_strong: false,
+        size: None,
+    };
+
+    /// As a file keeps it: nothing for no validator.
+    pub fn boxed(self) -> Option<Box<FileValidator>> {
+        (self != FileValidator::NONE).then(|| Box::new(self))
+    }
+
     /// The ETag, if it is strong.
     pub fn strong_etag(&self) -> Option<&str> {
         self.etag.as_deref().filter(|t| !t.starts_with("W/"))
@@ -384,6 +397,22 @@ impl UploadSession {
     }
 }
 
+/// Where a file's bytes wait for the job to complete. Kept as a rule rather
+/// than a path: the path is one more string per file, and a job may hold
+/// 100,000 files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TempName {
+    /// Hidden beside the destination, named after it and the job:
+    /// `.NAME.bits-JOB.tmp`, so that two jobs never share one.
+    Beside,
+    /// An upload-reply job's reply: `.NAME.reply.bits-JOB.tmp` beside the
+    /// reply file (the file's `local`).
+    Reply,
+    /// A path of its own (boxed twice over: a thin pointer keeps this
+    /// enum at 16 bytes).
+    At(Box<PathBuf>),
+}
+
 /// One file of a job: where it comes from, where it goes, how far it got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobFile {
@@ -396,8 +425,11 @@ pub struct JobFile {
     pub credential: Option<Box<Credential>>,
     /// LocalName: the absolute path the file gets when the job is completed.
     pub local: PathBuf,
-    /// Where the bytes are written until the job is completed.
-    pub temp: PathBuf,
+    /// The job the file belongs to: its temporary file is named after it.
+    pub job: JobId,
+    /// Where the bytes are written until the job is completed (see
+    /// [`JobFile::temp`]).
+    pub temp: TempName,
     /// The full size, once known.
     pub bytes_total: Option<u64>,
     /// Bytes durably on disk in `temp`: the last checkpoint. Bytes received
@@ -407,8 +439,9 @@ pub struct JobFile {
     /// Whether every byte is on disk and fsynced.
     pub complete: bool,
     /// The version of the remote file the bytes belong to (for uploads: of
-    /// the local file being sent).
-    pub validator: FileValidator,
+    /// the local file being sent), once known (read it with
+    /// [`JobFile::validator`]; boxed: a queued file has none).
+    pub validator: Option<Box<FileValidator>>,
     /// Uploads: the server session, once there is one (read it with
     /// [`JobFile::upload_session`]). Always `None` for downloads.
     pub upload: Option<Box<UploadSession>>,
@@ -427,24 +460,56 @@ impl JobFile {
     /// destination, hidden, named after the job so that two jobs never share
     /// one.
     pub fn new(remote: String, local: PathBuf, job: JobId) -> Self {
-        let name = local
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let temp = local.with_file_name(format!(".{name}.bits-{job}.tmp"));
         JobFile {
             remote,
             credential: None,
             local,
-            temp,
+            job,
+            temp: TempName::Beside,
             bytes_total: None,
             bytes_transferred: 0,
             complete: false,
-            validator: FileValidator::default(),
+            validator: None,
             upload: None,
             missing: Vec::new(),
             temp_id: None,
         }
+    }
+
+    /// The temporary file the bytes are written to until the job is
+    /// completed.
+    pub fn temp(&self) -> PathBuf {
+        match &self.temp {
+            TempName::Beside => self.temp_beside(""),
+            TempName::Reply => self.temp_beside(".reply"),
+            TempName::At(path) => PathBuf::clone(path),
+        }
+    }
+
+    /// Makes `path` the temporary file, kept as a name of its own only when
+    /// it is not one of the names derived from the destination.
+    pub fn set_temp(&mut self, path: PathBuf) {
+        self.temp = if path == self.temp_beside("") {
+            TempName::Beside
+        } else if path == self.temp_beside(".reply") {
+            TempName::Reply
+        } else {
+            TempName::At(Box::new(path))
+        };
+    }
+
+    /// `.NAME{kind}.bits-JOB.tmp` beside `path`.
+    fn temp_beside(&self, kind: &str) -> PathBuf {
+        let name = self.local.file_name().unwrap_or_default().to_string_lossy();
+        let job = self.job;
+        self.local
+            .with_file_name(format!(".{name}{kind}.bits-{job}.tmp"))
+    }
+
+    /// The version the bytes belong to, [`FileValidator::NONE`] before
+    /// any is known.
+    pub fn validator(&self) -> &FileValidator {
+        self.validator.as_deref().unwrap_or(&FileValidator::NONE)
     }
 
     /// The upload session, [`UploadSession::NONE`] when there is none.
@@ -677,9 +742,32 @@ mod tests {
         let id = JobId::new_random();
         let f = JobFile::new("http://x/a".into(), "/home/alice/a.iso".into(), id);
         assert_eq!(
-            f.temp,
+            f.temp(),
             PathBuf::from(format!("/home/alice/.a.iso.bits-{id}.tmp"))
         );
+        assert_eq!(f.temp, TempName::Beside);
+    }
+
+    #[test]
+    fn a_temp_name_of_its_own_is_kept_and_a_derived_one_is_recognised() {
+        let id = JobId::new_random();
+        let mut f = JobFile::new("http://x/a".into(), "/srv/r/reply.xml".into(), id);
+        f.set_temp(PathBuf::from(format!(
+            "/srv/r/.reply.xml.reply.bits-{id}.tmp"
+        )));
+        assert_eq!(f.temp, TempName::Reply);
+        assert_eq!(
+            f.temp(),
+            PathBuf::from(format!("/srv/r/.reply.xml.reply.bits-{id}.tmp"))
+        );
+        f.set_temp(PathBuf::from(format!("/srv/r/.reply.xml.bits-{id}.tmp")));
+        assert_eq!(f.temp, TempName::Beside);
+        f.set_temp(PathBuf::from("/elsewhere/t.tmp"));
+        assert_eq!(f.temp(), PathBuf::from("/elsewhere/t.tmp"));
+        // Another job's name is a name of its own.
+        let other = JobId::new_random();
+        f.set_temp(PathBuf::from(format!("/srv/r/.reply.xml.bits-{other}.tmp")));
+        assert!(matches!(f.temp, TempName::At(_)));
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub use connection::{
 pub use error::{ErrorContext, JobError};
 pub use job::{
     AuthScheme, ByteRange, Credential, FileId, FileValidator, Job, JobFile, JobId, JobProps,
-    JobType, ParseEnumError, Priority, Secret, UploadSession,
+    JobType, ParseEnumError, Priority, Secret, TempName, UploadSession,
 };
 pub use notify::{NotifyFlags, NotifySettings};
 pub use state::{Event, InvalidTransition, JobState};

@@ -138,7 +138,8 @@ fn check(index: usize, f: &JobFile) -> Result<Found, CompleteError> {
     let failed = |what: &str, path: &Path, e: io::Error| {
         CompleteError::Failed(format!("cannot {what} {}: {e}", path.display()))
     };
-    match std::fs::symlink_metadata(&f.temp) {
+    let temp = f.temp();
+    match std::fs::symlink_metadata(&temp) {
         Ok(meta) => {
             let ours = meta.file_type().is_file()
                 && meta.nlink() == 1
@@ -149,7 +150,7 @@ fn check(index: usize, f: &JobFile) -> Result<Found, CompleteError> {
                     f,
                     format!(
                         "its temporary file {} was replaced by another file",
-                        f.temp.display()
+                        temp.display()
                     ),
                 ));
             }
@@ -159,7 +160,7 @@ fn check(index: usize, f: &JobFile) -> Result<Found, CompleteError> {
                     f,
                     format!(
                         "its temporary file {} holds {} bytes instead of {}",
-                        f.temp.display(),
+                        temp.display(),
                         meta.len(),
                         f.bytes_total.unwrap_or(0)
                     ),
@@ -175,11 +176,11 @@ fn check(index: usize, f: &JobFile) -> Result<Found, CompleteError> {
                 Ok(_) | Err(_) => Err(lost(
                     index,
                     f,
-                    format!("its temporary file {} is gone", f.temp.display()),
+                    format!("its temporary file {} is gone", temp.display()),
                 )),
             }
         }
-        Err(e) => Err(failed("examine", &f.temp, e)),
+        Err(e) => Err(failed("examine", &temp, e)),
     }
 }
 
@@ -202,10 +203,10 @@ fn commit_downloads(files: &[JobFile]) -> Result<Completed, CompleteError> {
         match found {
             Some(found) => {
                 if let Found::ToRename = found {
-                    std::fs::rename(&f.temp, &f.local).map_err(|e| {
+                    std::fs::rename(f.temp(), &f.local).map_err(|e| {
                         CompleteError::Failed(format!(
                             "cannot move {} to {}: {e}",
-                            f.temp.display(),
+                            f.temp().display(),
                             f.local.display()
                         ))
                     })?;
@@ -216,7 +217,7 @@ fn commit_downloads(files: &[JobFile]) -> Result<Completed, CompleteError> {
                 done.kept.push(f.local.clone());
             }
             None => {
-                remove(&f.temp);
+                remove(&f.temp());
                 done.discarded.push(f.local.clone());
             }
         }
@@ -238,20 +239,20 @@ fn commit_reply(job: &Job) -> Result<Completed, CompleteError> {
         return Ok(Completed::default());
     };
     if !f.complete {
-        remove(&f.temp);
+        remove(&f.temp());
         return Ok(Completed {
             kept: Vec::new(),
             discarded: vec![reply.clone()],
         });
     }
-    match std::fs::rename(&f.temp, reply) {
+    match std::fs::rename(f.temp(), reply) {
         Ok(()) => {}
         // An earlier Complete that did not finish moved it already.
         Err(e) if e.kind() == io::ErrorKind::NotFound && reply.exists() => {}
         Err(e) => {
             return Err(CompleteError::Failed(format!(
                 "cannot move {} to {}: {e}",
-                f.temp.display(),
+                f.temp().display(),
                 reply.display()
             )))
         }
@@ -274,7 +275,7 @@ fn commit_reply(job: &Job) -> Result<Completed, CompleteError> {
 /// touched: they are not the job's until Complete.
 pub fn discard(files: &[JobFile]) {
     for f in files {
-        remove(&f.temp);
+        remove(&f.temp());
     }
 }
 

@@ -10,12 +10,22 @@
 /// Files in one request from which its garbage is worth handing back.
 pub const MANY_FILES: usize = 1_000;
 
-/// Returns the free memory of every arena to the system, in the background.
+/// Returns the free memory of every arena to the system, in the background,
+/// once the work that follows a large request (the client's next calls,
+/// the scheduler's pass) has freed its own temporaries too.
 pub fn give_back() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    tokio::task::spawn_blocking(|| {
-        // SAFETY: malloc_trim only reorganises the allocator's own free
-        // lists; it is thread-safe and touches no live allocation.
-        unsafe { libc::malloc_trim(0) };
+    tokio::spawn(async {
+        tokio::time::sleep(SETTLE).await;
+        let _ = tokio::task::spawn_blocking(|| {
+            // SAFETY: malloc_trim only reorganises the allocator's own free
+            // lists; it is thread-safe and touches no live allocation.
+            unsafe { libc::malloc_trim(0) };
+        })
+        .await;
     });
 }
+
+/// How long after a large request its memory is handed back.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(1);

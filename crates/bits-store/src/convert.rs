@@ -248,13 +248,13 @@ fn file_values(id: JobId, index: usize, f: &JobFile) -> Vec<Value> {
         Value::Integer(index as i64),
         Value::Text(f.remote.clone()),
         Value::Text(f.local.to_string_lossy().into_owned()),
-        Value::Text(f.temp.to_string_lossy().into_owned()),
+        Value::Text(f.temp().to_string_lossy().into_owned()),
         opt_int(f.bytes_total.map(|b| b as i64)),
         Value::Integer(f.bytes_transferred as i64),
         Value::Integer(i64::from(f.complete)),
-        opt_text(&f.validator.etag),
-        opt_text(&f.validator.last_modified),
-        opt_int(f.validator.size.map(|b| b as i64)),
+        opt_text(&f.validator().etag),
+        opt_text(&f.validator().last_modified),
+        opt_int(f.validator().size.map(|b| b as i64)),
         opt_text(&f.upload_session().id),
         opt_text(&f.upload_session().host_id),
         opt_int(f.upload_session().host_fallback_at.map(ms)),
@@ -264,7 +264,7 @@ fn file_values(id: JobId, index: usize, f: &JobFile) -> Vec<Value> {
         } else {
             Value::Text(encode_ranges(&f.missing))
         },
-        Value::Integer(i64::from(f.validator.last_modified_strong)),
+        Value::Integer(i64::from(f.validator().last_modified_strong)),
         // Device and inode numbers are stored as their bit patterns.
         opt_int(f.temp_id.map(|id| id.dev as i64)),
         opt_int(f.temp_id.map(|id| id.ino as i64)),
@@ -581,11 +581,12 @@ pub(crate) fn load_all(conn: &Connection, sealer: &Sealer) -> Result<Vec<Job>, S
             }
             _ => None,
         };
-        let file = JobFile {
+        let mut file = JobFile {
             remote: row.get(2).map_err(r)?,
             credential,
             local: PathBuf::from(row.get::<_, String>(3).map_err(r)?),
-            temp: PathBuf::from(row.get::<_, String>(4).map_err(r)?),
+            job: jobs[ji].id,
+            temp: bits_core::TempName::Beside,
             bytes_total: row.get::<_, Option<i64>>(5).map_err(r)?.map(|b| b as u64),
             bytes_transferred: row.get::<_, i64>(6).map_err(r)? as u64,
             complete: row.get(7).map_err(r)?,
@@ -594,7 +595,8 @@ pub(crate) fn load_all(conn: &Connection, sealer: &Sealer) -> Result<Vec<Job>, S
                 last_modified: row.get(9).map_err(r)?,
                 last_modified_strong: row.get::<_, i64>(16).map_err(r)? != 0,
                 size: row.get::<_, Option<i64>>(10).map_err(r)?.map(|b| b as u64),
-            },
+            }
+            .boxed(),
             upload: UploadSession {
                 id: row.get(11).map_err(r)?,
                 host_id: row.get(12).map_err(r)?,
@@ -610,6 +612,9 @@ pub(crate) fn load_all(conn: &Connection, sealer: &Sealer) -> Result<Vec<Job>, S
             },
             temp_id,
         };
+        // The row holds the path (the format predates naming rules); a
+        // derived one is kept as its rule.
+        file.set_temp(PathBuf::from(row.get::<_, String>(4).map_err(r)?));
         jobs[ji].files.push(file);
     }
     // Pushing doubles a job's capacity as it goes: up to half as many slots

@@ -49,7 +49,10 @@ fn jobs_survive_reopening_identically() {
         store.update_job(&job).unwrap();
         job.files[0].bytes_transferred = 4096;
         job.files[0].bytes_total = Some(10_000);
-        job.files[0].validator.etag = Some("\"v1\"".into());
+        job.files[0].validator = Some(Box::new(bits_core::FileValidator {
+            etag: Some("\"v1\"".into()),
+            ..job.files[0].validator().clone()
+        }));
         job.files[0].missing = vec![
             bits_core::ByteRange {
                 start: 100,
@@ -134,7 +137,7 @@ fn version_1_database_is_migrated() {
     assert!(jobs[0].files[0].missing.is_empty());
     // Dates stored before strength was recorded count as weak; no temporary
     // file identity, no credential.
-    assert!(!jobs[0].files[0].validator.last_modified_strong);
+    assert!(!jobs[0].files[0].validator().last_modified_strong);
     assert_eq!(jobs[0].files[0].temp_id, None);
     assert_eq!(jobs[0].files[0].credential, None);
 }
@@ -146,8 +149,11 @@ fn identity_strength_and_credentials_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jobs.sqlite3");
     let mut job = sample(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
-    job.files[0].validator.last_modified = Some("Wed, 21 Oct 2015 07:28:00 GMT".into());
-    job.files[0].validator.last_modified_strong = true;
+    job.files[0].validator = Some(Box::new(bits_core::FileValidator {
+        last_modified: Some("Wed, 21 Oct 2015 07:28:00 GMT".into()),
+        last_modified_strong: true,
+        ..job.files[0].validator().clone()
+    }));
     job.files[0].temp_id = Some(bits_core::FileId {
         dev: u64::MAX - 3,
         ino: 1 << 40,

@@ -279,7 +279,7 @@ fn restart(f: &JobFile) -> JobFile {
     JobFile {
         bytes_transferred: 0,
         complete: false,
-        validator: Default::default(),
+        validator: None,
         missing: Vec::new(),
         temp_id: None,
         ..f.clone()

@@ -102,7 +102,7 @@ pub(super) async fn save(
                     .read()
                     .jobs
                     .get(&id)
-                    .and_then(|e| e.job.files.get(d.index).map(|f| f.temp.clone()))
+                    .and_then(|e| e.job.files.get(d.index).map(|f| f.temp()))
             })
             .unwrap_or_default();
         TransferError::LocalFile {
@@ -127,7 +127,7 @@ pub(super) async fn save(
                 f.bytes_transferred = d.bytes;
                 f.bytes_total = Some(d.bytes);
                 if let Some((validator, finished)) = &d.download {
-                    f.validator = validator.clone();
+                    f.validator = validator.clone().boxed();
                     f.temp_id = Some(finished.id);
                 }
                 f.missing.clear();

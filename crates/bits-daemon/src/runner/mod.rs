@@ -319,9 +319,10 @@ async fn move_file(
     cancel: &CancellationToken,
 ) -> Result<Done, TransferError> {
     let f = &next.file;
+    let temp = f.temp();
     if next.job_type == JobType::Download {
         let resume = FileState {
-            validator: f.validator.clone(),
+            validator: f.validator().clone(),
             bytes: f.bytes_transferred,
             missing: f.missing.clone(),
             temp_id: f.temp_id,
@@ -335,7 +336,7 @@ async fn move_file(
                         props: &next.connection,
                         proxy_credential: next.proxy_credential.as_ref(),
                     },
-                    temp: &f.temp,
+                    temp: &temp,
                     identity,
                     resume: &resume,
                     // Made durable in batches (see `batch`).
@@ -366,10 +367,10 @@ async fn move_file(
                     props: &next.connection,
                     proxy_credential: next.proxy_credential.as_ref(),
                 },
-                validator: &f.validator,
+                validator: f.validator(),
                 session: f.upload_session(),
                 acknowledged: f.bytes_transferred,
-                reply_to: (next.job_type == JobType::UploadReply).then_some(f.temp.as_path()),
+                reply_to: (next.job_type == JobType::UploadReply).then_some(temp.as_path()),
                 pace,
             },
             &mut sink,

@@ -169,7 +169,7 @@ impl FileSink {
     /// The row with a download's resume point.
     fn with_state(&self, state: &FileState, total: Option<u64>) -> JobFile {
         JobFile {
-            validator: state.validator.clone(),
+            validator: state.validator.clone().boxed(),
             bytes_transferred: state.bytes,
             missing: state.missing.clone(),
             // The file the bytes are in now: none yet for a fresh file that
@@ -237,7 +237,7 @@ impl UploadProgress for FileSink {
             self.connected.tell();
             let file = JobFile {
                 upload: session.clone().boxed(),
-                validator: validator.clone(),
+                validator: validator.clone().boxed(),
                 bytes_total: Some(total),
                 ..self.saved.clone()
             };

@@ -288,11 +288,8 @@ fn upload_files(
         file.bytes_total = Some(size);
         // The temporary file of an upload holds the server's reply
         // (upload-reply jobs); it sits beside the file that was sent.
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        file.temp = path.with_file_name(format!(".{name}.reply.bits-{id}.tmp"));
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        file.set_temp(path.with_file_name(format!(".{name}.reply.bits-{id}.tmp")));
         out.push(file);
     }
     Ok(out)
