@@ -226,14 +226,28 @@ impl Connection {
         Ok(())
     }
 
-    /// Lists jobs (`List`), page after page, as the daemon wrote them: for
-    /// passing them on without building each job object. Jobs whose file
-    /// list continues are filled in (and written again).
-    pub async fn raw_jobs(&mut self, req: &Request) -> anyhow::Result<Vec<RawJob>> {
-        let mut req = req.clone();
+    /// Lists jobs (`ListAll`: every page streamed), as the daemon wrote
+    /// them: for passing them on without building each job object. Jobs
+    /// whose file list continues are filled in (and written again).
+    pub async fn raw_jobs(
+        &mut self,
+        all_users: bool,
+        name: Option<String>,
+    ) -> anyhow::Result<Vec<RawJob>> {
+        let req = Request::ListAll {
+            all_users,
+            name,
+            summary: false,
+        };
         let mut all = Vec::new();
+        let mut first = true;
         loop {
-            let answer: RawJobsAnswer = match self.client.call_as(&req).await {
+            let answer: Result<RawJobsAnswer, _> = if std::mem::take(&mut first) {
+                self.client.call_as(&req).await
+            } else {
+                self.client.next_as().await
+            };
+            let answer = match answer {
                 Ok(answer) => answer,
                 Err(e) => return Err(self.lost(&e).into()),
             };
@@ -247,9 +261,8 @@ impl Connection {
                 }
             };
             all.extend(jobs);
-            match (&mut req, next) {
-                (Request::List { after, .. }, Some(cursor)) => *after = Some(cursor),
-                _ => break,
+            if next.is_none() {
+                break;
             }
         }
         for raw in &mut all {

@@ -498,6 +498,13 @@ impl JobFile {
         };
     }
 
+    /// The temporary file's path as text (lossy, as
+    /// `temp().to_string_lossy()`), written without building the path:
+    /// List writes one for every file it shows.
+    pub fn temp_text(&self) -> impl fmt::Display + '_ {
+        TempText(self)
+    }
+
     /// `.NAME{kind}.bits-JOB.tmp` beside `path`.
     fn temp_beside(&self, kind: &str) -> PathBuf {
         let name = self.local.file_name().unwrap_or_default().to_string_lossy();
@@ -515,6 +522,33 @@ impl JobFile {
     /// The upload session, [`UploadSession::NONE`] when there is none.
     pub fn upload_session(&self) -> &UploadSession {
         self.upload.as_deref().unwrap_or(&UploadSession::NONE)
+    }
+}
+
+struct TempText<'a>(&'a JobFile);
+
+impl fmt::Display for TempText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.0;
+        let kind = match &file.temp {
+            TempName::Beside => "",
+            TempName::Reply => ".reply",
+            TempName::At(path) => return write!(f, "{}", path.to_string_lossy()),
+        };
+        // What `with_file_name` makes of an absolute path with a name: the
+        // parent, a separator unless the parent is the root, the new name.
+        match file.local.parent() {
+            Some(parent) if file.local.file_name().is_some() => {
+                let parent = parent.to_string_lossy();
+                f.write_str(&parent)?;
+                if !parent.is_empty() && !parent.ends_with('/') {
+                    f.write_str("/")?;
+                }
+                let name = file.local.file_name().unwrap_or_default().to_string_lossy();
+                write!(f, ".{name}{kind}.bits-{}.tmp", file.job)
+            }
+            _ => write!(f, "{}", file.temp().to_string_lossy()),
+        }
     }
 }
 
@@ -746,6 +780,34 @@ mod tests {
             PathBuf::from(format!("/home/alice/.a.iso.bits-{id}.tmp"))
         );
         assert_eq!(f.temp, TempName::Beside);
+    }
+
+    #[test]
+    fn temp_text_is_the_temp_path_as_text() {
+        use std::os::unix::ffi::OsStrExt;
+        let id = JobId::new_random();
+        let odd = std::ffi::OsStr::from_bytes(b"/srv/d\xff\xfe/n\xe9.bin");
+        for local in [
+            PathBuf::from("/home/alice/a.iso"),
+            PathBuf::from("/a"),
+            PathBuf::from("/srv/x y/\u{e9}t\u{e9}.txt"),
+            PathBuf::from(odd),
+        ] {
+            let mut f = JobFile::new("http://x/a".into(), local.clone(), id);
+            assert_eq!(
+                f.temp_text().to_string(),
+                f.temp().to_string_lossy(),
+                "{local:?}"
+            );
+            f.temp = TempName::Reply;
+            assert_eq!(
+                f.temp_text().to_string(),
+                f.temp().to_string_lossy(),
+                "{local:?}"
+            );
+            f.set_temp(PathBuf::from("/elsewhere/t.tmp"));
+            assert_eq!(f.temp_text().to_string(), "/elsewhere/t.tmp");
+        }
     }
 
     #[test]

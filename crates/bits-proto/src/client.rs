@@ -68,6 +68,21 @@ impl Client {
         self.call_within(req, ANSWER_WAIT).await
     }
 
+    /// Reads one more answer to the last request (the further pages of a
+    /// [`Request::ListAll`]), waiting at most [`ANSWER_WAIT`].
+    pub async fn next_as<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, ProtoError> {
+        let read = async {
+            read_frame(&mut self.stream)
+                .await?
+                .ok_or(ProtoError::Closed)
+        };
+        tokio::time::timeout(ANSWER_WAIT, read)
+            .await
+            .unwrap_or(Err(ProtoError::TimedOut {
+                secs: ANSWER_WAIT.as_secs(),
+            }))
+    }
+
     /// Sends one request and reads its response, waiting at most `limit`.
     pub async fn call_within<T: serde::de::DeserializeOwned>(
         &mut self,

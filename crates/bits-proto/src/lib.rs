@@ -29,4 +29,4 @@ pub use raw::{RawJob, RawJobsAnswer, RawJobsPage};
 pub const MAX_FILES_PER_JOB: usize = 100_000;
 
 /// Bumped whenever a request or response changes incompatibly.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;

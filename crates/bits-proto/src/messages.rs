@@ -196,6 +196,19 @@ pub enum Request {
         #[serde(default)]
         after: Option<String>,
     },
+    /// Every page List would give, streamed: the daemon answers with pages
+    /// of [`Response::Jobs`] one after the other, without further
+    /// requests, each but the last with `next` set. It writes the next
+    /// page while the client reads this one.
+    ListAll {
+        /// Every user's jobs (root only).
+        all_users: bool,
+        /// Only jobs whose DisplayName matches this wildcard pattern.
+        name: Option<String>,
+        /// Leave every `FileList` out (it stays empty).
+        #[serde(default)]
+        summary: bool,
+    },
     /// One job in full: its files from index `files_from` on, as many as
     /// fit one answer (the job object's `FileListNext` says where to go on).
     Info {
@@ -286,7 +299,7 @@ impl Request {
             Request::Resume { .. } => "resume",
             Request::Cancel { .. } => "cancel",
             Request::Complete { .. } => "complete",
-            Request::List { .. } => "list",
+            Request::List { .. } | Request::ListAll { .. } => "list",
             Request::Info { .. } => "info",
             Request::Watch { .. } => "watch",
             Request::Policy { .. } => "policy",

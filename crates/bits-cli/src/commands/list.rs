@@ -10,14 +10,7 @@ pub async fn run(args: ListArgs) -> anyhow::Result<()> {
     let mut conn = super::connect().await?;
     if args.json {
         // Passed on as the daemon wrote them, one job per line.
-        let jobs = conn
-            .raw_jobs(&Request::List {
-                all_users: args.all_users,
-                name: args.name,
-                summary: false,
-                after: None,
-            })
-            .await?;
+        let jobs = conn.raw_jobs(args.all_users, args.name).await?;
         return render::print(&render::json_lines(&jobs));
     }
     let jobs = conn

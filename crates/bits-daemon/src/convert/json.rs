@@ -151,7 +151,7 @@ impl Serialize for FileJson<'_> {
         m.serialize_entry("BytesTotal", &f.bytes_total)?;
         m.serialize_entry("BytesTransferred", &self.shown)?;
         m.serialize_entry("IsTransferComplete", &f.complete)?;
-        m.serialize_entry("TemporaryName", &*f.temp().to_string_lossy())?;
+        m.serialize_entry("TemporaryName", &Shown(&f.temp_text()))?;
         m.end()
     }
 }

@@ -199,6 +199,16 @@ async fn serve_client(
                     _ if shared.mode.is_system() => Some(clients.turn(uid).await),
                     _ => None,
                 };
+                if let Request::ListAll {
+                    all_users,
+                    name,
+                    summary,
+                } = req
+                {
+                    list_all(stream, shared, uid, all_users, name, summary).await?;
+                    clients.busy(me, false);
+                    continue;
+                }
                 dispatch(shared, manager, req, uid)
                     .await
                     .unwrap_or_else(Response::Error)
@@ -210,6 +220,36 @@ async fn serve_client(
             crate::memory::give_back();
         }
         clients.busy(me, false);
+    }
+}
+
+/// Answers ListAll: every page, one frame after the other (an error as
+/// the last frame). The view is read for each page apart, never across a
+/// write.
+async fn list_all(
+    stream: &mut UnixStream,
+    shared: &Arc<Shared>,
+    uid: u32,
+    all_users: bool,
+    name: Option<String>,
+    summary: bool,
+) -> Result<(), ProtoError> {
+    use handlers::list::{Listing, STREAM_PAGE};
+    let caller = shared.caller(uid).await;
+    let mut listing = match Listing::new(shared, all_users, name.as_deref(), summary, &caller) {
+        Ok(listing) => listing,
+        Err(e) => return send(stream, &Response::Error(e)).await,
+    };
+    loop {
+        let (jobs, next) = match listing.page(shared, STREAM_PAGE) {
+            Ok(page) => page,
+            Err(e) => return send(stream, &Response::Error(e)).await,
+        };
+        let last = next.is_none();
+        send(stream, &Response::RawJobs { jobs, next }).await?;
+        if last {
+            return Ok(());
+        }
     }
 }
 
@@ -265,6 +305,7 @@ async fn dispatch(
             summary,
             after,
         } => handlers::list::handle(shared, all_users, name, summary, after, me),
+        Request::ListAll { .. } => unreachable!("streamed by the connection loop"),
         Request::Info { job, files_from } => handlers::info::handle(shared, &job, files_from, me),
         Request::Watch {
             job,

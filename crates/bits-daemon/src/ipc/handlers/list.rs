@@ -1,5 +1,11 @@
 //! List (Get-BitsTransfer): the jobs that are not final, oldest first, a
 //! page at a time so that no answer outgrows a frame.
+//!
+//! A [`Listing`] is the order of the jobs to show, taken once; its pages
+//! are written from the view as it is when each is asked for. `List`
+//! answers one page per request (the cursor says where the next begins);
+//! `ListAll` streams every page, and the daemon writes the next while the
+//! client reads the last.
 
 use crate::access::Caller;
 use crate::convert::{job_object, JobJson, REPLY_BUDGET};
@@ -10,6 +16,22 @@ use bits_proto::{ApiError, ErrorKind, RawJob, Response};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Bytes of a streamed page: small enough that the client reads and
+/// prints one while the daemon writes the next, large enough that a frame
+/// costs nothing beside it.
+pub const STREAM_PAGE: usize = 1 << 20;
+
+/// Files of a job above which its object is measured file by file.
+const FILES_WHOLE: usize = 64;
+
+/// The jobs a List shows, in order, and how far the pages got.
+pub struct Listing {
+    order: Vec<(SystemTime, JobId)>,
+    next: usize,
+    summary: bool,
+}
+
+/// One List request's page.
 pub fn handle(
     shared: &Arc<Shared>,
     all_users: bool,
@@ -18,71 +40,111 @@ pub fn handle(
     after: Option<String>,
     caller: &Caller,
 ) -> Result<Response, ApiError> {
-    if all_users && !caller.admin {
-        return Err(ApiError {
-            kind: ErrorKind::Denied,
-            message: "only root or an administrator may list every user's jobs (--all-users)"
-                .into(),
-            code: Some(format!("0x{:08X}", bits_core::error::codes::E_ACCESSDENIED)),
-        });
+    let mut listing = Listing::new(shared, all_users, name.as_deref(), summary, caller)?;
+    if let Some(after) = after {
+        listing.skip_to(&after)?;
     }
-    let pattern = name
-        .as_deref()
-        .map(glob::Pattern::new)
-        .transpose()
-        .map_err(|e| bad(format!("--name: invalid pattern: {e}")))?;
-    let view = shared.read();
-    let mut entries: Vec<_> = view
-        .jobs
-        .values()
-        .filter(|e| !e.job.state().is_final())
-        .filter(|e| all_users || !shared.mode.is_system() || e.job.owner_uid == caller.uid)
-        .filter(|e| {
-            pattern
-                .as_ref()
-                .is_none_or(|p| p.matches(&e.job.props.display_name))
-        })
-        .collect();
-    entries.sort_by_key(|e| (e.job.created, e.job.id));
-    // The cursor is the sort key of the last job sent, so a page continues
-    // after it even if that job has ended meanwhile.
-    let start = match after.as_deref().map(parse_cursor) {
-        Some(Some(key)) => entries.partition_point(|e| (e.job.created, e.job.id) <= key),
-        Some(None) => return Err(bad("List: the page cursor is not one this bitsd gave")),
-        None => 0,
-    };
-    let mut jobs = Vec::new();
-    let mut used = 0usize;
-    let mut next = None;
-    let mut cursor = String::new();
-    for e in &entries[start..] {
-        let left = REPLY_BUDGET.saturating_sub(used);
-        // Serialized once: measured here, sent as it is. A job of a few
-        // files is written whole and measured after (its files cannot
-        // outgrow a page: FILES_WHOLE URLs and paths of at most a few
-        // kilobytes each); a larger one is measured file by file and its
-        // list paged (see `job_object`).
-        let job = if summary {
-            raw(&JobJson::summary(e))?
-        } else if e.job.files.len() <= FILES_WHOLE {
-            raw(&JobJson::whole(e))?
-        } else {
-            raw(&job_object(e, 0, left))?
-        };
-        let len = job.json().len() + 1;
-        if used + len > REPLY_BUDGET && !jobs.is_empty() {
-            next = Some(cursor);
-            break;
-        }
-        used += len;
-        jobs.push(job);
-        cursor = format!("{}:{}", nanos(e.job.created), e.job.id);
-    }
+    let (jobs, next) = listing.page(shared, REPLY_BUDGET)?;
     Ok(Response::RawJobs { jobs, next })
 }
 
-/// Files of a job above which its object is measured file by file.
-const FILES_WHOLE: usize = 64;
+impl Listing {
+    /// The jobs `caller` may list (every user's with `all_users`, for an
+    /// administrator), by `name` pattern, oldest first.
+    pub fn new(
+        shared: &Shared,
+        all_users: bool,
+        name: Option<&str>,
+        summary: bool,
+        caller: &Caller,
+    ) -> Result<Listing, ApiError> {
+        if all_users && !caller.admin {
+            return Err(ApiError {
+                kind: ErrorKind::Denied,
+                message: "only root or an administrator may list every user's jobs (--all-users)"
+                    .into(),
+                code: Some(format!("0x{:08X}", bits_core::error::codes::E_ACCESSDENIED)),
+            });
+        }
+        let pattern = name
+            .map(glob::Pattern::new)
+            .transpose()
+            .map_err(|e| bad(format!("--name: invalid pattern: {e}")))?;
+        let mut order: Vec<_> = {
+            let view = shared.read();
+            view.jobs
+                .values()
+                .filter(|e| !e.job.state().is_final())
+                .filter(|e| all_users || !shared.mode.is_system() || e.job.owner_uid == caller.uid)
+                .filter(|e| {
+                    pattern
+                        .as_ref()
+                        .is_none_or(|p| p.matches(&e.job.props.display_name))
+                })
+                .map(|e| (e.job.created, e.job.id))
+                .collect()
+        };
+        order.sort_unstable();
+        Ok(Listing {
+            order,
+            next: 0,
+            summary,
+        })
+    }
+
+    /// Goes on after the job a cursor names: its sort key, so that a page
+    /// continues after it even if that job has ended meanwhile.
+    pub fn skip_to(&mut self, after: &str) -> Result<(), ApiError> {
+        let key = parse_cursor(after)
+            .ok_or_else(|| bad("List: the page cursor is not one this bitsd gave"))?;
+        self.next = self.order.partition_point(|k| *k <= key);
+        Ok(())
+    }
+
+    /// The next page: the jobs that fit `budget` bytes (at least one), and
+    /// the cursor after the last of them if more follow. A job that ended
+    /// or went away since the order was taken is left out.
+    pub fn page(
+        &mut self,
+        shared: &Shared,
+        budget: usize,
+    ) -> Result<(Vec<RawJob>, Option<String>), ApiError> {
+        let view = shared.read();
+        let mut jobs = Vec::new();
+        let mut used = 0usize;
+        while let Some(&(_, id)) = self.order.get(self.next) {
+            let Some(e) = view.jobs.get(&id).filter(|e| !e.job.state().is_final()) else {
+                self.next += 1;
+                continue;
+            };
+            let left = budget.saturating_sub(used);
+            // Serialized once: measured here, sent as it is. A job of a
+            // few files is written whole and measured after (FILES_WHOLE
+            // URLs and paths of at most a few kilobytes each cannot
+            // outgrow a page); a larger one is measured file by file and
+            // its list paged (see `job_object`).
+            let job = if self.summary {
+                raw(&JobJson::summary(e))?
+            } else if e.job.files.len() <= FILES_WHOLE {
+                raw(&JobJson::whole(e))?
+            } else {
+                raw(&job_object(e, 0, left))?
+            };
+            let len = job.json().len() + 1;
+            if used + len > budget && !jobs.is_empty() {
+                break;
+            }
+            used += len;
+            jobs.push(job);
+            self.next += 1;
+        }
+        let more = self.next < self.order.len();
+        let cursor = more
+            .then(|| self.order[self.next - 1])
+            .map(|(created, id)| format!("{}:{}", nanos(created), id));
+        Ok((jobs, cursor))
+    }
+}
 
 fn raw<T: serde::Serialize>(object: &T) -> Result<RawJob, ApiError> {
     RawJob::of(object).map_err(|e| ApiError {
@@ -102,4 +164,118 @@ fn parse_cursor(text: &str) -> Option<(SystemTime, JobId)> {
     let nanos: u64 = nanos.parse().ok()?;
     let at = UNIX_EPOCH.checked_add(Duration::from_nanos(nanos))?;
     Some((at, id.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Entry, Owner, View};
+    use crate::store::StoreHandle;
+    use bits_core::{Job, JobProps, JobType};
+    use tokio_util::sync::CancellationToken;
+
+    /// A daemon's shared state holding `n` queued jobs created a second
+    /// apart, in a store of its own.
+    fn shared_with(n: usize, dir: &std::path::Path) -> (Arc<Shared>, Vec<JobId>) {
+        let store = bits_store::Store::open(&dir.join("jobs.sqlite3")).unwrap();
+        let (store, _thread) = StoreHandle::start(store).unwrap();
+        let mut view = View::default();
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let created = UNIX_EPOCH + Duration::from_secs(1_700_000_000 + i as u64);
+            let props = JobProps {
+                display_name: format!("job {i} {}", "x".repeat(200)),
+                ..JobProps::default()
+            };
+            let job = Job::new(
+                JobId::new_random(),
+                JobType::Download,
+                props,
+                "u".into(),
+                0,
+                created,
+            );
+            ids.push(job.id);
+            view.jobs.insert(job.id, Entry::new(job));
+        }
+        let engine = bits_transfer::Engine::new(bits_transfer::EngineConfig::default()).unwrap();
+        let owner = Owner {
+            uid: 0,
+            name: "u".into(),
+        };
+        let shared = Arc::new(Shared::new(
+            view,
+            store,
+            engine,
+            owner,
+            Default::default(),
+            CancellationToken::new(),
+            Default::default(),
+        ));
+        (shared, ids)
+    }
+
+    fn ids_of(jobs: &[RawJob]) -> Vec<String> {
+        jobs.iter().map(|j| j.parse().unwrap().job_id).collect()
+    }
+
+    #[tokio::test]
+    async fn pages_give_every_job_once_oldest_first_and_a_cursor_goes_on_from_any_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (shared, ids) = shared_with(40, dir.path());
+        let caller = Caller {
+            uid: 0,
+            admin: true,
+        };
+        let want: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        let mut listing = Listing::new(&shared, false, None, true, &caller).unwrap();
+        let (mut got, mut cursors) = (Vec::new(), Vec::new());
+        loop {
+            // About five jobs a page.
+            let (jobs, next) = listing.page(&shared, 5 * 1200).unwrap();
+            assert!(!jobs.is_empty() && jobs.len() < 10, "{} jobs", jobs.len());
+            got.extend(ids_of(&jobs));
+            match next {
+                Some(cursor) => cursors.push((got.len(), cursor)),
+                None => break,
+            }
+        }
+        assert_eq!(got, want);
+        // List's own paging: a fresh listing from each cursor.
+        for (done, cursor) in cursors {
+            let Response::RawJobs { jobs, .. } =
+                handle(&shared, false, None, true, Some(cursor), &caller).unwrap()
+            else {
+                panic!("a page of jobs");
+            };
+            assert_eq!(ids_of(&jobs)[0], want[done]);
+        }
+        assert!(handle(&shared, false, None, true, Some("nonsense".into()), &caller).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_job_gone_between_pages_is_left_out_and_one_bigger_than_a_page_still_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (shared, ids) = shared_with(6, dir.path());
+        let caller = Caller {
+            uid: 0,
+            admin: true,
+        };
+        let mut listing = Listing::new(&shared, false, None, true, &caller).unwrap();
+        // A budget smaller than any job: one job a page all the same.
+        let (first, next) = listing.page(&shared, 10).unwrap();
+        assert_eq!(ids_of(&first), vec![ids[0].to_string()]);
+        assert!(next.is_some());
+        shared.write().jobs.remove(&ids[1]);
+        let (second, _) = listing.page(&shared, 10).unwrap();
+        assert_eq!(ids_of(&second), vec![ids[2].to_string()]);
+        let (rest, next) = listing.page(&shared, usize::MAX).unwrap();
+        assert_eq!(
+            ids_of(&rest),
+            ids[3..].iter().map(|i| i.to_string()).collect::<Vec<_>>()
+        );
+        assert_eq!(next, None);
+        let (none, next) = listing.page(&shared, usize::MAX).unwrap();
+        assert!(none.is_empty() && next.is_none());
+    }
 }
