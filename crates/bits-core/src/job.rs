@@ -427,12 +427,12 @@ pub struct JobFile {
     pub local: PathBuf,
     /// The job the file belongs to: its temporary file is named after it.
     pub job: JobId,
-    /// Where the bytes are written until the job is completed (see
-    /// [`JobFile::temp`]).
+    /// Where the bytes are written until the job is completed (its path:
+    /// [`JobFile::temp()`]).
     pub temp: TempName,
     /// The full size, once known.
     pub bytes_total: Option<u64>,
-    /// Bytes durably on disk in `temp`: the last checkpoint. Bytes received
+    /// Bytes durably on disk in the temporary file: the last checkpoint. Bytes received
     /// since are counted apart (the daemon's live progress) and never used
     /// as a resume point.
     pub bytes_transferred: u64,

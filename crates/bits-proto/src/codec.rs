@@ -148,6 +148,7 @@ mod tests {
             for req in [
                 Request::Info { job: job.clone(), files_from: from },
                 Request::List { all_users: summary, name: Some(job.clone()), summary, after: Some(job.clone()) },
+                Request::ListAll { all_users: summary, name: Some(job.clone()), summary },
                 Request::Watch { job: job.clone(), after_revision: from, timeout_ms: from, summary },
                 Request::Policy { change: None },
                 Request::Policy { change: Some(crate::PolicyChange {

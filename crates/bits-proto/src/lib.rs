@@ -1,6 +1,7 @@
 //! The protocol between `bits` and `bitsd` over the local socket.
 //!
-//! One [`Request`] gets one [`Response`]. Frames are a 4-byte big-endian
+//! One [`Request`] gets one [`Response`], except [`Request::ListAll`],
+//! answered by pages of jobs one after the other. Frames are a 4-byte big-endian
 //! length followed by that many bytes of JSON ([`codec`]). The first request
 //! on a connection is [`Request::Hello`], which carries [`PROTOCOL_VERSION`]:
 //! a daemon refuses a client of another version with a clear message rather

@@ -192,56 +192,91 @@ async fn serve_client(
                 big = files >= crate::memory::MANY_FILES;
                 // The request's kind only: its URLs may carry credentials.
                 tracing::debug!(request = req.kind(), uid, "request");
-                // Users take turns in the system daemon; a Watch mostly
-                // waits, and takes none.
-                let _turn = match &req {
-                    Request::Watch { .. } => None,
-                    _ if shared.mode.is_system() => Some(clients.turn(uid).await),
-                    _ => None,
-                };
                 if let Request::ListAll {
                     all_users,
                     name,
                     summary,
                 } = req
                 {
-                    list_all(stream, shared, uid, all_users, name, summary).await?;
+                    let ask = ListAll {
+                        all_users,
+                        name,
+                        summary,
+                    };
+                    list_all(stream, shared, clients, uid, ask).await?;
                     clients.busy(me, false);
                     continue;
                 }
+                // Users take turns in the system daemon; a Watch mostly
+                // waits, and takes none. A turn covers the work, not the
+                // writing of its answer.
+                let _turn = match &req {
+                    Request::Watch { .. } => None,
+                    _ if shared.mode.is_system() => Some(clients.turn(uid).await),
+                    _ => None,
+                };
                 dispatch(shared, manager, req, uid)
                     .await
                     .unwrap_or_else(Response::Error)
             }
         };
-        send(stream, &response).await?;
-        drop(response);
         if std::mem::take(&mut big) {
+            // Runs a second from now: by then the answer is written and
+            // freed (or the connection is gone).
             crate::memory::give_back();
         }
+        send(stream, &response).await?;
         clients.busy(me, false);
     }
 }
 
-/// Answers ListAll: every page, one frame after the other (an error as
-/// the last frame). The view is read for each page apart, never across a
-/// write.
-async fn list_all(
-    stream: &mut UnixStream,
-    shared: &Arc<Shared>,
-    uid: u32,
+/// What a ListAll asks for.
+struct ListAll {
     all_users: bool,
     name: Option<String>,
     summary: bool,
+}
+
+/// Answers ListAll: every page, one frame after the other (an error as
+/// the last frame). The view is read for each page apart, never across a
+/// write; in the system daemon each page takes the user's turn, which no
+/// write holds, so a client that reads slowly delays only itself.
+async fn list_all(
+    stream: &mut UnixStream,
+    shared: &Arc<Shared>,
+    clients: &Clients,
+    uid: u32,
+    ask: ListAll,
 ) -> Result<(), ProtoError> {
     use handlers::list::{Listing, STREAM_PAGE};
+    let turn = || async {
+        if shared.mode.is_system() {
+            Some(clients.turn(uid).await)
+        } else {
+            None
+        }
+    };
     let caller = shared.caller(uid).await;
-    let mut listing = match Listing::new(shared, all_users, name.as_deref(), summary, &caller) {
+    let listing = {
+        let _turn = turn().await;
+        Listing::new(
+            shared,
+            ask.all_users,
+            ask.name.as_deref(),
+            ask.summary,
+            &caller,
+        )
+    };
+    let mut listing = match listing {
         Ok(listing) => listing,
         Err(e) => return send(stream, &Response::Error(e)).await,
     };
     loop {
-        let (jobs, next) = match listing.page(shared, STREAM_PAGE) {
+        let page = {
+            let _turn = turn().await;
+            listing.page(shared, STREAM_PAGE)
+        };
+        let (jobs, next) = match page {
             Ok(page) => page,
             Err(e) => return send(stream, &Response::Error(e)).await,
         };

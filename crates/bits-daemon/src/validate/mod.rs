@@ -8,6 +8,7 @@ pub use connection::ca_file;
 use bits_core::{AuthScheme, Credential, Job, JobFile, JobId, JobProps, JobType, Priority, Secret};
 use bits_proto::{ApiError, CredentialSpec, ErrorKind, FileSpec, JobProperties};
 use std::collections::HashSet;
+use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -189,25 +190,32 @@ pub fn files(
     if job_type != JobType::Download {
         return upload_files(id, job_type, specs, existing);
     }
-    let mut out = Vec::with_capacity(specs.len());
+    let mut out: Vec<JobFile> = Vec::with_capacity(specs.len());
     let mut dirs = HashSet::new();
+    // Destinations seen, by hash: a job may bring 100,000 files, and a copy
+    // of each path, freed right after, would only fragment the daemon's
+    // heap. A hash met again is checked against the paths themselves.
+    let hasher = std::collections::hash_map::RandomState::new();
+    let mut seen: HashSet<u64> = existing
+        .iter()
+        .map(|f| hasher.hash_one(f.local.as_path()))
+        .collect();
     for spec in specs {
         // A URL's userinfo is a credential: kept apart, never shown.
         let (url, credential) = bits_transfer::split_credential(&spec.remote);
         let remote = remote(&url)?;
         let local = local(&spec.local, &mut dirs)?;
+        let twice = !seen.insert(hasher.hash_one(local.as_path()))
+            && existing.iter().chain(&out).any(|f| f.local == local);
+        if twice {
+            return Err(bad(format!(
+                "destination '{}' is used by two files of the job",
+                local.display()
+            )));
+        }
         let mut file = JobFile::new(remote, local, id);
         file.credential = credential.map(Box::new);
         out.push(file);
-    }
-    // Borrowed paths: a job may bring 100,000 files, and a copy of each
-    // path, freed right after, would only fragment the daemon's heap.
-    let mut seen: HashSet<&Path> = existing.iter().map(|f| f.local.as_path()).collect();
-    if let Some(twice) = out.iter().find(|f| !seen.insert(&f.local)) {
-        return Err(bad(format!(
-            "destination '{}' is used by two files of the job",
-            twice.local.display()
-        )));
     }
     Ok(out)
 }
@@ -449,4 +457,54 @@ pub fn properties(
             .map_err(|e| bad(format!("--notify-flags: {e}")))?;
     }
     connection::apply(&mut props.connection, &p.connection)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(remote: &str, local: &Path) -> FileSpec {
+        FileSpec {
+            remote: remote.into(),
+            local: local.to_string_lossy().into_owned(),
+        }
+    }
+
+    /// Regression: checking destinations by hash must still find a
+    /// destination used twice, before looking at the files after it, and
+    /// one the job already holds.
+    #[test]
+    fn a_destination_used_twice_is_refused_where_it_is_met() {
+        let dir = tempfile::tempdir().unwrap();
+        let (f, g) = (dir.path().join("f"), dir.path().join("g"));
+        let id = JobId::new_random();
+        let twice = [
+            spec("http://127.0.0.1:9/a", &f),
+            spec("http://127.0.0.1:9/b", &f),
+            spec("ftp://127.0.0.1:9/c", &g),
+        ];
+        let e = files(id, JobType::Download, &twice, &[]).unwrap_err();
+        assert!(e.message.contains("used by two files"), "{}", e.message);
+
+        let held = files(id, JobType::Download, &twice[..1], &[]).unwrap();
+        let e = files(id, JobType::Download, &twice[1..2], &held).unwrap_err();
+        assert!(e.message.contains("used by two files"), "{}", e.message);
+
+        // The same directory through another spelling is the same file.
+        let again = dir.path().join(".").join("f");
+        let e = files(
+            id,
+            JobType::Download,
+            &[spec("http://127.0.0.1:9/d", &again)],
+            &held,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("used by two files"), "{}", e.message);
+
+        let fine = [
+            spec("http://127.0.0.1:9/a", &f),
+            spec("http://127.0.0.1:9/b", &g),
+        ];
+        assert_eq!(files(id, JobType::Download, &fine, &[]).unwrap().len(), 2);
+    }
 }

@@ -16,9 +16,10 @@ use bits_proto::{ApiError, ErrorKind, RawJob, Response};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Bytes of a streamed page: small enough that the client reads and
-/// prints one while the daemon writes the next, large enough that a frame
-/// costs nothing beside it.
+/// Bytes of a streamed page: small enough that the client reads one
+/// while the daemon writes the next, large enough that a frame costs
+/// nothing beside it. A job larger than this still goes whole (up to
+/// [`REPLY_BUDGET`]) on a page of its own.
 pub const STREAM_PAGE: usize = 1 << 20;
 
 /// Files of a job above which its object is measured file by file.
@@ -117,18 +118,26 @@ impl Listing {
                 self.next += 1;
                 continue;
             };
-            let left = budget.saturating_sub(used);
             // Serialized once: measured here, sent as it is. A job of a
             // few files is written whole and measured after (FILES_WHOLE
             // URLs and paths of at most a few kilobytes each cannot
             // outgrow a page); a larger one is measured file by file and
-            // its list paged (see `job_object`).
+            // its list paged (see `job_object`). It gets a page's room
+            // when it comes first, a whole answer's at most: a job that
+            // would be cut short on a page others share waits for the
+            // next page, where it comes first.
             let job = if self.summary {
                 raw(&JobJson::summary(e))?
             } else if e.job.files.len() <= FILES_WHOLE {
                 raw(&JobJson::whole(e))?
+            } else if jobs.is_empty() {
+                raw(&job_object(e, 0, budget.max(REPLY_BUDGET)))?
             } else {
-                raw(&job_object(e, 0, left))?
+                let object = job_object(e, 0, budget.saturating_sub(used));
+                if object.file_list_next.is_some() {
+                    break;
+                }
+                raw(&object)?
             };
             let len = job.json().len() + 1;
             if used + len > budget && !jobs.is_empty() {
@@ -251,6 +260,45 @@ mod tests {
             assert_eq!(ids_of(&jobs)[0], want[done]);
         }
         assert!(handle(&shared, false, None, true, Some("nonsense".into()), &caller).is_err());
+    }
+
+    /// Regression: with 1 MiB stream pages, a job of many files that came
+    /// after others on a page was cut short (its list then filled in by
+    /// further requests). It now waits for the next page, where it comes
+    /// first and goes whole.
+    #[tokio::test]
+    async fn a_job_of_many_files_is_not_cut_short_on_a_shared_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let (shared, ids) = shared_with(3, dir.path());
+        {
+            let mut view = shared.write();
+            let e = view.jobs.get_mut(&ids[1]).unwrap();
+            let files: Vec<_> = (0..500)
+                .map(|i| {
+                    bits_core::JobFile::new(
+                        format!("http://127.0.0.1:9/{i}/{}", "u".repeat(300)),
+                        dir.path().join(format!("{i}-{}", "l".repeat(200))),
+                        ids[1],
+                    )
+                })
+                .collect();
+            e.received.extend(files.len());
+            e.job.files = files;
+        }
+        let caller = Caller {
+            uid: 0,
+            admin: true,
+        };
+        let mut listing = Listing::new(&shared, false, None, false, &caller).unwrap();
+        // Room for the first job and part of the second.
+        let (first, next) = listing.page(&shared, 60_000).unwrap();
+        assert_eq!(ids_of(&first), vec![ids[0].to_string()]);
+        assert!(next.is_some());
+        let (second, _) = listing.page(&shared, 60_000).unwrap();
+        assert_eq!(ids_of(&second)[0], ids[1].to_string());
+        let job = second[0].parse().unwrap();
+        assert_eq!(job.file_list.len(), 500);
+        assert_eq!(job.file_list_next, None);
     }
 
     #[tokio::test]
