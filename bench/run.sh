@@ -304,7 +304,20 @@ CNF
 tls_on=0
 if has_case tls || has_case h2; then tls_on=1; make_tls; fi
 
-# ---------------------------------------------------------------- nginx
+# ---------------------------------------------------------------- servers
+# wait_up PID [CURL-OPTION...] URL: true once URL answers, false when PID
+# dies or 5 s pass.
+wait_up() {
+    local pid=$1 i
+    shift
+    for i in $(seq 50); do
+        curl -s -o /dev/null "$@" 2>/dev/null && return 0
+        [ -d "/proc/$pid" ] || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
 start_nginx() {
     local attempt conf=$work/nginx/nginx.conf extra="" m tls_servers="" ports
     for m in fastcgi uwsgi scgi; do
@@ -367,15 +380,10 @@ $tls_servers}
 EOF
         "$nginx_bin" -c "$conf" -p "$work/nginx" -e "$work/nginx/error.log" &
         nginx_pid=$!
-        local i
-        for i in $(seq 50); do
-            if curl -fs "http://127.0.0.1:$port/ping" >/dev/null 2>&1; then
-                log "nginx $nginx_pid serving $data on 127.0.0.1:$port"
-                return 0
-            fi
-            [ -d "/proc/$nginx_pid" ] || break
-            sleep 0.1
-        done
+        if wait_up "$nginx_pid" -f "http://127.0.0.1:$port/ping"; then
+            log "nginx $nginx_pid serving $data on 127.0.0.1:$port"
+            return 0
+        fi
         kill -TERM "$nginx_pid" 2>/dev/null || true
         wait "$nginx_pid" 2>/dev/null || true
         nginx_pid=
@@ -640,19 +648,16 @@ bench_scale() {
 # into place), against `bits start --type upload`, the BITS Upload Protocol
 # in fragments through the daemon.
 start_serve() { # DIR: bits serve --upload on a free port; sets sport
-    local attempt i
+    local attempt
     for attempt in 1 2 3 4 5; do
         sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
         "$bits" serve "$1" --listen "127.0.0.1:$sport" --upload --allow-overwrite > "$work/serve.log" 2>&1 &
         serve_pid=$!
-        for i in $(seq 50); do
-            if curl -s -o /dev/null "http://127.0.0.1:$sport/"; then
-                log "bits serve $serve_pid taking uploads into $1 on 127.0.0.1:$sport"
-                return 0
-            fi
-            [ -d "/proc/$serve_pid" ] || break
-            sleep 0.1
-        done
+        # Any answer will do: the directory's listing may be refused.
+        if wait_up "$serve_pid" "http://127.0.0.1:$sport/"; then
+            log "bits serve $serve_pid taking uploads into $1 on 127.0.0.1:$sport"
+            return 0
+        fi
         kill -TERM "$serve_pid" 2>/dev/null || true
         wait "$serve_pid" 2>/dev/null || true
         serve_pid=

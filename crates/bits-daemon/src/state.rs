@@ -257,3 +257,28 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+impl Shared {
+    /// The shared state of a daemon of the current user around `view`,
+    /// over `store` (on its thread), with a default engine: what tests of
+    /// the parts above it start from.
+    pub fn for_tests(view: View, store: bits_store::Store) -> Arc<Shared> {
+        let (store, _thread) = StoreHandle::start(store).expect("the store thread starts");
+        let engine = bits_transfer::Engine::new(bits_transfer::EngineConfig::default())
+            .expect("an engine with default settings");
+        let owner = Owner {
+            uid: 0,
+            name: "u".into(),
+        };
+        Arc::new(Shared::new(
+            view,
+            store,
+            engine,
+            owner,
+            Default::default(),
+            CancellationToken::new(),
+            Default::default(),
+        ))
+    }
+}

@@ -2,8 +2,7 @@
 //! no socket.
 
 use super::*;
-use crate::state::{Owner, View};
-use crate::store::StoreHandle;
+use crate::state::View;
 use bits_core::{JobProps, JobType};
 use bits_store::Store;
 
@@ -35,21 +34,7 @@ async fn a_runner_that_panics_leaves_its_job_in_error_with_the_message() {
     store.insert_job(&job).unwrap();
     let mut view = View::default();
     view.jobs.insert(id, Entry::new(job));
-    let (store, _thread) = StoreHandle::start(store).unwrap();
-    let engine = bits_transfer::Engine::new(bits_transfer::EngineConfig::default()).unwrap();
-    let owner = Owner {
-        uid: 0,
-        name: "u".into(),
-    };
-    let shared = Arc::new(Shared::new(
-        view,
-        store,
-        engine,
-        owner,
-        Default::default(),
-        CancellationToken::new(),
-        Default::default(),
-    ));
+    let shared = Shared::for_tests(view, store);
     let (mut manager, _handle) = Manager::new(shared.clone(), Duration::from_secs(300));
 
     let task = manager.runners.spawn(async move {

@@ -178,16 +178,13 @@ fn parse_cursor(text: &str) -> Option<(SystemTime, JobId)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{Entry, Owner, View};
-    use crate::store::StoreHandle;
+    use crate::state::{Entry, View};
     use bits_core::{Job, JobProps, JobType};
-    use tokio_util::sync::CancellationToken;
 
     /// A daemon's shared state holding `n` queued jobs created a second
     /// apart, in a store of its own.
     fn shared_with(n: usize, dir: &std::path::Path) -> (Arc<Shared>, Vec<JobId>) {
         let store = bits_store::Store::open(&dir.join("jobs.sqlite3")).unwrap();
-        let (store, _thread) = StoreHandle::start(store).unwrap();
         let mut view = View::default();
         let mut ids = Vec::new();
         for i in 0..n {
@@ -207,21 +204,7 @@ mod tests {
             ids.push(job.id);
             view.jobs.insert(job.id, Entry::new(job));
         }
-        let engine = bits_transfer::Engine::new(bits_transfer::EngineConfig::default()).unwrap();
-        let owner = Owner {
-            uid: 0,
-            name: "u".into(),
-        };
-        let shared = Arc::new(Shared::new(
-            view,
-            store,
-            engine,
-            owner,
-            Default::default(),
-            CancellationToken::new(),
-            Default::default(),
-        ));
-        (shared, ids)
+        (Shared::for_tests(view, store), ids)
     }
 
     fn ids_of(jobs: &[RawJob]) -> Vec<String> {
