@@ -85,7 +85,7 @@ fn file_object(entry: &Entry, index: usize, f: &bits_core::JobFile) -> FileObjec
         bytes_total: f.bytes_total,
         bytes_transferred: entry.shown_bytes(index),
         is_transfer_complete: f.complete,
-        temporary_name: f.temp().to_string_lossy().into_owned(),
+        temporary_name: f.temp_text().to_string(),
     }
 }
 
