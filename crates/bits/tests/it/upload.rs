@@ -68,6 +68,26 @@ impl Drop for Paused {
     }
 }
 
+/// Starts an upload capped at 4 MB/s and returns once the server has
+/// acknowledged its first fragment: 24 MB then take about six seconds, so
+/// the test acts while the upload is surely in the middle, however fast
+/// the machine (uncapped, loopback finishes 24 MB in some 50 ms, before
+/// the test's next request).
+fn start_capped_upload(h: &Home, local: &std::path::Path, url: &str) -> String {
+    let id = h.start_async(&[
+        "--type",
+        "upload",
+        "--max-bandwidth",
+        "4M",
+        local.to_str().unwrap(),
+        url,
+    ]);
+    h.wait_for(&id, Duration::from_secs(30), |j| {
+        j["BytesTransferred"].as_u64().unwrap_or(0) > 0
+    });
+    id
+}
+
 /// kill -9 of bitsd in the middle of an upload: the next daemon continues
 /// the same session from the server's acknowledgement (the server's data
 /// is not sent twice), and the server's file is exact.
@@ -80,15 +100,7 @@ fn upload_resumes_after_kill_9() {
     let local = h.path("big.bin");
     let body = content(24_000_000, 5);
     std::fs::write(&local, &body).unwrap();
-    let id = h.start_async(&[
-        "--type",
-        "upload",
-        local.to_str().unwrap(),
-        &server.url("big.bin"),
-    ]);
-    h.wait_for(&id, Duration::from_secs(30), |j| {
-        j["BytesTransferred"].as_u64().unwrap_or(0) > 0
-    });
+    let id = start_capped_upload(&h, &local, &server.url("big.bin"));
     let paused = Paused::new(&server);
     let acked = h.info(&id)["BytesTransferred"].as_u64().unwrap();
     assert!(acked < body.len() as u64, "caught mid-upload");
@@ -110,15 +122,7 @@ fn local_file_changed_during_upload_is_an_error() {
     let server = Serve::start(&served, &["--upload"]);
     let local = h.path("moving.bin");
     std::fs::write(&local, content(24_000_000, 1)).unwrap();
-    let id = h.start_async(&[
-        "--type",
-        "upload",
-        local.to_str().unwrap(),
-        &server.url("moving.bin"),
-    ]);
-    h.wait_for(&id, Duration::from_secs(30), |j| {
-        j["BytesTransferred"].as_u64().unwrap_or(0) > 0
-    });
+    let id = start_capped_upload(&h, &local, &server.url("moving.bin"));
     let paused = Paused::new(&server);
     h.ok(&["suspend", &id]);
     std::fs::write(&local, content(24_000_001, 2)).unwrap();
@@ -238,15 +242,7 @@ fn removing_an_upload_cancels_the_server_session() {
     let server = Serve::start(&served, &["--upload"]);
     let local = h.path("half.bin");
     std::fs::write(&local, content(24_000_000, 9)).unwrap();
-    let id = h.start_async(&[
-        "--type",
-        "upload",
-        local.to_str().unwrap(),
-        &server.url("half.bin"),
-    ]);
-    h.wait_for(&id, Duration::from_secs(30), |j| {
-        j["BytesTransferred"].as_u64().unwrap_or(0) > 0
-    });
+    let id = start_capped_upload(&h, &local, &server.url("half.bin"));
     let paused = Paused::new(&server);
     h.ok(&["suspend", &id]);
     drop(paused);
