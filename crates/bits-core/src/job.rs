@@ -1,6 +1,7 @@
 //! A job, its files and its properties.
 
 use crate::error::JobError;
+use crate::file::JobFile;
 use crate::state::{next_state, Event, InvalidTransition, JobState};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -231,11 +232,6 @@ impl FileValidator {
         size: None,
     };
 
-    /// As a file keeps it: nothing for no validator.
-    pub fn boxed(self) -> Option<Box<FileValidator>> {
-        (self != FileValidator::NONE).then(|| Box::new(self))
-    }
-
     /// The ETag, if it is strong.
     pub fn strong_etag(&self) -> Option<&str> {
         self.etag.as_deref().filter(|t| !t.starts_with("W/"))
@@ -390,166 +386,6 @@ impl UploadSession {
         host_fallback_at: None,
         reply_url: None,
     };
-
-    /// As a file keeps it: nothing for no session.
-    pub fn boxed(self) -> Option<Box<UploadSession>> {
-        (self != UploadSession::NONE).then(|| Box::new(self))
-    }
-}
-
-/// Where a file's bytes wait for the job to complete. Kept as a rule rather
-/// than a path: the path is one more string per file, and a job may hold
-/// 100,000 files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TempName {
-    /// Hidden beside the destination, named after it and the job:
-    /// `.NAME.bits-JOB.tmp`, so that two jobs never share one.
-    Beside,
-    /// An upload-reply job's reply: `.NAME.reply.bits-JOB.tmp` beside the
-    /// reply file (the file's `local`).
-    Reply,
-    /// A path of its own (boxed twice over: a thin pointer keeps this
-    /// enum at 16 bytes).
-    At(Box<PathBuf>),
-}
-
-/// One file of a job: where it comes from, where it goes, how far it got.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobFile {
-    /// RemoteName: an http(s) or file URL, or an absolute local path. Never
-    /// holds credentials: a URL's userinfo is moved to `credential`.
-    pub remote: String,
-    /// The credentials for `remote`'s server, if its URL carried any.
-    /// Boxed, as the rare fields of a file are: a job may queue 100,000
-    /// files, and every byte of this struct is paid for each.
-    pub credential: Option<Box<Credential>>,
-    /// LocalName: the absolute path the file gets when the job is completed.
-    pub local: PathBuf,
-    /// The job the file belongs to: its temporary file is named after it.
-    pub job: JobId,
-    /// Where the bytes are written until the job is completed (its path:
-    /// [`JobFile::temp()`]).
-    pub temp: TempName,
-    /// The full size, once known.
-    pub bytes_total: Option<u64>,
-    /// Bytes durably on disk in the temporary file: the last checkpoint. Bytes received
-    /// since are counted apart (the daemon's live progress) and never used
-    /// as a resume point.
-    pub bytes_transferred: u64,
-    /// Whether every byte is on disk and fsynced.
-    pub complete: bool,
-    /// The version of the remote file the bytes belong to (for uploads: of
-    /// the local file being sent), once known (read it with
-    /// [`JobFile::validator`]; boxed: a queued file has none).
-    pub validator: Option<Box<FileValidator>>,
-    /// Uploads: the server session, once there is one (read it with
-    /// [`JobFile::upload_session`]). Always `None` for downloads.
-    pub upload: Option<Box<UploadSession>>,
-    /// Downloads over several connections: the ranges not yet on disk,
-    /// sorted. Empty when the file is written front to back, and then
-    /// `bytes_transferred` is where it continues.
-    pub missing: Vec<ByteRange>,
-    /// The temporary file the bytes were written to, as it was opened; its
-    /// bytes are trusted (resumed, renamed into place) only while the path
-    /// still names this file.
-    pub temp_id: Option<FileId>,
-}
-
-impl JobFile {
-    /// A file not yet started. The temporary file sits beside the
-    /// destination, hidden, named after the job so that two jobs never share
-    /// one.
-    pub fn new(remote: String, local: PathBuf, job: JobId) -> Self {
-        JobFile {
-            remote,
-            credential: None,
-            local,
-            job,
-            temp: TempName::Beside,
-            bytes_total: None,
-            bytes_transferred: 0,
-            complete: false,
-            validator: None,
-            upload: None,
-            missing: Vec::new(),
-            temp_id: None,
-        }
-    }
-
-    /// The temporary file the bytes are written to until the job is
-    /// completed.
-    pub fn temp(&self) -> PathBuf {
-        match &self.temp {
-            TempName::Beside => self.temp_beside(""),
-            TempName::Reply => self.temp_beside(".reply"),
-            TempName::At(path) => PathBuf::clone(path),
-        }
-    }
-
-    /// Makes `path` the temporary file, kept as a name of its own only when
-    /// it is not one of the names derived from the destination.
-    pub fn set_temp(&mut self, path: PathBuf) {
-        self.temp = if path == self.temp_beside("") {
-            TempName::Beside
-        } else if path == self.temp_beside(".reply") {
-            TempName::Reply
-        } else {
-            TempName::At(Box::new(path))
-        };
-    }
-
-    /// The temporary file's path as text (lossy, as
-    /// `temp().to_string_lossy()`), written without building the path:
-    /// List writes one for every file it shows.
-    pub fn temp_text(&self) -> impl fmt::Display + '_ {
-        TempText(self)
-    }
-
-    /// `.NAME{kind}.bits-JOB.tmp` beside `path`.
-    fn temp_beside(&self, kind: &str) -> PathBuf {
-        let name = self.local.file_name().unwrap_or_default().to_string_lossy();
-        let job = self.job;
-        self.local
-            .with_file_name(format!(".{name}{kind}.bits-{job}.tmp"))
-    }
-
-    /// The version the bytes belong to, [`FileValidator::NONE`] before
-    /// any is known.
-    pub fn validator(&self) -> &FileValidator {
-        self.validator.as_deref().unwrap_or(&FileValidator::NONE)
-    }
-
-    /// The upload session, [`UploadSession::NONE`] when there is none.
-    pub fn upload_session(&self) -> &UploadSession {
-        self.upload.as_deref().unwrap_or(&UploadSession::NONE)
-    }
-}
-
-struct TempText<'a>(&'a JobFile);
-
-impl fmt::Display for TempText<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let file = self.0;
-        let kind = match &file.temp {
-            TempName::Beside => "",
-            TempName::Reply => ".reply",
-            TempName::At(path) => return write!(f, "{}", path.to_string_lossy()),
-        };
-        // What `with_file_name` makes of an absolute path with a name: the
-        // parent, a separator unless the parent is the root, the new name.
-        match file.local.parent() {
-            Some(parent) if file.local.file_name().is_some() => {
-                let parent = parent.to_string_lossy();
-                f.write_str(&parent)?;
-                if !parent.is_empty() && !parent.ends_with('/') {
-                    f.write_str("/")?;
-                }
-                let name = file.local.file_name().unwrap_or_default().to_string_lossy();
-                write!(f, ".{name}{kind}.bits-{}.tmp", file.job)
-            }
-            _ => write!(f, "{}", file.temp().to_string_lossy()),
-        }
-    }
 }
 
 /// A BITS job.
@@ -769,67 +605,6 @@ mod tests {
     fn job_id_prints_lowercase_without_braces() {
         let id: JobId = "{5F0C1B2A-0000-4000-8000-000000000001}".parse().unwrap();
         assert_eq!(id.to_string(), "5f0c1b2a-0000-4000-8000-000000000001");
-    }
-
-    #[test]
-    fn temp_name_is_hidden_beside_destination() {
-        let id = JobId::new_random();
-        let f = JobFile::new("http://x/a".into(), "/home/alice/a.iso".into(), id);
-        assert_eq!(
-            f.temp(),
-            PathBuf::from(format!("/home/alice/.a.iso.bits-{id}.tmp"))
-        );
-        assert_eq!(f.temp, TempName::Beside);
-    }
-
-    #[test]
-    fn temp_text_is_the_temp_path_as_text() {
-        use std::os::unix::ffi::OsStrExt;
-        let id = JobId::new_random();
-        let odd = std::ffi::OsStr::from_bytes(b"/srv/d\xff\xfe/n\xe9.bin");
-        for local in [
-            PathBuf::from("/home/alice/a.iso"),
-            PathBuf::from("/a"),
-            PathBuf::from("/srv/x y/\u{e9}t\u{e9}.txt"),
-            PathBuf::from(odd),
-        ] {
-            let mut f = JobFile::new("http://x/a".into(), local.clone(), id);
-            assert_eq!(
-                f.temp_text().to_string(),
-                f.temp().to_string_lossy(),
-                "{local:?}"
-            );
-            f.temp = TempName::Reply;
-            assert_eq!(
-                f.temp_text().to_string(),
-                f.temp().to_string_lossy(),
-                "{local:?}"
-            );
-            f.set_temp(PathBuf::from("/elsewhere/t.tmp"));
-            assert_eq!(f.temp_text().to_string(), "/elsewhere/t.tmp");
-        }
-    }
-
-    #[test]
-    fn a_temp_name_of_its_own_is_kept_and_a_derived_one_is_recognised() {
-        let id = JobId::new_random();
-        let mut f = JobFile::new("http://x/a".into(), "/srv/r/reply.xml".into(), id);
-        f.set_temp(PathBuf::from(format!(
-            "/srv/r/.reply.xml.reply.bits-{id}.tmp"
-        )));
-        assert_eq!(f.temp, TempName::Reply);
-        assert_eq!(
-            f.temp(),
-            PathBuf::from(format!("/srv/r/.reply.xml.reply.bits-{id}.tmp"))
-        );
-        f.set_temp(PathBuf::from(format!("/srv/r/.reply.xml.bits-{id}.tmp")));
-        assert_eq!(f.temp, TempName::Beside);
-        f.set_temp(PathBuf::from("/elsewhere/t.tmp"));
-        assert_eq!(f.temp(), PathBuf::from("/elsewhere/t.tmp"));
-        // Another job's name is a name of its own.
-        let other = JobId::new_random();
-        f.set_temp(PathBuf::from(format!("/srv/r/.reply.xml.bits-{other}.tmp")));
-        assert!(matches!(f.temp, TempName::At(_)));
     }
 
     #[test]

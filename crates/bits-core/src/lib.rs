@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //!
-//! - [`job`]: a job (`Job`), its files (`JobFile`), properties and identifiers.
+//! - [`job`]: a job (`Job`), its properties and identifiers.
+//! - [`file`]: one file of a job (`JobFile`), kept small.
 //! - [`state`]: the nine BITS job states and the one function that moves a job
 //!   between them ([`state::next_state`]), applied by [`Job::apply`].
 //! - [`connection`]: how a job reaches its servers: proxies, security flags,
@@ -19,6 +20,7 @@
 
 pub mod connection;
 pub mod error;
+pub mod file;
 pub mod job;
 pub mod notify;
 pub mod policy;
@@ -28,9 +30,10 @@ pub use connection::{
     ConnectionProps, CustomHeader, ProxySettings, ProxyUsage, SecurityFlags, PROXY_ENVIRONMENT,
 };
 pub use error::{ErrorContext, JobError};
+pub use file::JobFile;
 pub use job::{
-    AuthScheme, ByteRange, Credential, FileId, FileValidator, Job, JobFile, JobId, JobProps,
-    JobType, ParseEnumError, Priority, Secret, TempName, UploadSession,
+    AuthScheme, ByteRange, Credential, FileId, FileValidator, Job, JobId, JobProps, JobType,
+    ParseEnumError, Priority, Secret, UploadSession,
 };
 pub use notify::{NotifyFlags, NotifySettings};
 pub use state::{Event, InvalidTransition, JobState};

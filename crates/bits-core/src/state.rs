@@ -8,7 +8,8 @@
 //! and never left.
 
 use crate::error::{codes, JobError};
-use crate::job::{JobFile, JobType};
+use crate::file::JobFile;
+use crate::job::JobType;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;

@@ -7,7 +7,7 @@
 //! place, with the same identity).
 
 use bits_core::error::codes;
-use bits_core::{ErrorContext, FileId, Job, JobError, JobFile, JobType};
+use bits_core::{ErrorContext, FileId, Job, JobError, JobFile, JobId, JobType};
 use bits_transfer::Finished;
 use std::collections::BTreeSet;
 use std::io;
@@ -92,9 +92,9 @@ fn syncfs_covers_data(file: &std::fs::File) -> bool {
 /// renames; only then may the job be called complete.
 pub fn complete(job: &Job) -> Result<Completed, CompleteError> {
     match job.job_type {
-        JobType::Download => commit_downloads(&job.files),
+        JobType::Download => commit_downloads(job.id, &job.files),
         JobType::Upload => Ok(Completed {
-            kept: job.files.iter().map(|f| f.local.clone()).collect(),
+            kept: job.files.iter().map(|f| f.local.to_path_buf()).collect(),
             discarded: Vec::new(),
         }),
         JobType::UploadReply => commit_reply(job),
@@ -134,16 +134,16 @@ fn identity(meta: &std::fs::Metadata) -> FileId {
 }
 
 /// Checks a transferred download before anything is renamed.
-fn check(index: usize, f: &JobFile) -> Result<Found, CompleteError> {
+fn check(job: JobId, index: usize, f: &JobFile) -> Result<Found, CompleteError> {
     let failed = |what: &str, path: &Path, e: io::Error| {
         CompleteError::Failed(format!("cannot {what} {}: {e}", path.display()))
     };
-    let temp = f.temp();
+    let temp = f.temp(job);
     match std::fs::symlink_metadata(&temp) {
         Ok(meta) => {
             let ours = meta.file_type().is_file()
                 && meta.nlink() == 1
-                && f.temp_id.is_none_or(|id| id == identity(&meta));
+                && f.temp_id().is_none_or(|id| id == identity(&meta));
             if !ours {
                 return Err(lost(
                     index,
@@ -172,7 +172,9 @@ fn check(index: usize, f: &JobFile) -> Result<Found, CompleteError> {
             // Renamed by an earlier Complete that did not finish? Only if
             // the file under the name is the very file that was written.
             match std::fs::symlink_metadata(&f.local) {
-                Ok(meta) if f.temp_id.is_some_and(|id| id == identity(&meta)) => Ok(Found::InPlace),
+                Ok(meta) if f.temp_id().is_some_and(|id| id == identity(&meta)) => {
+                    Ok(Found::InPlace)
+                }
                 Ok(_) | Err(_) => Err(lost(
                     index,
                     f,
@@ -186,11 +188,11 @@ fn check(index: usize, f: &JobFile) -> Result<Found, CompleteError> {
 
 /// Makes the transferred files appear under their final names and deletes
 /// the partial ones. Stops at the first failure, naming the file.
-fn commit_downloads(files: &[JobFile]) -> Result<Completed, CompleteError> {
+fn commit_downloads(job: JobId, files: &[JobFile]) -> Result<Completed, CompleteError> {
     let mut found = Vec::with_capacity(files.len());
     for (index, f) in files.iter().enumerate() {
         found.push(if f.complete {
-            Some(check(index, f)?)
+            Some(check(job, index, f)?)
         } else {
             None
         });
@@ -203,10 +205,11 @@ fn commit_downloads(files: &[JobFile]) -> Result<Completed, CompleteError> {
         match found {
             Some(found) => {
                 if let Found::ToRename = found {
-                    std::fs::rename(f.temp(), &f.local).map_err(|e| {
+                    let temp = f.temp(job);
+                    std::fs::rename(&temp, &f.local).map_err(|e| {
                         CompleteError::Failed(format!(
                             "cannot move {} to {}: {e}",
-                            f.temp().display(),
+                            temp.display(),
                             f.local.display()
                         ))
                     })?;
@@ -214,11 +217,11 @@ fn commit_downloads(files: &[JobFile]) -> Result<Completed, CompleteError> {
                 if let Some(dir) = f.local.parent() {
                     dirs.insert(dir.to_path_buf());
                 }
-                done.kept.push(f.local.clone());
+                done.kept.push(f.local.to_path_buf());
             }
             None => {
-                remove(&f.temp());
-                done.discarded.push(f.local.clone());
+                remove(&f.temp(job));
+                done.discarded.push(f.local.to_path_buf());
             }
         }
     }
@@ -238,21 +241,22 @@ fn commit_reply(job: &Job) -> Result<Completed, CompleteError> {
     let (Some(reply), Some(f)) = (&job.props.reply_file, job.files.first()) else {
         return Ok(Completed::default());
     };
+    let temp = f.temp(job.id);
     if !f.complete {
-        remove(&f.temp());
+        remove(&temp);
         return Ok(Completed {
             kept: Vec::new(),
             discarded: vec![reply.clone()],
         });
     }
-    match std::fs::rename(f.temp(), reply) {
+    match std::fs::rename(&temp, reply) {
         Ok(()) => {}
         // An earlier Complete that did not finish moved it already.
         Err(e) if e.kind() == io::ErrorKind::NotFound && reply.exists() => {}
         Err(e) => {
             return Err(CompleteError::Failed(format!(
                 "cannot move {} to {}: {e}",
-                f.temp().display(),
+                temp.display(),
                 reply.display()
             )))
         }
@@ -273,9 +277,9 @@ fn commit_reply(job: &Job) -> Result<Completed, CompleteError> {
 
 /// Deletes every temporary file (Remove-BitsTransfer). Final names are never
 /// touched: they are not the job's until Complete.
-pub fn discard(files: &[JobFile]) {
+pub fn discard(job: JobId, files: &[JobFile]) {
     for f in files {
-        remove(&f.temp());
+        remove(&f.temp(job));
     }
 }
 

@@ -141,7 +141,7 @@ fn targets(shared: &Shared) -> Vec<(JobId, String, u16)> {
         .filter_map(|e| {
             let url = match &e.job.proxy_used {
                 Some(proxy) => proxy.clone(),
-                None => e.job.files.get(e.job.next_file()?)?.remote.clone(),
+                None => e.job.files.get(e.job.next_file()?)?.remote.to_string(),
             };
             let url = url::Url::parse(&url).ok()?;
             let host = url

@@ -246,9 +246,9 @@ fn file_values(id: JobId, index: usize, f: &JobFile) -> Vec<Value> {
     vec![
         Value::Text(id.to_string()),
         Value::Integer(index as i64),
-        Value::Text(f.remote.clone()),
+        Value::Text(f.remote.to_string()),
         Value::Text(f.local.to_string_lossy().into_owned()),
-        Value::Text(f.temp().to_string_lossy().into_owned()),
+        Value::Text(f.temp(id).to_string_lossy().into_owned()),
         opt_int(f.bytes_total.map(|b| b as i64)),
         Value::Integer(f.bytes_transferred as i64),
         Value::Integer(i64::from(f.complete)),
@@ -259,15 +259,15 @@ fn file_values(id: JobId, index: usize, f: &JobFile) -> Vec<Value> {
         opt_text(&f.upload_session().host_id),
         opt_int(f.upload_session().host_fallback_at.map(ms)),
         opt_text(&f.upload_session().reply_url),
-        if f.missing.is_empty() {
+        if f.missing().is_empty() {
             Value::Null
         } else {
-            Value::Text(encode_ranges(&f.missing))
+            Value::Text(encode_ranges(f.missing()))
         },
         Value::Integer(i64::from(f.validator().last_modified_strong)),
         // Device and inode numbers are stored as their bit patterns.
-        opt_int(f.temp_id.map(|id| id.dev as i64)),
-        opt_int(f.temp_id.map(|id| id.ino as i64)),
+        opt_int(f.temp_id().map(|id| id.dev as i64)),
+        opt_int(f.temp_id().map(|id| id.ino as i64)),
     ]
 }
 
@@ -308,8 +308,7 @@ pub(crate) fn insert_file_row(
         placeholders(n)
     );
     let mut values = file_values(id, index, f);
-    let [user, password, _] =
-        credential_values(f.credential.as_deref(), sealer, &file_context(id, index));
+    let [user, password, _] = credential_values(f.credential(), sealer, &file_context(id, index));
     values.extend([user, password]);
     conn.prepare_cached(&sql)
         .and_then(|mut st| st.execute(params_from_iter(values)))
@@ -570,51 +569,46 @@ pub(crate) fn load_all(conn: &Connection, sealer: &Sealer) -> Result<Vec<Job>, S
         ) {
             (Some(user), password) => {
                 open_password(sealer, password, &file_context(&job_id, index_in_job)).map(
-                    |password| {
-                        Box::new(Credential {
-                            user,
-                            password,
-                            scheme: None,
-                        })
+                    |password| Credential {
+                        user,
+                        password,
+                        scheme: None,
                     },
                 )
             }
             _ => None,
         };
-        let mut file = JobFile {
-            remote: row.get(2).map_err(r)?,
-            credential,
-            local: PathBuf::from(row.get::<_, String>(3).map_err(r)?),
-            job: jobs[ji].id,
-            temp: bits_core::TempName::Beside,
-            bytes_total: row.get::<_, Option<i64>>(5).map_err(r)?.map(|b| b as u64),
-            bytes_transferred: row.get::<_, i64>(6).map_err(r)? as u64,
-            complete: row.get(7).map_err(r)?,
-            validator: FileValidator {
-                etag: row.get(8).map_err(r)?,
-                last_modified: row.get(9).map_err(r)?,
-                last_modified_strong: row.get::<_, i64>(16).map_err(r)? != 0,
-                size: row.get::<_, Option<i64>>(10).map_err(r)?.map(|b| b as u64),
-            }
-            .boxed(),
-            upload: UploadSession {
-                id: row.get(11).map_err(r)?,
-                host_id: row.get(12).map_err(r)?,
-                host_fallback_at: row.get::<_, Option<i64>>(13).map_err(r)?.map(time),
-                reply_url: row.get(14).map_err(r)?,
-            }
-            .boxed(),
-            missing: match row.get::<_, Option<String>>(15).map_err(r)? {
-                None => Vec::new(),
-                Some(text) => {
-                    decode_ranges(&text).ok_or_else(|| corrupt(&job_id, "missing", &text))?
-                }
-            },
-            temp_id,
-        };
+        let mut file = JobFile::new(
+            row.get(2).map_err(r)?,
+            PathBuf::from(row.get::<_, String>(3).map_err(r)?),
+        );
+        file.bytes_total = row.get::<_, Option<i64>>(5).map_err(r)?.map(|b| b as u64);
+        file.bytes_transferred = row.get::<_, i64>(6).map_err(r)? as u64;
+        file.complete = row.get(7).map_err(r)?;
+        file.set_validator(FileValidator {
+            etag: row.get(8).map_err(r)?,
+            last_modified: row.get(9).map_err(r)?,
+            last_modified_strong: row.get::<_, i64>(16).map_err(r)? != 0,
+            size: row.get::<_, Option<i64>>(10).map_err(r)?.map(|b| b as u64),
+        });
+        file.set_upload_session(UploadSession {
+            id: row.get(11).map_err(r)?,
+            host_id: row.get(12).map_err(r)?,
+            host_fallback_at: row.get::<_, Option<i64>>(13).map_err(r)?.map(time),
+            reply_url: row.get(14).map_err(r)?,
+        });
+        if let Some(text) = row.get::<_, Option<String>>(15).map_err(r)? {
+            let missing = decode_ranges(&text).ok_or_else(|| corrupt(&job_id, "missing", &text))?;
+            file.set_missing(missing);
+        }
+        file.set_temp_id(temp_id);
+        file.set_credential(credential);
         // The row holds the path (the format predates naming rules); a
         // derived one is kept as its rule.
-        file.set_temp(PathBuf::from(row.get::<_, String>(4).map_err(r)?));
+        file.set_temp(
+            jobs[ji].id,
+            PathBuf::from(row.get::<_, String>(4).map_err(r)?),
+        );
         jobs[ji].files.push(file);
     }
     // Pushing doubles a job's capacity as it goes: up to half as many slots

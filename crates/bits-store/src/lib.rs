@@ -78,7 +78,14 @@ impl Store {
 
     /// Every job, with its files in order.
     pub fn load_all(&self) -> Result<Vec<Job>, StoreError> {
-        convert::load_all(&self.conn, &self.sealer)
+        let jobs = convert::load_all(&self.conn, &self.sealer)?;
+        // Reading every row filled SQLite's page cache (up to 2 MB) with
+        // pages the daemon now holds as jobs; the cache refills from what
+        // requests actually touch. A failure only leaves memory in use.
+        if let Err(e) = self.conn.execute_batch("PRAGMA shrink_memory") {
+            tracing::debug!(cause = %e, "cannot shrink the store's page cache");
+        }
+        Ok(jobs)
     }
 
     /// Seals, in one transaction, the passwords an older bits left in the

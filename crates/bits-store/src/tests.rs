@@ -13,16 +13,10 @@ fn sample(now: SystemTime) -> Job {
         ..JobProps::default()
     };
     let mut job = Job::new(id, JobType::Download, props, "alice".into(), 1000, now);
-    job.files.push(JobFile::new(
-        "http://127.0.0.1:1/a".into(),
-        "/tmp/a".into(),
-        id,
-    ));
-    job.files.push(JobFile::new(
-        "http://127.0.0.1:1/b".into(),
-        "/tmp/b".into(),
-        id,
-    ));
+    job.files
+        .push(JobFile::new("http://127.0.0.1:1/a".into(), "/tmp/a".into()));
+    job.files
+        .push(JobFile::new("http://127.0.0.1:1/b".into(), "/tmp/b".into()));
     job
 }
 
@@ -49,11 +43,12 @@ fn jobs_survive_reopening_identically() {
         store.update_job(&job).unwrap();
         job.files[0].bytes_transferred = 4096;
         job.files[0].bytes_total = Some(10_000);
-        job.files[0].validator = Some(Box::new(bits_core::FileValidator {
+        let validator = bits_core::FileValidator {
             etag: Some("\"v1\"".into()),
             ..job.files[0].validator().clone()
-        }));
-        job.files[0].missing = vec![
+        };
+        job.files[0].set_validator(validator);
+        job.files[0].set_missing(vec![
             bits_core::ByteRange {
                 start: 100,
                 end: 2_000,
@@ -62,13 +57,13 @@ fn jobs_survive_reopening_identically() {
                 start: 6_000,
                 end: 10_000,
             },
-        ];
-        job.files[1].upload = Some(Box::new(bits_core::UploadSession {
+        ]);
+        job.files[1].set_upload_session(bits_core::UploadSession {
             id: Some("{0f1e2d3c-0000-4000-8000-000000000001}".into()),
             host_id: Some("node7.example".into()),
             host_fallback_at: Some(now + Duration::from_secs(86_400)),
             reply_url: Some("/replies/1".into()),
-        }));
+        });
         store.save_file(job.id, 1, &job.files[1]).unwrap();
         store.save_file(job.id, 0, &job.files[0]).unwrap();
     }
@@ -85,11 +80,11 @@ fn appended_files_keep_order_and_delete_cascades() {
     let now = SystemTime::now();
     let job = sample(now);
     store.insert_job(&job).unwrap();
-    let added = JobFile::new("file:///etc/hosts".into(), "/tmp/c".into(), job.id);
+    let added = JobFile::new("file:///etc/hosts".into(), "/tmp/c".into());
     store.append_files(&job.row(), 2, &[added]).unwrap();
     let loaded = store.load_all().unwrap();
     assert_eq!(loaded[0].files.len(), 3);
-    assert_eq!(loaded[0].files[2].remote, "file:///etc/hosts");
+    assert_eq!(&*loaded[0].files[2].remote, "file:///etc/hosts");
     store.delete_job(job.id).unwrap();
     assert!(store.load_all().unwrap().is_empty());
 }
@@ -132,14 +127,17 @@ fn version_1_database_is_migrated() {
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].props.display_name, "old");
     assert_eq!(jobs[0].files[0].bytes_transferred, 4);
-    assert_eq!(jobs[0].files[0].upload, None);
+    assert_eq!(
+        jobs[0].files[0].upload_session(),
+        &bits_core::UploadSession::NONE
+    );
     assert_eq!(jobs[0].props.connections, 1);
-    assert!(jobs[0].files[0].missing.is_empty());
+    assert!(jobs[0].files[0].missing().is_empty());
     // Dates stored before strength was recorded count as weak; no temporary
     // file identity, no credential.
     assert!(!jobs[0].files[0].validator().last_modified_strong);
-    assert_eq!(jobs[0].files[0].temp_id, None);
-    assert_eq!(jobs[0].files[0].credential, None);
+    assert_eq!(jobs[0].files[0].temp_id(), None);
+    assert_eq!(jobs[0].files[0].credential(), None);
 }
 
 /// A file's strong date, its temporary file's identity and its credential
@@ -149,16 +147,17 @@ fn identity_strength_and_credentials_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jobs.sqlite3");
     let mut job = sample(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
-    job.files[0].validator = Some(Box::new(bits_core::FileValidator {
+    let validator = bits_core::FileValidator {
         last_modified: Some("Wed, 21 Oct 2015 07:28:00 GMT".into()),
         last_modified_strong: true,
         ..job.files[0].validator().clone()
-    }));
-    job.files[0].temp_id = Some(bits_core::FileId {
+    };
+    job.files[0].set_validator(validator);
+    job.files[0].set_temp_id(Some(bits_core::FileId {
         dev: u64::MAX - 3,
         ino: 1 << 40,
-    });
-    job.files[0].credential = Some(Box::new(bits_core::Credential {
+    }));
+    job.files[0].set_credential(Some(bits_core::Credential {
         user: "DOMAIN\\alice".into(),
         password: bits_core::Secret::new("s3cret"),
         scheme: None,
@@ -229,7 +228,7 @@ fn passwords_left_in_the_clear_are_sealed_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jobs.sqlite3");
     let mut job = sample(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
-    job.files[0].credential = Some(Box::new(bits_core::Credential {
+    job.files[0].set_credential(Some(bits_core::Credential {
         user: "alice".into(),
         password: bits_core::Secret::new("oldfilepw"),
         scheme: None,
@@ -250,7 +249,7 @@ fn passwords_left_in_the_clear_are_sealed_at_open() {
     }
     let loaded = Store::open(&path).unwrap().load_all().unwrap();
     assert_eq!(loaded[0].server_credential, job.server_credential);
-    assert_eq!(loaded[0].files[0].credential, job.files[0].credential);
+    assert_eq!(loaded[0].files[0].credential(), job.files[0].credential());
     let conn = rusqlite::Connection::open(&path).unwrap();
     let stored: String = conn
         .query_row("SELECT auth_password FROM jobs", [], |r| r.get(0))

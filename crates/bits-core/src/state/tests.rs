@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::error::ErrorContext;
-use crate::job::{JobFile, JobId};
+use crate::file::JobFile;
+use crate::job::JobId;
 use std::time::{Duration, SystemTime};
 
 fn events() -> Vec<Event> {
@@ -129,11 +130,7 @@ fn expected(state: JobState, event: &Event) -> Option<JobState> {
 }
 
 fn one_file() -> Vec<JobFile> {
-    vec![JobFile::new(
-        "http://127.0.0.1/a".into(),
-        "/tmp/a".into(),
-        JobId::new_random(),
-    )]
+    vec![JobFile::new("http://127.0.0.1/a".into(), "/tmp/a".into())]
 }
 
 #[test]

@@ -9,7 +9,7 @@
 
 use super::rfc3339;
 use crate::state::Entry;
-use bits_core::{CustomHeader, JobFile, JobState, JobType};
+use bits_core::{CustomHeader, JobFile, JobId, JobState, JobType};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
@@ -130,6 +130,7 @@ impl Serialize for Files<'_> {
         for (index, f) in files.iter().enumerate() {
             seq.serialize_element(&FileJson {
                 file: f,
+                job: self.0.job.id,
                 shown: self.0.shown_bytes(index),
             })?;
         }
@@ -139,6 +140,7 @@ impl Serialize for Files<'_> {
 
 struct FileJson<'a> {
     file: &'a JobFile,
+    job: JobId,
     shown: u64,
 }
 
@@ -146,12 +148,12 @@ impl Serialize for FileJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let f = self.file;
         let mut m = s.serialize_map(Some(6))?;
-        m.serialize_entry("RemoteName", &f.remote)?;
+        m.serialize_entry("RemoteName", &*f.remote)?;
         m.serialize_entry("LocalName", &*f.local.to_string_lossy())?;
         m.serialize_entry("BytesTotal", &f.bytes_total)?;
         m.serialize_entry("BytesTransferred", &self.shown)?;
         m.serialize_entry("IsTransferComplete", &f.complete)?;
-        m.serialize_entry("TemporaryName", &Shown(&f.temp_text()))?;
+        m.serialize_entry("TemporaryName", &Shown(&f.temp_text(self.job)))?;
         m.end()
     }
 }
@@ -212,7 +214,6 @@ mod tests {
                 JobFile::new(
                     format!("http://127.0.0.1:9/dir/f{i}?q=\"x\"&\u{e9}"),
                     PathBuf::from(format!("/tmp/out/f{i}\tname")),
-                    id,
                 )
             })
             .collect();

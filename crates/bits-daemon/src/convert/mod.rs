@@ -80,12 +80,12 @@ pub fn job_object_whole(entry: &Entry) -> JobObject {
 
 fn file_object(entry: &Entry, index: usize, f: &bits_core::JobFile) -> FileObject {
     FileObject {
-        remote_name: f.remote.clone(),
+        remote_name: f.remote.to_string(),
         local_name: f.local.to_string_lossy().into_owned(),
         bytes_total: f.bytes_total,
         bytes_transferred: entry.shown_bytes(index),
         is_transfer_complete: f.complete,
-        temporary_name: f.temp_text().to_string(),
+        temporary_name: f.temp_text(entry.job.id).to_string(),
     }
 }
 

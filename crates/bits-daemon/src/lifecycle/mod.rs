@@ -466,7 +466,7 @@ impl Manager {
         if clear_file_credentials {
             if let Some(e) = self.shared.write().jobs.get_mut(&id) {
                 for file in &mut e.job.files {
-                    file.credential = None;
+                    file.set_credential(None);
                 }
             }
         }

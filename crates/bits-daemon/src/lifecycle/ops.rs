@@ -5,7 +5,7 @@
 use super::{Busy, Done, Manager};
 use crate::fsops::{self, CompleteError};
 use crate::state::store_failed;
-use bits_core::{Event, JobFile, JobId};
+use bits_core::{Event, JobId};
 use bits_proto::{ApiError, CompleteResult, ErrorKind};
 use std::time::{Duration, SystemTime};
 use tokio::task::JoinError;
@@ -112,7 +112,7 @@ impl Manager {
             // With the owner's rights: only what the owner could delete goes.
             let discarded = tokio::task::spawn_blocking(move || match identity {
                 Ok(identity) => identity.run(|| {
-                    fsops::discard(&temps);
+                    fsops::discard(id, &temps);
                     Ok(())
                 }),
                 Err(e) => Err(std::io::Error::other(e.to_string())),
@@ -139,7 +139,7 @@ impl Manager {
                 .iter()
                 .filter(|f| f.upload_session().id.is_some() && !f.complete)
             {
-                let credential = f.credential.as_deref().or(credential.as_ref());
+                let credential = f.credential().or(credential.as_ref());
                 let route = bits_transfer::Connection {
                     props: &connection,
                     proxy_credential: proxy_credential.as_ref(),
@@ -256,7 +256,7 @@ impl Manager {
             let Some(f) = e.job.files.get(index) else {
                 return Err(super::gone(id));
             };
-            (row, restart(f))
+            (row, f.restarted())
         };
         let (saved_row, saved_file) = (row.clone(), file.clone());
         self.shared
@@ -271,17 +271,5 @@ impl Manager {
         }
         self.publish(id, row);
         Ok(())
-    }
-}
-
-/// A file to transfer again from byte 0.
-fn restart(f: &JobFile) -> JobFile {
-    JobFile {
-        bytes_transferred: 0,
-        complete: false,
-        validator: None,
-        missing: Vec::new(),
-        temp_id: None,
-        ..f.clone()
     }
 }

@@ -27,7 +27,6 @@ async fn a_runner_that_panics_leaves_its_job_in_error_with_the_message() {
     job.files = vec![JobFile::new(
         "http://127.0.0.1:9/a".into(),
         dir.path().join("a"),
-        id,
     )];
     job.apply(Event::Resume, now).unwrap();
     job.apply(Event::Start, now).unwrap();

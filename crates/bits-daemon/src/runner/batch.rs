@@ -102,7 +102,7 @@ pub(super) async fn save(
                     .read()
                     .jobs
                     .get(&id)
-                    .and_then(|e| e.job.files.get(d.index).map(|f| f.temp()))
+                    .and_then(|e| e.job.files.get(d.index).map(|f| f.temp(id)))
             })
             .unwrap_or_default();
         TransferError::LocalFile {
@@ -122,15 +122,15 @@ pub(super) async fn save(
             .filter_map(|d| {
                 let mut f = e.job.files.get(d.index)?.clone();
                 if let Some(name) = &d.remote_name {
-                    f.remote = name.clone();
+                    f.remote = name.as_str().into();
                 }
                 f.bytes_transferred = d.bytes;
                 f.bytes_total = Some(d.bytes);
                 if let Some((validator, finished)) = &d.download {
-                    f.validator = validator.clone().boxed();
-                    f.temp_id = Some(finished.id);
+                    f.set_validator(validator.clone());
+                    f.set_temp_id(Some(finished.id));
                 }
-                f.missing.clear();
+                f.set_missing(Vec::new());
                 f.complete = true;
                 Some((d.index, f))
             })

@@ -73,6 +73,8 @@ const PARALLEL_FILES: usize = 8;
 struct NextFile {
     index: usize,
     file: JobFile,
+    /// Where its bytes are written until the job is completed.
+    temp: std::path::PathBuf,
     job_type: JobType,
     /// Connections the file may use.
     connections: u32,
@@ -319,13 +321,13 @@ async fn move_file(
     cancel: &CancellationToken,
 ) -> Result<Done, TransferError> {
     let f = &next.file;
-    let temp = f.temp();
+    let temp = next.temp.clone();
     if next.job_type == JobType::Download {
         let resume = FileState {
             validator: f.validator().clone(),
             bytes: f.bytes_transferred,
-            missing: f.missing.clone(),
-            temp_id: f.temp_id,
+            missing: f.missing().to_vec(),
+            temp_id: f.temp_id(),
         };
         let outcome = engine
             .download(
@@ -399,13 +401,13 @@ fn next_file(shared: &Shared, id: JobId, from: usize) -> Option<NextFile> {
         job_type: e.job.job_type,
         connections: e.job.props.connections,
         credential: e.job.files[index]
-            .credential
-            .as_deref()
+            .credential()
             .or(e.job.server_credential.as_ref())
             .cloned(),
         connection: Arc::new(e.job.props.connection.clone()),
         proxy_credential: e.job.proxy_credential.clone(),
         file: e.job.files[index].clone(),
+        temp: e.job.files[index].temp(id),
         received: e.received.get(index)?,
     })
 }

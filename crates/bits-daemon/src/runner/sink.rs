@@ -158,9 +158,9 @@ impl FileSink {
         {
             // The credential is the view's: it may have been removed since
             // this transfer copied the file (and the store kept it so).
-            let credential = slot.credential.take();
+            let credential = slot.take_credential();
             *slot = file.clone();
-            slot.credential = credential;
+            slot.set_credential(credential);
         }
         drop(view);
         self.publisher.progressed();
@@ -168,22 +168,21 @@ impl FileSink {
 
     /// The row with a download's resume point.
     fn with_state(&self, state: &FileState, total: Option<u64>) -> JobFile {
-        JobFile {
-            validator: state.validator.clone().boxed(),
-            bytes_transferred: state.bytes,
-            missing: state.missing.clone(),
-            // The file the bytes are in now: none yet for a fresh file that
-            // is still to be created by its first write.
-            temp_id: state.temp_id,
-            bytes_total: total.or(self.announced_total).or(self.saved.bytes_total),
-            ..self.saved.clone()
-        }
+        let mut file = self.saved.clone();
+        file.set_validator(state.validator.clone());
+        file.bytes_transferred = state.bytes;
+        file.set_missing(state.missing.clone());
+        // The file the bytes are in now: none yet for a fresh file that is
+        // still to be created by its first write.
+        file.set_temp_id(state.temp_id);
+        file.bytes_total = total.or(self.announced_total).or(self.saved.bytes_total);
+        file
     }
 }
 
 /// Whether a row records no resume point (nothing to protect).
 fn records_nothing(f: &JobFile) -> bool {
-    f.bytes_transferred == 0 && f.missing.is_empty()
+    f.bytes_transferred == 0 && f.missing().is_empty()
 }
 
 impl Progress for FileSink {
@@ -200,10 +199,8 @@ impl Progress for FileSink {
             if records_nothing(&self.saved) && state.is_empty() {
                 // Starting from nothing: no resume point to protect yet (the
                 // first checkpoint saves one). Only the size is shown.
-                let shown = JobFile {
-                    bytes_total: total,
-                    ..self.saved.clone()
-                };
+                let mut shown = self.saved.clone();
+                shown.bytes_total = total;
                 self.show(&shown);
                 return Ok(());
             }
@@ -235,12 +232,10 @@ impl UploadProgress for FileSink {
     ) -> Saved<'a> {
         Box::pin(async move {
             self.connected.tell();
-            let file = JobFile {
-                upload: session.clone().boxed(),
-                validator: validator.clone().boxed(),
-                bytes_total: Some(total),
-                ..self.saved.clone()
-            };
+            let mut file = self.saved.clone();
+            file.set_upload_session(session.clone());
+            file.set_validator(validator.clone());
+            file.bytes_total = Some(total);
             // Saved before any fragment goes out: a restart continues this
             // session, and notices a local file that changed meanwhile.
             self.save(file).await
@@ -255,10 +250,8 @@ impl UploadProgress for FileSink {
     fn acknowledged(&mut self, bytes: u64) -> Saved<'_> {
         Box::pin(async move {
             self.received.store(bytes);
-            let file = JobFile {
-                bytes_transferred: bytes,
-                ..self.saved.clone()
-            };
+            let mut file = self.saved.clone();
+            file.bytes_transferred = bytes;
             self.save(file).await?;
             self.publisher.progressed();
             Ok(())

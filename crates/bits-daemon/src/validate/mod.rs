@@ -73,7 +73,7 @@ pub fn quota(existing: usize, added: usize, max: usize) -> Result<(), ApiError> 
 /// Refuses files whose destinations are already used in the job (checked
 /// again when files are appended: another request may have added some).
 pub fn distinct_destinations(existing: &[JobFile], added: &[JobFile]) -> Result<(), ApiError> {
-    let mut seen: HashSet<&Path> = existing.iter().map(|f| f.local.as_path()).collect();
+    let mut seen: HashSet<&Path> = existing.iter().map(|f| &*f.local).collect();
     for f in added {
         if !seen.insert(&f.local) {
             return Err(bad(format!(
@@ -198,7 +198,7 @@ pub fn files(
     let hasher = std::collections::hash_map::RandomState::new();
     let mut seen: HashSet<u64> = existing
         .iter()
-        .map(|f| hasher.hash_one(f.local.as_path()))
+        .map(|f| hasher.hash_one(&*f.local))
         .collect();
     for spec in specs {
         // A URL's userinfo is a credential: kept apart, never shown.
@@ -206,15 +206,15 @@ pub fn files(
         let remote = remote(&url)?;
         let local = local(&spec.local, &mut dirs)?;
         let twice = !seen.insert(hasher.hash_one(local.as_path()))
-            && existing.iter().chain(&out).any(|f| f.local == local);
+            && existing.iter().chain(&out).any(|f| *f.local == *local);
         if twice {
             return Err(bad(format!(
                 "destination '{}' is used by two files of the job",
                 local.display()
             )));
         }
-        let mut file = JobFile::new(remote, local, id);
-        file.credential = credential.map(Box::new);
+        let mut file = JobFile::new(remote, local);
+        file.set_credential(credential);
         out.push(file);
     }
     Ok(out)
@@ -289,15 +289,18 @@ fn upload_files(
                 )))
             }
         };
-        let mut file = JobFile::new(spec.remote.clone(), path.to_path_buf(), id);
-        file.credential = credential.map(Box::new);
+        let mut file = JobFile::new(spec.remote.clone(), path.to_path_buf());
+        file.set_credential(credential);
         // Known from the start (an upload that failed before its session
         // showed `0 B / ?`); the upload checks it again when it begins.
         file.bytes_total = Some(size);
         // The temporary file of an upload holds the server's reply
         // (upload-reply jobs); it sits beside the file that was sent.
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        file.set_temp(path.with_file_name(format!(".{name}.reply.bits-{id}.tmp")));
+        file.set_temp(
+            id,
+            path.with_file_name(format!(".{name}.reply.bits-{id}.tmp")),
+        );
         out.push(file);
     }
     Ok(out)

@@ -261,7 +261,6 @@ mod tests {
                     bits_core::JobFile::new(
                         format!("http://127.0.0.1:9/{i}/{}", "u".repeat(300)),
                         dir.path().join(format!("{i}-{}", "l".repeat(200))),
-                        ids[1],
                     )
                 })
                 .collect();
