@@ -41,21 +41,9 @@ where
     W: AsyncWrite + Unpin,
     T: Serialize,
 {
-    write_frame_sized(w, msg, 0).await
-}
-
-/// Writes one message as a frame, its body expected to be about `size`
-/// bytes: a buffer of that size from the start, rather than one doubled
-/// (and copied) its way up to a body of megabytes.
-pub async fn write_frame_sized<W, T>(w: &mut W, msg: &T, size: usize) -> Result<(), ProtoError>
-where
-    W: AsyncWrite + Unpin,
-    T: Serialize,
-{
     // The body is written after room for its length, which is filled in
     // once known: one buffer, no copy of a body that may be megabytes.
-    let mut buf = Vec::with_capacity(4 + size.min(MAX_FRAME_LEN));
-    buf.extend_from_slice(&[0u8; 4]);
+    let mut buf = vec![0u8; 4];
     serde_json::to_writer(&mut buf, msg)?;
     let len = buf.len() - 4;
     if len > MAX_FRAME_LEN {
@@ -66,6 +54,16 @@ where
     }
     buf[..4].copy_from_slice(&(len as u32).to_be_bytes());
     w.write_all(&buf).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+/// Writes a frame already built (a [`crate::JobsFrame`]).
+pub async fn write_frame_bytes<W>(w: &mut W, frame: &[u8]) -> Result<(), ProtoError>
+where
+    W: AsyncWrite + Unpin,
+{
+    w.write_all(frame).await?;
     w.flush().await?;
     Ok(())
 }

@@ -15,12 +15,14 @@
 
 pub mod client;
 pub mod codec;
+pub mod jobs_frame;
 mod messages;
 pub mod paths;
 pub mod raw;
 
 pub use client::Client;
 pub use codec::ProtoError;
+pub use jobs_frame::JobsFrame;
 pub use messages::*;
 pub use paths::Paths;
 pub use raw::{RawJob, RawJobsAnswer, RawJobsPage};

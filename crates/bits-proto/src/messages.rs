@@ -364,15 +364,6 @@ pub enum Response {
         #[serde(default)]
         next: Option<String>,
     },
-    /// Several jobs, already serialized (the daemon's List): written
-    /// exactly as [`Response::Jobs`], which is what a reader gets.
-    #[serde(rename = "jobs", skip_deserializing)]
-    RawJobs {
-        /// The jobs.
-        jobs: Vec<crate::RawJob>,
-        /// As in [`Response::Jobs`].
-        next: Option<String>,
-    },
     /// Answer to Policy.
     Policy {
         /// The policy in force.

@@ -1,17 +1,19 @@
 //! The job object written straight from the daemon's view, for List.
 //!
 //! Building a [`bits_proto::JobObject`] copies every string of the job
-//! (names, paths, URLs, dates) only to serialize and drop them; for 10,000
-//! jobs that was a third of a List's time. [`JobJson`] writes the same
-//! keys, in the same order, from borrowed data. What it writes is checked
-//! against the `JobObject` of the same job (see the tests), so the two
-//! cannot drift apart unnoticed.
+//! (names, paths, URLs, dates) only to serialize and drop them, and
+//! `serde_json` escapes each of some forty keys per job as it writes them;
+//! for 10,000 jobs those were most of a List's time. [`JobJson`] writes the
+//! same bytes from borrowed data, keys as the constants they are. What it
+//! writes is checked against the `JobObject` of the same job (see the
+//! tests), so the two cannot drift apart unnoticed.
 
 use super::rfc3339;
 use crate::state::Entry;
 use bits_core::{CustomHeader, JobFile, JobId, JobState, JobType};
-use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Serialize, Serializer};
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use std::fmt::{self, Write as _};
+use std::time::SystemTime;
 
 /// A job as the JSON job object with its whole `FileList` (or none, for a
 /// summary).
@@ -33,149 +35,277 @@ impl<'a> JobJson<'a> {
             files: false,
         }
     }
-}
 
-impl Serialize for JobJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+    /// Appends the job object, compact, to `out`.
+    pub fn write(&self, out: &mut Vec<u8>) {
         let entry = self.entry;
         let job = &entry.job;
         let props = &job.props;
         let err = job.error.as_ref();
         let transient = job.state() == JobState::TransientError;
         let transferred: u64 = (0..job.files.len()).map(|i| entry.shown_bytes(i)).sum();
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("JobId", &Shown(&job.id))?;
-        m.serialize_entry("DisplayName", &props.display_name)?;
-        m.serialize_entry("Description", &props.description)?;
-        m.serialize_entry("TransferType", job.job_type.as_str())?;
-        m.serialize_entry("JobState", job.state().as_str())?;
-        m.serialize_entry("Priority", props.priority.as_str())?;
-        m.serialize_entry("OwnerAccount", &job.owner)?;
-        m.serialize_entry("BytesTotal", &job.bytes_total())?;
-        m.serialize_entry("BytesTransferred", &transferred)?;
-        m.serialize_entry("FilesTotal", &(job.files.len() as u64))?;
-        m.serialize_entry("FilesTransferred", &(job.files_transferred() as u64))?;
-        m.serialize_entry("CreationTime", &rfc3339(job.created))?;
-        m.serialize_entry("ModificationTime", &rfc3339(entry.modified()))?;
-        m.serialize_entry(
-            "TransferCompletionTime",
-            &job.transfer_completed.map(rfc3339),
-        )?;
-        m.serialize_entry("TransientErrorCount", &u64::from(job.transient_error_count))?;
+        let mut m = Object::new(out);
+        m.key("JobId").display(&job.id);
+        m.key("DisplayName").str(&props.display_name);
+        m.key("Description").str(&props.description);
+        m.key("TransferType").str(job.job_type.as_str());
+        m.key("JobState").str(job.state().as_str());
+        m.key("Priority").str(props.priority.as_str());
+        m.key("OwnerAccount").str(&job.owner);
+        m.key("BytesTotal").opt_u64(job.bytes_total());
+        m.key("BytesTransferred").u64(transferred);
+        m.key("FilesTotal").u64(job.files.len() as u64);
+        m.key("FilesTransferred")
+            .u64(job.files_transferred() as u64);
+        m.key("CreationTime").time(job.created);
+        m.key("ModificationTime").time(entry.modified());
+        match job.transfer_completed {
+            Some(at) => m.key("TransferCompletionTime").time(at),
+            None => m.key("TransferCompletionTime").null(),
+        }
+        m.key("TransientErrorCount")
+            .u64(u64::from(job.transient_error_count));
         if let Some(at) = transient.then_some(job.retry_at).flatten() {
-            m.serialize_entry("NextRetryTime", &rfc3339(at))?;
+            m.key("NextRetryTime").time(at);
         }
         let give_up = transient
             .then_some(job.no_progress_since)
             .flatten()
             .and_then(|since| since.checked_add(props.no_progress_timeout));
         if let Some(at) = give_up {
-            m.serialize_entry("GiveUpTime", &rfc3339(at))?;
+            m.key("GiveUpTime").time(at);
         }
-        m.serialize_entry("MinimumRetryDelay", &props.min_retry_delay.as_secs())?;
-        m.serialize_entry("NoProgressTimeout", &props.no_progress_timeout.as_secs())?;
-        m.serialize_entry("MaxDownloadTime", &props.max_download_time.as_secs())?;
-        m.serialize_entry("Connections", &props.connections)?;
-        m.serialize_entry("ErrorContext", &err.map(|e| e.context.as_str()))?;
-        m.serialize_entry("ErrorCode", &err.map(|e| e.code_hex()))?;
-        m.serialize_entry("ErrorDescription", &err.map(|e| e.description.as_str()))?;
+        m.key("MinimumRetryDelay")
+            .u64(props.min_retry_delay.as_secs());
+        m.key("NoProgressTimeout")
+            .u64(props.no_progress_timeout.as_secs());
+        m.key("MaxDownloadTime")
+            .u64(props.max_download_time.as_secs());
+        m.key("Connections").u64(u64::from(props.connections));
+        m.key("ErrorContext")
+            .opt_str(err.map(|e| e.context.as_str()));
+        match err {
+            Some(e) => m
+                .key("ErrorCode")
+                .display(&format_args!("0x{:08X}", e.code)),
+            None => m.key("ErrorCode").null(),
+        }
+        m.key("ErrorDescription")
+            .opt_str(err.map(|e| e.description.as_str()));
+        m.key("FileList").raw("[");
         if self.files {
-            m.serialize_entry("FileList", &Files(entry))?;
-        } else {
-            m.serialize_entry("FileList", &[(); 0])?;
+            for (index, f) in job.files.iter().enumerate() {
+                if index > 0 {
+                    m.raw(",");
+                }
+                file(m.out, f, job.id, entry.shown_bytes(index));
+            }
         }
+        m.raw("]");
         if job.job_type == JobType::UploadReply {
             if let Some(p) = &props.reply_file {
-                m.serialize_entry("ReplyFileName", &*p.to_string_lossy())?;
+                m.key("ReplyFileName").str(&p.to_string_lossy());
             }
         }
         let c = &props.connection;
-        m.serialize_entry("ProxyUsage", c.proxy.usage.bits_name())?;
-        m.serialize_entry("ProxyList", &c.proxy.list)?;
-        m.serialize_entry("ProxyBypass", &c.proxy.bypass)?;
-        m.serialize_entry("ProxyUsed", &job.proxy_used)?;
-        m.serialize_entry("SecurityFlags", &c.security_flags.names())?;
-        m.serialize_entry(
-            "CaCertFile",
-            &c.ca_cert.as_ref().map(|p| p.to_string_lossy()),
-        )?;
+        m.key("ProxyUsage").str(c.proxy.usage.bits_name());
+        m.key("ProxyList").strs(&c.proxy.list);
+        m.key("ProxyBypass").strs(&c.proxy.bypass);
+        m.key("ProxyUsed").opt_str(job.proxy_used.as_deref());
+        m.key("SecurityFlags").strs(&c.security_flags.names());
+        m.key("CaCertFile")
+            .opt_str(c.ca_cert.as_ref().map(|p| p.to_string_lossy()).as_deref());
         if c.headers_write_only {
-            m.serialize_entry("CustomHeaders", &None::<()>)?;
+            m.key("CustomHeaders").null();
         } else {
-            m.serialize_entry("CustomHeaders", &Headers(&c.headers))?;
+            headers(m.key("CustomHeaders"), &c.headers);
         }
-        m.serialize_entry("CustomHeadersWriteOnly", &c.headers_write_only)?;
-        m.serialize_entry("NotifyCmdLine", &props.notify.cmd)?;
-        m.serialize_entry("NotifyFlags", &props.notify.flags.names())?;
-        m.serialize_entry("MaxBandwidth", &props.max_bandwidth)?;
-        m.end()
+        m.key("CustomHeadersWriteOnly").bool(c.headers_write_only);
+        m.key("NotifyCmdLine").opt_str(props.notify.cmd.as_deref());
+        m.key("NotifyFlags").strs(&props.notify.flags.names());
+        m.key("MaxBandwidth").opt_u64(props.max_bandwidth);
+        m.end();
     }
 }
 
-/// A value written as its `Display` text, without an intermediate string.
-struct Shown<'a, T: std::fmt::Display>(&'a T);
-
-impl<T: std::fmt::Display> Serialize for Shown<'_, T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self.0)
-    }
+/// One file object.
+fn file(out: &mut Vec<u8>, f: &JobFile, job: JobId, shown: u64) {
+    let mut m = Object::new(out);
+    m.key("RemoteName").str(&f.remote);
+    m.key("LocalName").str(&f.local.to_string_lossy());
+    m.key("BytesTotal").opt_u64(f.bytes_total);
+    m.key("BytesTransferred").u64(shown);
+    m.key("IsTransferComplete").bool(f.complete);
+    m.key("TemporaryName").display(&f.temp_text(job));
+    m.end();
 }
 
-struct Files<'a>(&'a Entry);
-
-impl Serialize for Files<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let files = &self.0.job.files;
-        let mut seq = s.serialize_seq(Some(files.len()))?;
-        for (index, f) in files.iter().enumerate() {
-            seq.serialize_element(&FileJson {
-                file: f,
-                job: self.0.job.id,
-                shown: self.0.shown_bytes(index),
-            })?;
+/// `["Name: value", …]`.
+fn headers(m: &mut Object<'_>, headers: &[CustomHeader]) {
+    m.raw("[");
+    for (i, h) in headers.iter().enumerate() {
+        if i > 0 {
+            m.raw(",");
         }
-        seq.end()
+        m.display(&format_args!("{}: {}", h.name, h.value));
     }
+    m.raw("]");
 }
 
-struct FileJson<'a> {
-    file: &'a JobFile,
-    job: JobId,
-    shown: u64,
+/// A JSON object being written: keys are written as they are (they are
+/// constants of this file, none in need of escaping), values as
+/// `serde_json` writes them.
+struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
 }
 
-impl Serialize for FileJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let f = self.file;
-        let mut m = s.serialize_map(Some(6))?;
-        m.serialize_entry("RemoteName", &*f.remote)?;
-        m.serialize_entry("LocalName", &*f.local.to_string_lossy())?;
-        m.serialize_entry("BytesTotal", &f.bytes_total)?;
-        m.serialize_entry("BytesTransferred", &self.shown)?;
-        m.serialize_entry("IsTransferComplete", &f.complete)?;
-        m.serialize_entry("TemporaryName", &Shown(&f.temp_text(self.job)))?;
-        m.end()
+impl<'a> Object<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Object<'a> {
+        out.push(b'{');
+        Object { out, first: true }
     }
-}
 
-struct Headers<'a>(&'a [CustomHeader]);
-
-impl Serialize for Headers<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for h in self.0 {
-            seq.serialize_element(&Header(h))?;
+    /// `"key":`, after a comma unless it is the first.
+    fn key(&mut self, key: &'static str) -> &mut Self {
+        debug_assert!(!key.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20));
+        if !std::mem::take(&mut self.first) {
+            self.out.push(b',');
         }
-        seq.end()
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+        self
+    }
+
+    fn end(self) {
+        self.out.push(b'}');
+    }
+
+    fn raw(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+    }
+
+    fn null(&mut self) {
+        self.raw("null");
+    }
+
+    fn bool(&mut self, b: bool) {
+        self.raw(if b { "true" } else { "false" });
+    }
+
+    fn u64(&mut self, n: u64) {
+        self.raw(itoa::Buffer::new().format(n));
+    }
+
+    fn opt_u64(&mut self, n: Option<u64>) {
+        match n {
+            Some(n) => self.u64(n),
+            None => self.null(),
+        }
+    }
+
+    fn str(&mut self, s: &str) {
+        self.out.push(b'"');
+        escape(self.out, s);
+        self.out.push(b'"');
+    }
+
+    fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => self.str(s),
+            None => self.null(),
+        }
+    }
+
+    fn strs<S: AsRef<str>>(&mut self, items: &[S]) {
+        self.raw("[");
+        for (i, s) in items.iter().enumerate() {
+            if i > 0 {
+                self.raw(",");
+            }
+            self.str(s.as_ref());
+        }
+        self.raw("]");
+    }
+
+    /// A value's `Display` text as a string, escaped as it is written.
+    fn display(&mut self, value: &dyn fmt::Display) {
+        self.out.push(b'"');
+        // Writing into a Vec cannot fail; a Display impl that fails would
+        // only leave its text short.
+        let _ = write!(Escaped(self.out), "{value}");
+        self.out.push(b'"');
+    }
+
+    /// `"YYYY-MM-DDTHH:MM:SSZ"`, as [`rfc3339`] writes it.
+    fn time(&mut self, t: SystemTime) {
+        let at = DateTime::<Utc>::from(t);
+        if !(0..=9999).contains(&at.year()) {
+            return self.str(&rfc3339(t));
+        }
+        let mut text = *b"\"0000-00-00T00:00:00Z\"";
+        let mut put = |at: usize, n: u32, width: usize| {
+            let mut n = n;
+            for i in (0..width).rev() {
+                text[at + i] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        put(1, at.year() as u32, 4);
+        put(6, at.month(), 2);
+        put(9, at.day(), 2);
+        put(12, at.hour(), 2);
+        put(15, at.minute(), 2);
+        // A leap second shows as :60, as chrono writes it.
+        put(18, at.second() + at.nanosecond() / 1_000_000_000, 2);
+        self.out.extend_from_slice(&text);
     }
 }
 
-struct Header<'a>(&'a CustomHeader);
+/// Writes text into a JSON string, escaped.
+struct Escaped<'a>(&'a mut Vec<u8>);
 
-impl Serialize for Header<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{}: {}", self.0.name, self.0.value))
+impl fmt::Write for Escaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        escape(self.0, s);
+        Ok(())
     }
+}
+
+/// `s` as the inside of a JSON string, escaped as `serde_json` escapes it:
+/// `"` and `\`, the short forms of `\b \f \n \r \t`, `\u00XX` for the
+/// other control characters, everything else as it is.
+fn escape(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short = match b {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            0x08 => b'b',
+            0x0C => b'f',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0..=0x1F => b'u',
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.push(b'\\');
+        out.push(short);
+        if short == b'u' {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(&[
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xF)],
+            ]);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
 }
 
 #[cfg(test)]
@@ -189,11 +319,17 @@ mod tests {
     use std::path::PathBuf;
     use std::time::{Duration, SystemTime};
 
+    fn text(json: JobJson<'_>) -> String {
+        let mut out = Vec::new();
+        json.write(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
     fn same(entry: &Entry) {
-        let whole = serde_json::to_string(&JobJson::whole(entry)).unwrap();
+        let whole = text(JobJson::whole(entry));
         let object = serde_json::to_string(&job_object_whole(entry)).unwrap();
         assert_eq!(whole, object);
-        let summary = serde_json::to_string(&JobJson::summary(entry)).unwrap();
+        let summary = text(JobJson::summary(entry));
         let object = serde_json::to_string(&job_summary(entry)).unwrap();
         assert_eq!(summary, object);
     }
@@ -231,7 +367,8 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_765_000_100);
         let mut j = job(JobType::Download, 2);
         j.props.display_name = "name with \\ and \n".into();
-        j.props.description = "d".into();
+        j.props.description = "d \u{1}\u{8}\u{c}\r\u{1f}\u{7f} \"q\"".into();
+        j.created = SystemTime::UNIX_EPOCH - Duration::from_secs(86_400 * 400);
         j.props.priority = Priority::Low;
         j.props.max_bandwidth = Some(12_345);
         j.props.notify.cmd = Some("/bin/true".into());

@@ -15,9 +15,10 @@ mod resolve;
 use crate::lifecycle::Handle;
 use crate::state::Shared;
 use bits_core::InvalidTransition;
-use bits_proto::codec::{read_frame, write_frame_sized, ProtoError};
+use bits_proto::codec::{read_frame, write_frame, write_frame_bytes, ProtoError};
 use bits_proto::{ApiError, ErrorKind, Request, Response, PROTOCOL_VERSION};
 use clients::{Admission, Clients};
+use handlers::list::ListAsk;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{UnixListener, UnixStream};
@@ -192,20 +193,38 @@ async fn serve_client(
                 big = files >= crate::memory::MANY_FILES;
                 // The request's kind only: its URLs may carry credentials.
                 tracing::debug!(request = req.kind(), uid, "request");
-                if let Request::ListAll {
-                    all_users,
-                    name,
-                    summary,
-                } = req
-                {
-                    let ask = ListAll {
+                // List's answers are frames written in place.
+                match req {
+                    Request::ListAll {
                         all_users,
                         name,
                         summary,
-                    };
-                    list_all(stream, shared, clients, uid, ask).await?;
-                    clients.busy(me, false);
-                    continue;
+                    } => {
+                        let ask = ListAsk {
+                            all_users,
+                            name,
+                            summary,
+                        };
+                        list_all(stream, shared, clients, uid, ask).await?;
+                        clients.busy(me, false);
+                        continue;
+                    }
+                    Request::List {
+                        all_users,
+                        name,
+                        summary,
+                        after,
+                    } => {
+                        let ask = ListAsk {
+                            all_users,
+                            name,
+                            summary,
+                        };
+                        list(stream, shared, clients, uid, ask, after).await?;
+                        clients.busy(me, false);
+                        continue;
+                    }
+                    _ => {}
                 }
                 // Users take turns in the system daemon; a Watch mostly
                 // waits, and takes none. A turn covers the work, not the
@@ -230,13 +249,6 @@ async fn serve_client(
     }
 }
 
-/// What a ListAll asks for.
-struct ListAll {
-    all_users: bool,
-    name: Option<String>,
-    summary: bool,
-}
-
 /// Answers ListAll: every page, one frame after the other (an error as
 /// the last frame). The view is read for each page apart, never across a
 /// write; in the system daemon each page takes the user's turn, which no
@@ -246,7 +258,7 @@ async fn list_all(
     shared: &Arc<Shared>,
     clients: &Clients,
     uid: u32,
-    ask: ListAll,
+    ask: ListAsk,
 ) -> Result<(), ProtoError> {
     use handlers::list::{Listing, STREAM_PAGE};
     let turn = || async {
@@ -259,13 +271,7 @@ async fn list_all(
     let caller = shared.caller(uid).await;
     let listing = {
         let _turn = turn().await;
-        Listing::new(
-            shared,
-            ask.all_users,
-            ask.name.as_deref(),
-            ask.summary,
-            &caller,
-        )
+        Listing::new(shared, &ask, &caller)
     };
     let mut listing = match listing {
         Ok(listing) => listing,
@@ -276,28 +282,54 @@ async fn list_all(
             let _turn = turn().await;
             listing.page(shared, STREAM_PAGE)
         };
-        let (jobs, next) = match page {
-            Ok(page) => page,
+        let frame = match page {
+            Ok(frame) => frame,
             Err(e) => return send(stream, &Response::Error(e)).await,
         };
-        let last = next.is_none();
-        send(stream, &Response::RawJobs { jobs, next }).await?;
-        if last {
+        send_frame(stream, &frame).await?;
+        if listing.done() {
             return Ok(());
         }
     }
 }
 
+/// Answers List: one page, from the cursor `after`.
+async fn list(
+    stream: &mut UnixStream,
+    shared: &Arc<Shared>,
+    clients: &Clients,
+    uid: u32,
+    ask: ListAsk,
+    after: Option<String>,
+) -> Result<(), ProtoError> {
+    let caller = shared.caller(uid).await;
+    let page = {
+        let _turn = if shared.mode.is_system() {
+            Some(clients.turn(uid).await)
+        } else {
+            None
+        };
+        handlers::list::handle(shared, ask, after, &caller)
+    };
+    match page {
+        Ok(frame) => send_frame(stream, &frame).await,
+        Err(e) => send(stream, &Response::Error(e)).await,
+    }
+}
+
+/// Writes a frame already built, giving up on a client that does not
+/// read it.
+async fn send_frame(stream: &mut UnixStream, frame: &[u8]) -> Result<(), ProtoError> {
+    tokio::time::timeout(WRITE_WAIT, write_frame_bytes(stream, frame))
+        .await
+        .unwrap_or(Err(ProtoError::TimedOut {
+            secs: WRITE_WAIT.as_secs(),
+        }))
+}
+
 /// Writes an answer, giving up on a client that does not read it.
 async fn send(stream: &mut UnixStream, response: &Response) -> Result<(), ProtoError> {
-    // A page of jobs is already text: its size is known.
-    let size = match response {
-        Response::RawJobs { jobs, .. } => {
-            jobs.iter().map(|j| j.json().len() + 1).sum::<usize>() + 256
-        }
-        _ => 0,
-    };
-    tokio::time::timeout(WRITE_WAIT, write_frame_sized(stream, response, size))
+    tokio::time::timeout(WRITE_WAIT, write_frame(stream, response))
         .await
         .unwrap_or(Err(ProtoError::TimedOut {
             secs: WRITE_WAIT.as_secs(),
@@ -334,13 +366,9 @@ async fn dispatch(
         Request::Complete { job } => {
             handlers::act::handle(shared, manager, &job, Action::Complete, me).await
         }
-        Request::List {
-            all_users,
-            name,
-            summary,
-            after,
-        } => handlers::list::handle(shared, all_users, name, summary, after, me),
-        Request::ListAll { .. } => unreachable!("streamed by the connection loop"),
+        Request::List { .. } | Request::ListAll { .. } => {
+            unreachable!("written in place by the connection loop")
+        }
         Request::Info { job, files_from } => handlers::info::handle(shared, &job, files_from, me),
         Request::Watch {
             job,

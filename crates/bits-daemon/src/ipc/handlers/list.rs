@@ -12,7 +12,7 @@ use crate::convert::{job_object, JobJson, REPLY_BUDGET};
 use crate::state::Shared;
 use crate::validate::bad;
 use bits_core::JobId;
-use bits_proto::{ApiError, ErrorKind, RawJob, Response};
+use bits_proto::{ApiError, ErrorKind, JobsFrame};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,33 +32,39 @@ pub struct Listing {
     summary: bool,
 }
 
-/// One List request's page.
+/// One List request's page, as the frame of its answer.
 pub fn handle(
     shared: &Arc<Shared>,
-    all_users: bool,
-    name: Option<String>,
-    summary: bool,
+    ask: ListAsk,
     after: Option<String>,
     caller: &Caller,
-) -> Result<Response, ApiError> {
-    let mut listing = Listing::new(shared, all_users, name.as_deref(), summary, caller)?;
+) -> Result<Vec<u8>, ApiError> {
+    let mut listing = Listing::new(shared, &ask, caller)?;
     if let Some(after) = after {
         listing.skip_to(&after)?;
     }
-    let (jobs, next) = listing.page(shared, REPLY_BUDGET)?;
-    Ok(Response::RawJobs { jobs, next })
+    listing.page(shared, REPLY_BUDGET)
+}
+
+/// What a List or ListAll asks for.
+pub struct ListAsk {
+    /// Every user's jobs (an administrator only).
+    pub all_users: bool,
+    /// Only jobs whose DisplayName matches this pattern.
+    pub name: Option<String>,
+    /// Totals only, no file lists.
+    pub summary: bool,
 }
 
 impl Listing {
     /// The jobs `caller` may list (every user's with `all_users`, for an
     /// administrator), by `name` pattern, oldest first.
-    pub fn new(
-        shared: &Shared,
-        all_users: bool,
-        name: Option<&str>,
-        summary: bool,
-        caller: &Caller,
-    ) -> Result<Listing, ApiError> {
+    pub fn new(shared: &Shared, ask: &ListAsk, caller: &Caller) -> Result<Listing, ApiError> {
+        let ListAsk {
+            all_users,
+            ref name,
+            summary,
+        } = *ask;
         if all_users && !caller.admin {
             return Err(ApiError {
                 kind: ErrorKind::Denied,
@@ -68,6 +74,7 @@ impl Listing {
             });
         }
         let pattern = name
+            .as_deref()
             .map(glob::Pattern::new)
             .transpose()
             .map_err(|e| bad(format!("--name: invalid pattern: {e}")))?;
@@ -102,65 +109,68 @@ impl Listing {
         Ok(())
     }
 
-    /// The next page: the jobs that fit `budget` bytes (at least one), and
-    /// the cursor after the last of them if more follow. A job that ended
-    /// or went away since the order was taken is left out.
-    pub fn page(
-        &mut self,
-        shared: &Shared,
-        budget: usize,
-    ) -> Result<(Vec<RawJob>, Option<String>), ApiError> {
+    /// The next page, as the frame of its answer: the jobs that fit
+    /// `budget` bytes (at least one), and the cursor after the last of
+    /// them if more follow. A job that ended or went away since the order
+    /// was taken is left out.
+    pub fn page(&mut self, shared: &Shared, budget: usize) -> Result<Vec<u8>, ApiError> {
+        let mut frame = JobsFrame::with_capacity(budget.min(STREAM_PAGE));
         let view = shared.read();
-        let mut jobs = Vec::new();
-        let mut used = 0usize;
         while let Some(&(_, id)) = self.order.get(self.next) {
             let Some(e) = view.jobs.get(&id).filter(|e| !e.job.state().is_final()) else {
                 self.next += 1;
                 continue;
             };
-            // Serialized once: measured here, sent as it is. A job of a
-            // few files is written whole and measured after (FILES_WHOLE
-            // URLs and paths of at most a few kilobytes each cannot
-            // outgrow a page); a larger one is measured file by file and
-            // its list paged (see `job_object`). It gets a page's room
-            // when it comes first, a whole answer's at most: a job that
-            // would be cut short on a page others share waits for the
+            // Written once, straight into the frame, and taken back if it
+            // does not fit. A job of a few files is written whole
+            // (FILES_WHOLE URLs and paths of at most a few kilobytes each
+            // cannot outgrow a page); a larger one is measured file by
+            // file and its list paged (see `job_object`). It gets a page's
+            // room when it comes first, a whole answer's at most: a job
+            // that would be cut short on a page others share waits for the
             // next page, where it comes first.
-            let job = if self.summary {
-                raw(&JobJson::summary(e))?
+            let first = frame.jobs() == 0;
+            let mark = frame.mark();
+            if self.summary {
+                frame.push(|out| JobJson::summary(e).write(out));
             } else if e.job.files.len() <= FILES_WHOLE {
-                raw(&JobJson::whole(e))?
-            } else if jobs.is_empty() {
-                raw(&job_object(e, 0, budget.max(REPLY_BUDGET)))?
+                frame.push(|out| JobJson::whole(e).write(out));
+            } else if first {
+                let object = job_object(e, 0, budget.max(REPLY_BUDGET));
+                frame.push_serialized(&object).map_err(unwritable)?;
             } else {
-                let object = job_object(e, 0, budget.saturating_sub(used));
+                let object = job_object(e, 0, budget.saturating_sub(frame.jobs_len()));
                 if object.file_list_next.is_some() {
                     break;
                 }
-                raw(&object)?
-            };
-            let len = job.json().len() + 1;
-            if used + len > budget && !jobs.is_empty() {
+                frame.push_serialized(&object).map_err(unwritable)?;
+            }
+            if frame.jobs_len() > budget && !first {
+                frame.rollback(mark);
                 break;
             }
-            used += len;
-            jobs.push(job);
             self.next += 1;
         }
+        drop(view);
         let more = self.next < self.order.len();
         let cursor = more
             .then(|| self.order[self.next - 1])
             .map(|(created, id)| format!("{}:{}", nanos(created), id));
-        Ok((jobs, cursor))
+        frame.finish(cursor.as_deref()).map_err(unwritable)
+    }
+
+    /// Whether every page has been written.
+    pub fn done(&self) -> bool {
+        self.next >= self.order.len()
     }
 }
 
-fn raw<T: serde::Serialize>(object: &T) -> Result<RawJob, ApiError> {
-    RawJob::of(object).map_err(|e| ApiError {
+fn unwritable(e: bits_proto::ProtoError) -> ApiError {
+    ApiError {
         kind: ErrorKind::Internal,
-        message: format!("cannot write a job object: {e}"),
+        message: format!("cannot write a page of jobs: {e}"),
         code: None,
-    })
+    }
 }
 
 fn nanos(t: SystemTime) -> u128 {
@@ -180,6 +190,7 @@ mod tests {
     use super::*;
     use crate::state::{Entry, View};
     use bits_core::{Job, JobProps, JobType};
+    use bits_proto::RawJob;
 
     /// A daemon's shared state holding `n` queued jobs created a second
     /// apart, in a store of its own.
@@ -207,6 +218,25 @@ mod tests {
         (Shared::for_tests(view, store), ids)
     }
 
+    /// The jobs and cursor of a page's frame, as a client reads them.
+    fn read(frame: Vec<u8>) -> (Vec<RawJob>, Option<String>) {
+        let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+        assert_eq!(len, frame.len() - 4);
+        let answer: bits_proto::RawJobsAnswer = serde_json::from_slice(&frame[4..]).unwrap();
+        match answer.page() {
+            bits_proto::RawJobsPage::Jobs(jobs, next) => (jobs, next),
+            other => panic!("not a page of jobs: {other:?}"),
+        }
+    }
+
+    fn ask(summary: bool) -> ListAsk {
+        ListAsk {
+            all_users: false,
+            name: None,
+            summary,
+        }
+    }
+
     fn ids_of(jobs: &[RawJob]) -> Vec<String> {
         jobs.iter().map(|j| j.parse().unwrap().job_id).collect()
     }
@@ -220,11 +250,11 @@ mod tests {
             admin: true,
         };
         let want: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
-        let mut listing = Listing::new(&shared, false, None, true, &caller).unwrap();
+        let mut listing = Listing::new(&shared, &ask(true), &caller).unwrap();
         let (mut got, mut cursors) = (Vec::new(), Vec::new());
         loop {
             // About five jobs a page.
-            let (jobs, next) = listing.page(&shared, 5 * 1200).unwrap();
+            let (jobs, next) = read(listing.page(&shared, 5 * 1200).unwrap());
             assert!(!jobs.is_empty() && jobs.len() < 10, "{} jobs", jobs.len());
             got.extend(ids_of(&jobs));
             match next {
@@ -235,14 +265,10 @@ mod tests {
         assert_eq!(got, want);
         // List's own paging: a fresh listing from each cursor.
         for (done, cursor) in cursors {
-            let Response::RawJobs { jobs, .. } =
-                handle(&shared, false, None, true, Some(cursor), &caller).unwrap()
-            else {
-                panic!("a page of jobs");
-            };
+            let (jobs, _) = read(handle(&shared, ask(true), Some(cursor), &caller).unwrap());
             assert_eq!(ids_of(&jobs)[0], want[done]);
         }
-        assert!(handle(&shared, false, None, true, Some("nonsense".into()), &caller).is_err());
+        assert!(handle(&shared, ask(true), Some("nonsense".into()), &caller).is_err());
     }
 
     /// Regression: with 1 MiB stream pages, a job of many files that came
@@ -271,12 +297,12 @@ mod tests {
             uid: 0,
             admin: true,
         };
-        let mut listing = Listing::new(&shared, false, None, false, &caller).unwrap();
+        let mut listing = Listing::new(&shared, &ask(false), &caller).unwrap();
         // Room for the first job and part of the second.
-        let (first, next) = listing.page(&shared, 60_000).unwrap();
+        let (first, next) = read(listing.page(&shared, 60_000).unwrap());
         assert_eq!(ids_of(&first), vec![ids[0].to_string()]);
         assert!(next.is_some());
-        let (second, _) = listing.page(&shared, 60_000).unwrap();
+        let (second, _) = read(listing.page(&shared, 60_000).unwrap());
         assert_eq!(ids_of(&second)[0], ids[1].to_string());
         let job = second[0].parse().unwrap();
         assert_eq!(job.file_list.len(), 500);
@@ -291,21 +317,21 @@ mod tests {
             uid: 0,
             admin: true,
         };
-        let mut listing = Listing::new(&shared, false, None, true, &caller).unwrap();
+        let mut listing = Listing::new(&shared, &ask(true), &caller).unwrap();
         // A budget smaller than any job: one job a page all the same.
-        let (first, next) = listing.page(&shared, 10).unwrap();
+        let (first, next) = read(listing.page(&shared, 10).unwrap());
         assert_eq!(ids_of(&first), vec![ids[0].to_string()]);
         assert!(next.is_some());
         shared.write().jobs.remove(&ids[1]);
-        let (second, _) = listing.page(&shared, 10).unwrap();
+        let (second, _) = read(listing.page(&shared, 10).unwrap());
         assert_eq!(ids_of(&second), vec![ids[2].to_string()]);
-        let (rest, next) = listing.page(&shared, usize::MAX).unwrap();
+        let (rest, next) = read(listing.page(&shared, usize::MAX).unwrap());
         assert_eq!(
             ids_of(&rest),
             ids[3..].iter().map(|i| i.to_string()).collect::<Vec<_>>()
         );
         assert_eq!(next, None);
-        let (none, next) = listing.page(&shared, usize::MAX).unwrap();
+        let (none, next) = read(listing.page(&shared, usize::MAX).unwrap());
         assert!(none.is_empty() && next.is_none());
     }
 }
