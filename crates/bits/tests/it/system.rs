@@ -92,6 +92,25 @@ struct System {
     daemon: Option<Child>,
 }
 
+/// Starts a program this test copied a moment ago. Regression: another
+/// test's thread that forked while the copy was open for writing holds
+/// that descriptor until its child execs, and exec of the copy then fails
+/// with ETXTBSY ("Text file busy"); under load that window is long enough
+/// to hit. The descriptor goes with the child's exec, so trying again
+/// shortly after succeeds.
+fn spawn_copied_program(command: &mut Command) -> std::process::Child {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match command.spawn() {
+            Ok(child) => return child,
+            Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot start {:?}: {e}", command.get_program()),
+        }
+    }
+}
+
 impl System {
     fn start() -> System {
         let root = tempfile::tempdir().unwrap();
@@ -125,7 +144,8 @@ impl System {
 
     fn spawn_daemon(&mut self) {
         let _ = std::fs::remove_file(self.socket());
-        let child = Command::new(self.root.path().join("bin/bitsd"))
+        let mut command = Command::new(self.root.path().join("bin/bitsd"));
+        command
             .arg("--system")
             .arg("--state-dir")
             .arg(self.state())
@@ -134,10 +154,8 @@ impl System {
             .env("BITS_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        self.daemon = Some(child);
+            .stderr(Stdio::piped());
+        self.daemon = Some(spawn_copied_program(&mut command));
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.socket().exists() {
             assert!(Instant::now() < deadline, "bitsd --system did not start");
@@ -177,7 +195,12 @@ impl System {
     }
 
     fn bits(&self, user: Option<&User>, args: &[&str]) -> Run {
-        self.command(user).args(args).output().unwrap().into()
+        let mut c = self.command(user);
+        c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        spawn_copied_program(&mut c)
+            .wait_with_output()
+            .unwrap()
+            .into()
     }
 
     fn ok(&self, user: Option<&User>, args: &[&str]) -> Run {
@@ -491,7 +514,7 @@ fn root_takes_ownership_owners_survive_a_restart_and_jobs_run_without_their_owne
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
+    let mut child = spawn_copied_program(&mut c);
     use std::io::Write;
     child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
     let r: Run = child.wait_with_output().unwrap().into();
