@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bits_proto::{
-    Client, ErrorKind, JobObject, Paths, ProtoError, RawJob, RawJobsAnswer, RawJobsPage, Request,
-    Response, PROTOCOL_VERSION,
+    has_more_files, Client, ErrorKind, JobObject, JobTexts, PageEnd, Paths, ProtoError, RawJob,
+    Request, Response, PROTOCOL_VERSION,
 };
 
 use crate::failure::Failure;
@@ -233,46 +233,44 @@ impl Connection {
         &mut self,
         all_users: bool,
         name: Option<String>,
-    ) -> anyhow::Result<Vec<RawJob>> {
+    ) -> anyhow::Result<JobTexts> {
         let req = Request::ListAll {
             all_users,
             name,
             summary: false,
         };
-        let mut all = Vec::new();
+        let mut texts = JobTexts::default();
         let mut first = true;
         loop {
-            let answer: Result<RawJobsAnswer, _> = if std::mem::take(&mut first) {
-                self.client.call_as(&req).await
+            let body = if std::mem::take(&mut first) {
+                self.client.call_body(&req).await
             } else {
-                self.client.next_as().await
+                self.client.next_body().await
             };
-            let answer = match answer {
-                Ok(answer) => answer,
-                Err(e) => return Err(self.lost(&e).into()),
-            };
-            let (jobs, next) = match answer.page() {
-                RawJobsPage::Jobs(jobs, next) => (jobs, next),
-                RawJobsPage::Error(e) => return Err(Failure::Daemon(e).into()),
-                RawJobsPage::Other(what) => {
+            let page = body.and_then(|body| texts.add_page(body));
+            let next = match page {
+                Ok(PageEnd::Jobs(next)) => next,
+                Ok(PageEnd::Error(e)) => return Err(Failure::Daemon(e).into()),
+                Ok(PageEnd::Other(what)) => {
                     return Err(anyhow::anyhow!(
                         "bitsd gave an unexpected answer to List: {what}"
                     ))
                 }
+                Err(e) => return Err(self.lost(&e).into()),
             };
-            all.extend(jobs);
             if next.is_none() {
                 break;
             }
         }
-        for raw in &mut all {
-            if raw.has_more_files() {
-                let mut job = raw.parse().context("bitsd sent an unreadable job object")?;
+        for i in 0..texts.len() {
+            if has_more_files(texts.get(i)) {
+                let mut job: JobObject = serde_json::from_str(texts.get(i))
+                    .context("bitsd sent an unreadable job object")?;
                 self.fill_files(&mut job).await?;
-                *raw = RawJob::new(&job)?;
+                texts.replace(i, RawJob::new(&job)?);
             }
         }
-        Ok(all)
+        Ok(texts)
     }
 
     /// Lists jobs (`List`), page after page, with their file lists filled in

@@ -33,21 +33,36 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<String> {
     Ok(text)
 }
 
-/// A JSON array of job objects already serialized, one per line.
-pub fn json_lines(jobs: &[bits_proto::RawJob]) -> String {
-    if jobs.is_empty() {
-        return "[]\n".into();
+/// Prints a JSON array of job objects already serialized, one per line,
+/// through one buffer rather than one string of them all.
+pub fn print_json_lines<'a>(jobs: impl ExactSizeIterator<Item = &'a str>) -> anyhow::Result<()> {
+    let stdout = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout);
+    let written = write_json_lines(&mut out, jobs).and_then(|()| out.flush());
+    match written {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Failure::StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
     }
-    let size: usize = jobs.iter().map(|j| j.json().len() + 4).sum();
-    let mut text = String::with_capacity(size + 4);
-    text.push_str("[\n");
-    for (i, job) in jobs.iter().enumerate() {
-        text.push_str("  ");
-        text.push_str(job.json());
-        text.push_str(if i + 1 < jobs.len() { ",\n" } else { "\n" });
+}
+
+/// `[`, each job on a line of its own indented by two spaces, `]`; `[]`
+/// for none.
+fn write_json_lines<'a>(
+    out: &mut impl Write,
+    jobs: impl ExactSizeIterator<Item = &'a str>,
+) -> std::io::Result<()> {
+    let n = jobs.len();
+    if n == 0 {
+        return out.write_all(b"[]\n");
     }
-    text.push_str("]\n");
-    text
+    out.write_all(b"[\n")?;
+    for (i, job) in jobs.enumerate() {
+        out.write_all(b"  ")?;
+        out.write_all(job.as_bytes())?;
+        out.write_all(if i + 1 < n { b",\n" } else { b"\n" })?;
+    }
+    out.write_all(b"]\n")
 }
 
 /// The job table's columns: BitsJob's table (the first five) and Progress.

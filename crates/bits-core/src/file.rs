@@ -57,7 +57,7 @@ enum TempName {
     #[default]
     Beside,
     /// An upload-reply job's reply: `.NAME.reply.bits-JOB.tmp` beside the
-    /// reply file (the file's `local`).
+    /// file that is uploaded (the file's `local`).
     Reply,
     /// A path of its own.
     At(PathBuf),
@@ -81,6 +81,17 @@ impl JobFile {
         self.rare.get_or_insert_with(Box::default)
     }
 
+    /// Sets a rare part with `set`; `default` says the value is the one a
+    /// new file has, which a file without the box already holds (loading
+    /// 100,000 queued files makes no box for them).
+    fn update(&mut self, default: bool, set: impl FnOnce(&mut Rare)) {
+        if default && self.rare.is_none() {
+            return;
+        }
+        set(self.rare_mut());
+        self.settle();
+    }
+
     /// Gives back the box once nothing in it differs from a new file's.
     fn settle(&mut self) {
         if self.rare.as_deref().is_some_and(|r| *r == Rare::default()) {
@@ -95,8 +106,9 @@ impl JobFile {
 
     /// Sets (or, with `None`, forgets) the file's own credentials.
     pub fn set_credential(&mut self, credential: Option<Credential>) {
-        self.rare_mut().credential = credential.map(Box::new);
-        self.settle();
+        self.update(credential.is_none(), |r| {
+            r.credential = credential.map(Box::new)
+        });
     }
 
     /// Takes the file's own credentials out of it.
@@ -106,9 +118,10 @@ impl JobFile {
         taken.map(|c| *c)
     }
 
-    /// The temporary file the bytes are written to until job `job` (the
-    /// file's own) is completed: hidden beside the destination and named
-    /// after the job, so that two jobs never share one.
+    /// The temporary file of job `job` (the file's own): where a
+    /// download's bytes, or an upload-reply job's reply, wait until the
+    /// job is completed. Unless set otherwise, hidden beside `local` and
+    /// named after it and the job, so that two jobs never share one.
     pub fn temp(&self, job: JobId) -> PathBuf {
         match self.rare.as_deref().map(|r| &r.temp) {
             None | Some(TempName::Beside) => self.temp_beside(job, ""),
@@ -127,8 +140,7 @@ impl JobFile {
         } else {
             TempName::At(path)
         };
-        self.rare_mut().temp = temp;
-        self.settle();
+        self.update(temp == TempName::Beside, |r| r.temp = temp);
     }
 
     /// The temporary file's path as text (lossy, as
@@ -155,8 +167,9 @@ impl JobFile {
 
     /// Sets the version the bytes belong to.
     pub fn set_validator(&mut self, validator: FileValidator) {
-        self.rare_mut().validator = validator;
-        self.settle();
+        self.update(validator == FileValidator::NONE, |r| {
+            r.validator = validator
+        });
     }
 
     /// The upload session, [`UploadSession::NONE`] when there is none.
@@ -169,8 +182,8 @@ impl JobFile {
 
     /// Sets the upload session ([`UploadSession::NONE`]: none).
     pub fn set_upload_session(&mut self, session: UploadSession) {
-        self.rare_mut().upload = (session != UploadSession::NONE).then(|| Box::new(session));
-        self.settle();
+        let none = session == UploadSession::NONE;
+        self.update(none, |r| r.upload = (!none).then(|| Box::new(session)));
     }
 
     /// Downloads over several connections: the ranges not yet on disk,
@@ -182,8 +195,7 @@ impl JobFile {
 
     /// Sets the ranges not yet on disk.
     pub fn set_missing(&mut self, missing: Vec<ByteRange>) {
-        self.rare_mut().missing = missing;
-        self.settle();
+        self.update(missing.is_empty(), |r| r.missing = missing);
     }
 
     /// The temporary file the bytes were written to, as it was opened; its
@@ -195,8 +207,7 @@ impl JobFile {
 
     /// Sets the identity of the temporary file.
     pub fn set_temp_id(&mut self, temp_id: Option<FileId>) {
-        self.rare_mut().temp_id = temp_id;
-        self.settle();
+        self.update(temp_id.is_none(), |r| r.temp_id = temp_id);
     }
 
     /// The same file to transfer again from byte 0: its destination,
@@ -216,8 +227,11 @@ impl JobFile {
     }
 }
 
+/// A file's temporary name as text (see [`JobFile::temp_text`]).
 struct TempText<'a> {
+    /// The file.
     file: &'a JobFile,
+    /// Its job, whose id the derived names carry.
     job: JobId,
 }
 
@@ -262,6 +276,9 @@ mod tests {
         assert!(f.rare.is_none());
     }
 
+    /// Setting what a queued file lacks makes the box, each part reads
+    /// back as set, a restarted file keeps only what a restart keeps, and
+    /// the box goes once every part is back to its default.
     #[test]
     fn a_rare_part_set_back_to_its_default_gives_the_box_back() {
         let mut f = JobFile::new("http://x/a".into(), "/d/a".into());
@@ -291,6 +308,8 @@ mod tests {
         assert!(f.rare.is_none());
     }
 
+    /// A new file's temporary name is hidden beside its destination and
+    /// named after its job.
     #[test]
     fn temp_name_is_hidden_beside_destination() {
         let id = JobId::new_random();
@@ -301,6 +320,8 @@ mod tests {
         );
     }
 
+    /// The text List writes without building the path is the path's own
+    /// lossy text, for every kind of name and for non-UTF-8 paths.
     #[test]
     fn temp_text_is_the_temp_path_as_text() {
         use std::os::unix::ffi::OsStrExt;
@@ -329,6 +350,8 @@ mod tests {
         }
     }
 
+    /// A stored temporary path that is one of the derived names is kept
+    /// as its rule; any other (another job's too) is kept as it is.
     #[test]
     fn a_temp_name_of_its_own_is_kept_and_a_derived_one_is_recognised() {
         let id = JobId::new_random();

@@ -4,7 +4,7 @@
 //! or something else listening on the socket) is reported as
 //! [`ProtoError::TimedOut`] instead of being waited for forever.
 
-use crate::codec::{read_frame, write_frame, ProtoError};
+use crate::codec::{read_frame, read_frame_body, write_frame, ProtoError};
 use crate::{Request, Response, PROTOCOL_VERSION};
 use std::path::Path;
 use std::time::Duration;
@@ -59,20 +59,28 @@ impl Client {
         self.call_within(req, ANSWER_WAIT + extra).await
     }
 
-    /// Sends one request and reads its response as `T` (a [`Response`], or
-    /// a reader of one kind of answer such as [`crate::RawJobsAnswer`]).
-    pub async fn call_as<T: serde::de::DeserializeOwned>(
-        &mut self,
-        req: &Request,
-    ) -> Result<T, ProtoError> {
-        self.call_within(req, ANSWER_WAIT).await
+    /// Sends one request and reads its answer's frame body undecoded
+    /// (the first page of a [`Request::ListAll`]), waiting at most
+    /// [`ANSWER_WAIT`].
+    pub async fn call_body(&mut self, req: &Request) -> Result<Vec<u8>, ProtoError> {
+        let exchange = async {
+            write_frame(&mut self.stream, req).await?;
+            read_frame_body(&mut self.stream)
+                .await?
+                .ok_or(ProtoError::Closed)
+        };
+        tokio::time::timeout(ANSWER_WAIT, exchange)
+            .await
+            .unwrap_or(Err(ProtoError::TimedOut {
+                secs: ANSWER_WAIT.as_secs(),
+            }))
     }
 
-    /// Reads one more answer to the last request (the further pages of a
-    /// [`Request::ListAll`]), waiting at most [`ANSWER_WAIT`].
-    pub async fn next_as<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, ProtoError> {
+    /// Reads one more answer to the last request, undecoded (the further
+    /// pages of a [`Request::ListAll`]), waiting at most [`ANSWER_WAIT`].
+    pub async fn next_body(&mut self) -> Result<Vec<u8>, ProtoError> {
         let read = async {
-            read_frame(&mut self.stream)
+            read_frame_body(&mut self.stream)
                 .await?
                 .ok_or(ProtoError::Closed)
         };

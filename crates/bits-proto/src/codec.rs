@@ -75,6 +75,18 @@ where
     R: AsyncRead + Unpin,
     T: DeserializeOwned,
 {
+    match read_frame_body(r).await? {
+        Some(body) => Ok(Some(serde_json::from_slice(&body)?)),
+        None => Ok(None),
+    }
+}
+
+/// Reads one frame's body, as it came (a List page kept as text, see
+/// [`crate::raw::JobTexts`]). `Ok(None)` as for [`read_frame`].
+pub async fn read_frame_body<R>(r: &mut R) -> Result<Option<Vec<u8>>, ProtoError>
+where
+    R: AsyncRead + Unpin,
+{
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -96,7 +108,7 @@ where
             ProtoError::Io(e)
         }
     })?;
-    Ok(Some(serde_json::from_slice(&body)?))
+    Ok(Some(body))
 }
 
 #[cfg(test)]

@@ -18,18 +18,22 @@ pub struct JobsFrame {
     /// The frame: 4 bytes of length (filled in by [`JobsFrame::finish`]),
     /// then the body.
     buf: Vec<u8>,
+    /// Job objects written so far.
     jobs: usize,
 }
 
 /// Where a frame stood before a job was added (see [`JobsFrame::rollback`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Mark {
+    /// The frame's length then.
     len: usize,
+    /// Its jobs then.
     jobs: usize,
 }
 
 impl JobsFrame {
-    /// An empty page, with room for `capacity` bytes of job objects.
+    /// An empty page, with room for `capacity` bytes of job objects (and
+    /// for the end of the answer: the next page's cursor is some 60).
     pub fn with_capacity(capacity: usize) -> JobsFrame {
         let mut buf = Vec::with_capacity(4 + HEAD.len() + capacity.min(MAX_FRAME_LEN) + 128);
         buf.extend_from_slice(&[0; 4]);
@@ -106,8 +110,9 @@ impl JobsFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::read_frame_body;
     use crate::codec::{read_frame, write_frame};
-    use crate::{JobObject, RawJobsAnswer, RawJobsPage, Response};
+    use crate::{JobObject, JobTexts, PageEnd, Response};
 
     fn job(name: &str) -> JobObject {
         let mut job: JobObject = serde_json::from_str(
@@ -128,6 +133,9 @@ mod tests {
         out
     }
 
+    /// A page of 0 to 3 jobs, written in place or through serde, with or
+    /// without a cursor, is byte for byte the frame of `Response::Jobs`,
+    /// and reads back as either kind of answer.
     #[tokio::test]
     async fn a_page_written_in_place_is_the_frame_of_its_jobs() {
         let jobs = [job("a \"quoted\" \u{1}"), job("b"), job("c")];
@@ -160,16 +168,19 @@ mod tests {
                         next: next.map(String::from)
                     }
                 );
-                let raw: RawJobsAnswer = read_frame(&mut &bytes[..]).await.unwrap().unwrap();
-                let RawJobsPage::Jobs(raw, cursor) = raw.page() else {
+                let body = read_frame_body(&mut &bytes[..]).await.unwrap().unwrap();
+                let mut texts = JobTexts::default();
+                let PageEnd::Jobs(cursor) = texts.add_page(body).unwrap() else {
                     panic!("a page of jobs")
                 };
-                assert_eq!(raw.len(), n);
+                assert_eq!(texts.len(), n);
                 assert_eq!(cursor.as_deref(), next);
             }
         }
     }
 
+    /// Rolling back to a mark leaves the frame as if the job had never
+    /// been added.
     #[test]
     fn a_job_taken_back_leaves_the_page_as_it_was() {
         let mut frame = JobsFrame::with_capacity(0);

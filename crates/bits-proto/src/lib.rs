@@ -25,7 +25,7 @@ pub use codec::ProtoError;
 pub use jobs_frame::JobsFrame;
 pub use messages::*;
 pub use paths::Paths;
-pub use raw::{RawJob, RawJobsAnswer, RawJobsPage};
+pub use raw::{has_more_files, JobTexts, PageEnd, RawJob};
 
 /// The most files one job may hold (the daemon refuses more; the client
 /// stops reading a file list past it).

@@ -11,7 +11,7 @@ pub async fn run(args: ListArgs) -> anyhow::Result<()> {
     if args.json {
         // Passed on as the daemon wrote them, one job per line.
         let jobs = conn.raw_jobs(args.all_users, args.name).await?;
-        return render::print(&render::json_lines(&jobs));
+        return render::print_json_lines(jobs.iter());
     }
     let jobs = conn
         .jobs(&Request::List {

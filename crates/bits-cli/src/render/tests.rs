@@ -52,3 +52,23 @@ fn format_list_counts_files_in_words_and_drops_temporary_names_once_completed() 
     assert!(!format_list(&j).contains("TemporaryName"));
     assert_eq!(count(2, "file"), "2 files");
 }
+
+/// `--json` lists: `[]` for none, else one job a line, indented, commas
+/// between them only, and a final newline.
+#[test]
+fn job_texts_are_printed_one_a_line_in_an_array() {
+    let text = |jobs: &[&str]| {
+        let mut out = Vec::new();
+        write_json_lines(&mut out, jobs.iter().copied()).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    assert_eq!(text(&[]), "[]\n");
+    assert_eq!(text(&["{\"a\":1}"]), "[\n  {\"a\":1}\n]\n");
+    assert_eq!(
+        text(&["{\"a\":1}", "{\"b\":2}"]),
+        "[\n  {\"a\":1},\n  {\"b\":2}\n]\n"
+    );
+    let parsed: serde_json::Value =
+        serde_json::from_str(&text(&["{\"a\":1}", "{\"b\":2}"])).unwrap();
+    assert_eq!(parsed.as_array().map(Vec::len), Some(2));
+}

@@ -156,7 +156,9 @@ fn headers(m: &mut Object<'_>, headers: &[CustomHeader]) {
 /// constants of this file, none in need of escaping), values as
 /// `serde_json` writes them.
 struct Object<'a> {
+    /// Where the object is written.
     out: &'a mut Vec<u8>,
+    /// No key written yet (none needs a comma before it).
     first: bool,
 }
 
@@ -277,35 +279,57 @@ impl fmt::Write for Escaped<'_> {
 /// `"` and `\`, the short forms of `\b \f \n \r \t`, `\u00XX` for the
 /// other control characters, everything else as it is.
 fn escape(out: &mut Vec<u8>, s: &str) {
+    /// Bytes looked at together: a stretch with nothing to escape (nearly
+    /// every name, path and URL) is checked without a branch per byte.
+    const STRETCH: usize = 16;
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let short = match b {
-            b'"' => b'"',
-            b'\\' => b'\\',
-            0x08 => b'b',
-            0x0C => b'f',
-            b'\n' => b'n',
-            b'\r' => b'r',
-            b'\t' => b't',
-            0..=0x1F => b'u',
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.push(b'\\');
-        out.push(short);
-        if short == b'u' {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(&[
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xF)],
-            ]);
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(stretch) = bytes.get(i..i + STRETCH) {
+            if !stretch.iter().fold(false, |any, &b| any | needs_escape(b)) {
+                i += STRETCH;
+                continue;
+            }
         }
-        start = i + 1;
+        let b = bytes[i];
+        if needs_escape(b) {
+            out.extend_from_slice(&bytes[start..i]);
+            write_escape(out, b);
+            start = i + 1;
+        }
+        i += 1;
     }
     out.extend_from_slice(&bytes[start..]);
+}
+
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// The escape of one byte that [`needs_escape`].
+fn write_escape(out: &mut Vec<u8>, b: u8) {
+    let short = match b {
+        b'"' => b'"',
+        b'\\' => b'\\',
+        0x08 => b'b',
+        0x0C => b'f',
+        b'\n' => b'n',
+        b'\r' => b'r',
+        b'\t' => b't',
+        _ => b'u',
+    };
+    out.push(b'\\');
+    out.push(short);
+    if short == b'u' {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        out.extend_from_slice(&[
+            b'0',
+            b'0',
+            HEX[usize::from(b >> 4)],
+            HEX[usize::from(b & 0xF)],
+        ]);
+    }
 }
 
 #[cfg(test)]
@@ -354,6 +378,36 @@ mod tests {
             })
             .collect();
         job
+    }
+
+    /// The escaping is serde_json's for every ASCII character at every
+    /// place in a string longer than the stretches checked at once, and
+    /// for non-ASCII text.
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let check = |s: &str| {
+            let mut out = Vec::new();
+            escape(&mut out, s);
+            let expected = serde_json::to_string(s).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                expected[1..expected.len() - 1],
+                "{s:?}"
+            );
+        };
+        for c in (0u8..128)
+            .map(char::from)
+            .chain(['\u{e9}', '\u{2028}', '\u{1f600}'])
+        {
+            for at in 0..40 {
+                let mut s: String = "abcdefghijklmnopqrstuvwxyz0123456789ABCD".into();
+                s.insert(at, c);
+                check(&s);
+                check(&s[..at + c.len_utf8()]);
+            }
+        }
+        check("");
+        check("\"\"\"\\\\\n\u{0}\u{1f}\u{7f}");
     }
 
     #[test]

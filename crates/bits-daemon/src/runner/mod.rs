@@ -321,7 +321,7 @@ async fn move_file(
     cancel: &CancellationToken,
 ) -> Result<Done, TransferError> {
     let f = &next.file;
-    let temp = next.temp.clone();
+    let temp = &next.temp;
     if next.job_type == JobType::Download {
         let resume = FileState {
             validator: f.validator().clone(),
@@ -338,7 +338,7 @@ async fn move_file(
                         props: &next.connection,
                         proxy_credential: next.proxy_credential.as_ref(),
                     },
-                    temp: &temp,
+                    temp,
                     identity,
                     resume: &resume,
                     // Made durable in batches (see `batch`).

@@ -114,7 +114,10 @@ impl Listing {
     /// them if more follow. A job that ended or went away since the order
     /// was taken is left out.
     pub fn page(&mut self, shared: &Shared, budget: usize) -> Result<Vec<u8>, ApiError> {
-        let mut frame = JobsFrame::with_capacity(budget.min(STREAM_PAGE));
+        // Room for the jobs left at about 1 KB each (a page of one job
+        // does not reserve a megabyte); larger ones grow the buffer.
+        let left = self.order.len() - self.next.min(self.order.len());
+        let mut frame = JobsFrame::with_capacity(budget.min(STREAM_PAGE).min(left * 1536));
         let view = shared.read();
         while let Some(&(_, id)) = self.order.get(self.next) {
             let Some(e) = view.jobs.get(&id).filter(|e| !e.job.state().is_final()) else {
@@ -190,7 +193,7 @@ mod tests {
     use super::*;
     use crate::state::{Entry, View};
     use bits_core::{Job, JobProps, JobType};
-    use bits_proto::RawJob;
+    use bits_proto::JobObject;
 
     /// A daemon's shared state holding `n` queued jobs created a second
     /// apart, in a store of its own.
@@ -219,12 +222,15 @@ mod tests {
     }
 
     /// The jobs and cursor of a page's frame, as a client reads them.
-    fn read(frame: Vec<u8>) -> (Vec<RawJob>, Option<String>) {
+    fn read(frame: Vec<u8>) -> (Vec<JobObject>, Option<String>) {
         let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
         assert_eq!(len, frame.len() - 4);
-        let answer: bits_proto::RawJobsAnswer = serde_json::from_slice(&frame[4..]).unwrap();
-        match answer.page() {
-            bits_proto::RawJobsPage::Jobs(jobs, next) => (jobs, next),
+        let mut texts = bits_proto::JobTexts::default();
+        match texts.add_page(frame[4..].to_vec()).unwrap() {
+            bits_proto::PageEnd::Jobs(next) => {
+                let jobs = texts.iter().map(|j| serde_json::from_str(j).unwrap());
+                (jobs.collect(), next)
+            }
             other => panic!("not a page of jobs: {other:?}"),
         }
     }
@@ -237,8 +243,8 @@ mod tests {
         }
     }
 
-    fn ids_of(jobs: &[RawJob]) -> Vec<String> {
-        jobs.iter().map(|j| j.parse().unwrap().job_id).collect()
+    fn ids_of(jobs: &[JobObject]) -> Vec<String> {
+        jobs.iter().map(|j| j.job_id.clone()).collect()
     }
 
     #[tokio::test]
@@ -304,7 +310,7 @@ mod tests {
         assert!(next.is_some());
         let (second, _) = read(listing.page(&shared, 60_000).unwrap());
         assert_eq!(ids_of(&second)[0], ids[1].to_string());
-        let job = second[0].parse().unwrap();
+        let job = &second[0];
         assert_eq!(job.file_list.len(), 500);
         assert_eq!(job.file_list_next, None);
     }
