@@ -63,32 +63,22 @@ impl Client {
     /// (the first page of a [`Request::ListAll`]), waiting at most
     /// [`ANSWER_WAIT`].
     pub async fn call_body(&mut self, req: &Request) -> Result<Vec<u8>, ProtoError> {
-        let exchange = async {
-            write_frame(&mut self.stream, req).await?;
-            read_frame_body(&mut self.stream)
-                .await?
-                .ok_or(ProtoError::Closed)
-        };
-        tokio::time::timeout(ANSWER_WAIT, exchange)
-            .await
-            .unwrap_or(Err(ProtoError::TimedOut {
-                secs: ANSWER_WAIT.as_secs(),
-            }))
+        let stream = &mut self.stream;
+        within(ANSWER_WAIT, async {
+            write_frame(stream, req).await?;
+            read_frame_body(stream).await?.ok_or(ProtoError::Closed)
+        })
+        .await
     }
 
     /// Reads one more answer to the last request, undecoded (the further
     /// pages of a [`Request::ListAll`]), waiting at most [`ANSWER_WAIT`].
     pub async fn next_body(&mut self) -> Result<Vec<u8>, ProtoError> {
-        let read = async {
-            read_frame_body(&mut self.stream)
-                .await?
-                .ok_or(ProtoError::Closed)
-        };
-        tokio::time::timeout(ANSWER_WAIT, read)
-            .await
-            .unwrap_or(Err(ProtoError::TimedOut {
-                secs: ANSWER_WAIT.as_secs(),
-            }))
+        let stream = &mut self.stream;
+        within(ANSWER_WAIT, async {
+            read_frame_body(stream).await?.ok_or(ProtoError::Closed)
+        })
+        .await
     }
 
     /// Sends one request and reads its response, waiting at most `limit`.
@@ -97,16 +87,23 @@ impl Client {
         req: &Request,
         limit: Duration,
     ) -> Result<T, ProtoError> {
-        let exchange = async {
-            write_frame(&mut self.stream, req).await?;
-            read_frame(&mut self.stream)
-                .await?
-                .ok_or(ProtoError::Closed)
-        };
-        tokio::time::timeout(limit, exchange)
-            .await
-            .unwrap_or(Err(ProtoError::TimedOut {
-                secs: limit.as_secs(),
-            }))
+        let stream = &mut self.stream;
+        within(limit, async {
+            write_frame(stream, req).await?;
+            read_frame(stream).await?.ok_or(ProtoError::Closed)
+        })
+        .await
     }
+}
+
+/// `exchange`, given up after `limit`.
+async fn within<T>(
+    limit: Duration,
+    exchange: impl std::future::Future<Output = Result<T, ProtoError>>,
+) -> Result<T, ProtoError> {
+    tokio::time::timeout(limit, exchange)
+        .await
+        .unwrap_or(Err(ProtoError::TimedOut {
+            secs: limit.as_secs(),
+        }))
 }

@@ -112,20 +112,9 @@ mod tests {
     use super::*;
     use crate::codec::read_frame_body;
     use crate::codec::{read_frame, write_frame};
-    use crate::{JobObject, JobTexts, PageEnd, Response};
+    use crate::{JobTexts, PageEnd, Response};
 
-    fn job(name: &str) -> JobObject {
-        let mut job: JobObject = serde_json::from_str(
-            r#"{"JobId":"5f0c2a4e-0000-4000-8000-000000000001","DisplayName":"x","Description":"",
-            "TransferType":"Download","JobState":"Queued","Priority":"Normal","OwnerAccount":"a",
-            "BytesTotal":null,"BytesTransferred":0,"FilesTotal":0,"FilesTransferred":0,
-            "CreationTime":"t","ModificationTime":"t","TransientErrorCount":0,
-            "MinimumRetryDelay":600,"NoProgressTimeout":1,"MaxDownloadTime":1,"FileList":[]}"#,
-        )
-        .expect("a job object");
-        job.display_name = name.into();
-        job
-    }
+    use crate::sample::job;
 
     async fn framed(response: &Response) -> Vec<u8> {
         let mut out = Vec::new();

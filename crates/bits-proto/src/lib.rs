@@ -19,6 +19,8 @@ pub mod jobs_frame;
 mod messages;
 pub mod paths;
 pub mod raw;
+#[cfg(test)]
+mod sample;
 
 pub use client::Client;
 pub use codec::ProtoError;

@@ -161,18 +161,7 @@ mod tests {
     use super::*;
     use crate::Response;
 
-    fn job(name: &str) -> JobObject {
-        let mut job: JobObject = serde_json::from_str(
-            r#"{"JobId":"5f0c2a4e-0000-4000-8000-000000000001","DisplayName":"x","Description":"",
-            "TransferType":"Download","JobState":"Queued","Priority":"Normal","OwnerAccount":"a",
-            "BytesTotal":null,"BytesTransferred":0,"FilesTotal":0,"FilesTransferred":0,
-            "CreationTime":"t","ModificationTime":"t","TransientErrorCount":0,
-            "MinimumRetryDelay":600,"NoProgressTimeout":1,"MaxDownloadTime":1,"FileList":[]}"#,
-        )
-        .expect("a job object");
-        job.display_name = name.into();
-        job
-    }
+    use crate::sample::job;
 
     /// Pages of jobs read back as text that parses to the same objects, in
     /// order across pages; a replaced job reads as its new text;
