@@ -235,6 +235,15 @@ mod tests {
         }
     }
 
+    /// An administrator's request.
+    fn root() -> Caller {
+        Caller {
+            uid: 0,
+            admin: true,
+        }
+    }
+
+    /// A List of the caller's own jobs, with or without their files.
     fn ask(summary: bool) -> ListAsk {
         ListAsk {
             all_users: false,
@@ -251,10 +260,7 @@ mod tests {
     async fn pages_give_every_job_once_oldest_first_and_a_cursor_goes_on_from_any_of_them() {
         let dir = tempfile::tempdir().unwrap();
         let (shared, ids) = shared_with(40, dir.path());
-        let caller = Caller {
-            uid: 0,
-            admin: true,
-        };
+        let caller = root();
         let want: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
         let mut listing = Listing::new(&shared, &ask(true), &caller).unwrap();
         let (mut got, mut cursors) = (Vec::new(), Vec::new());
@@ -299,10 +305,7 @@ mod tests {
             e.received.extend(files.len());
             e.job.files = files;
         }
-        let caller = Caller {
-            uid: 0,
-            admin: true,
-        };
+        let caller = root();
         let mut listing = Listing::new(&shared, &ask(false), &caller).unwrap();
         // Room for the first job and part of the second.
         let (first, next) = read(listing.page(&shared, 60_000).unwrap());
@@ -319,10 +322,7 @@ mod tests {
     async fn a_job_gone_between_pages_is_left_out_and_one_bigger_than_a_page_still_goes() {
         let dir = tempfile::tempdir().unwrap();
         let (shared, ids) = shared_with(6, dir.path());
-        let caller = Caller {
-            uid: 0,
-            admin: true,
-        };
+        let caller = root();
         let mut listing = Listing::new(&shared, &ask(true), &caller).unwrap();
         // A budget smaller than any job: one job a page all the same.
         let (first, next) = read(listing.page(&shared, 10).unwrap());
