@@ -851,6 +851,57 @@ async fn acknowledged_bytes_a_power_cut_lost_are_asked_for_again() {
     drop(dir);
 }
 
+/// A batch made durable in the background: the Ack of the fragment that
+/// starts it does not wait for its sync, and once the sync is done the
+/// session's record says so, so a restarted server takes the next fragment
+/// where the batch ended.
+#[tokio::test]
+async fn a_background_batch_moves_the_durable_point_without_holding_the_ack() {
+    let server = Server::start(UploadConfig::default()).await;
+    let data = content(30_000);
+    let mut conn = server.connect().await;
+    let id = conn.create_session("/batch.bin").await;
+    conn.fragment("/batch.bin", &id, 0, 30_000, &data[..10_000])
+        .await
+        .assert_ack(200);
+    // The next fragment comes after the batch interval: its bytes are
+    // synced in the background.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let reply = conn
+        .fragment("/batch.bin", &id, 10_000, 30_000, &data[10_000..20_000])
+        .await;
+    reply.assert_ack(200);
+    assert_eq!(reply.received(), 20_000);
+    let state = only_session_dir(&server.root).join("state");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&state).unwrap_or_default();
+        if text.lines().any(|l| l == "received=20000") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the record never said 20000 bytes: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(conn);
+    let root = server.root.clone();
+    let dir = server.stop().await;
+
+    let server = Server::start_at(&root, UploadConfig::default()).await;
+    let mut conn = server.connect().await;
+    let reply = conn
+        .fragment("/batch.bin", &id, 20_000, 30_000, &data[20_000..])
+        .await;
+    reply.assert_ack(200);
+    assert_eq!(reply.received(), 30_000);
+    conn.close("/batch.bin", &id).await.assert_ack(200);
+    assert_eq!(std::fs::read(root.join("batch.bin")).expect("file"), data);
+    server.stop().await;
+    drop(dir);
+}
+
 /// Cancel-Session deletes the session and its data; nothing is left, a
 /// repeated Cancel is still 200, and the session is gone for Fragments.
 #[tokio::test]

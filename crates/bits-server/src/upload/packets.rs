@@ -217,6 +217,9 @@ async fn end(
         return Failure::session_not_found().into_response(Some(session_id));
     };
     if how == End::Close && guard.record.all_received() {
+        if let Err(failure) = super::fragment::settle(&mut guard, true).await {
+            return failure.into_response(Some(session_id));
+        }
         let mut record = guard.record.clone();
         let finished = finish(up, state, parts, &session, &mut record).await;
         guard.record = record;
@@ -264,6 +267,12 @@ pub(super) async fn remove(
     tombstone: bool,
 ) -> std::io::Result<()> {
     let id = session.id;
+    // A background sync of the session's data ends before its files go.
+    if let Some(catch_up) = guard.catch_up.take() {
+        if let Ok(Err(e)) = catch_up.task.await {
+            tracing::debug!(session = %id, error = %e, "background sync of a removed session failed");
+        }
+    }
     let store = up.store.clone();
     blocking(move || store.remove(id)).await??;
     guard.gone = true;

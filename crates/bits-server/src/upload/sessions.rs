@@ -55,12 +55,28 @@ pub(crate) struct SessionState {
     /// After a crash the server restarts from here, answers the client's
     /// next Fragment with a 416 naming it, and the client resends the rest.
     pub(crate) durable: u64,
-    /// When `durable` last caught up with `record.received`.
+    /// When the last batch was made durable (or started to be).
     pub(crate) synced_at: std::time::Instant,
+    /// The batch being made durable in the background, if any (see
+    /// `fragment`). Whatever writes the record or deletes the session
+    /// waits for it first.
+    pub(crate) catch_up: Option<CatchUp>,
+    /// A background batch failed: until a sync succeeds again, batches are
+    /// synced before their Ack, so a failing disk fails the fragment that
+    /// meets it instead of acknowledging bytes it will lose.
+    pub(crate) sync_failed: bool,
     /// Set when the session was closed, cancelled or swept while a request
     /// was waiting for the lock; that request must then act as if the
     /// session did not exist.
     pub(crate) gone: bool,
+}
+
+/// Acknowledged bytes being made durable in the background: the data
+/// file fsynced, then the record written saying `upto` bytes are received.
+#[derive(Debug)]
+pub(crate) struct CatchUp {
+    pub(crate) upto: u64,
+    pub(crate) task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 /// The session table.
@@ -106,6 +122,8 @@ impl Registry {
             state: Arc::new(tokio::sync::Mutex::new(SessionState {
                 durable: record.received,
                 synced_at: std::time::Instant::now(),
+                catch_up: None,
+                sync_failed: false,
                 record,
                 gone: false,
             })),

@@ -323,8 +323,14 @@ pub struct Serve {
 impl Serve {
     /// Serves `root` with the extra arguments (e.g. `--upload`).
     pub fn start(root: &Path, extra: &[&str]) -> Serve {
+        Serve::start_with_env(root, extra, &[])
+    }
+
+    /// The same, with these environment variables (e.g. sync faults).
+    pub fn start_with_env(root: &Path, extra: &[&str], vars: &[(&str, &std::ffi::OsStr)]) -> Serve {
         use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_bits"))
+            .envs(vars.iter().copied())
             .arg("serve")
             .arg(root)
             .args(["--listen", "127.0.0.1:0"])
@@ -336,9 +342,11 @@ impl Serve {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let mut line = String::new();
-        std::io::BufReader::new(stderr)
-            .read_line(&mut line)
-            .unwrap();
+        let mut reader = std::io::BufReader::new(stderr);
+        reader.read_line(&mut line).unwrap();
+        // The server's later log lines are read (and dropped): with the
+        // pipe closed, its next warning would fail.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
         let addr = line
             .split("http://")
             .nth(1)

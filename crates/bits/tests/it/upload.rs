@@ -112,6 +112,55 @@ fn upload_resumes_after_kill_9() {
     assert_eq!(read(&served.join("big.bin")), body);
 }
 
+/// The server makes acknowledged bytes durable in background batches. When
+/// such a sync fails, the bytes after the last durable point may be gone:
+/// the server refuses the next fragment and names that point; the bytes
+/// resent from there are synced before their Ack, so a disk that keeps
+/// failing puts the job in TransientError (it had looped, acknowledged and
+/// taken back, in the first version). Once the disk works, the upload
+/// arrives byte-exact.
+#[test]
+fn a_failed_background_sync_on_the_server_sends_the_upload_back() {
+    let faults = bits_test_support::SyncFaults::new();
+    let env = faults.env();
+    let h = Home::new();
+    let served = h.path("served");
+    std::fs::create_dir(&served).unwrap();
+    let server = Serve::start_with_env(
+        &served,
+        &["--upload"],
+        &[
+            (env[0].0, env[0].1.as_os_str()),
+            (env[1].0, env[1].1.as_os_str()),
+        ],
+    );
+    let local = h.path("big.bin");
+    let body = content(24_000_000, 7);
+    std::fs::write(&local, &body).unwrap();
+    // The first fragment (8 MiB, its sync before its Ack) is in; the next
+    // one's batch is synced in the background, and fails.
+    let id = start_capped_upload(&h, &local, &server.url("big.bin"));
+    faults.fail("/data");
+    // The resent bytes are then synced before their Ack, and fail too: the
+    // job waits for its retry instead of sending them round again.
+    let stopped = h.wait_state(&id, "TransientError", Duration::from_secs(30));
+    assert!(
+        faults.log().iter().any(|l| l.starts_with("fail ")),
+        "a server sync failed"
+    );
+    assert!(
+        !served.join("big.bin").exists(),
+        "nothing stored: {stopped:#}"
+    );
+    faults.clear();
+    h.ok(&["set", &id, "--max-bandwidth", "off"]);
+    h.ok(&["resume", &id, "--async"]);
+    let r = h.bits(&["wait", &id, "--timeout", "60"]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", h.log());
+    h.ok(&["complete", &id]);
+    assert_eq!(read(&served.join("big.bin")), body);
+}
+
 /// A local file that changes during an upload puts the job in Error with
 /// BG_E_LOCAL_FILE_CHANGED, context LocalFile.
 #[test]
