@@ -851,12 +851,11 @@ async fn acknowledged_bytes_a_power_cut_lost_are_asked_for_again() {
     drop(dir);
 }
 
-/// A batch made durable in the background: the Ack of the fragment that
-/// starts it does not wait for its sync, and once the sync is done the
-/// session's record says so, so a restarted server takes the next fragment
-/// where the batch ended.
+/// A batch made durable in the background (its fragment acknowledged
+/// first): once its sync is done the session's record says so, so a
+/// restarted server takes the next fragment where the batch ended.
 #[tokio::test]
-async fn a_background_batch_moves_the_durable_point_without_holding_the_ack() {
+async fn a_batch_synced_in_the_background_is_recorded() {
     let server = Server::start(UploadConfig::default()).await;
     let data = content(30_000);
     let mut conn = server.connect().await;

@@ -22,7 +22,8 @@
 //! batches run in the background while the next fragments arrive; the last
 //! byte's batch runs before its Ack. A failed background sync takes back
 //! the acknowledgement of every byte past the durable point: the next
-//! fragment is refused, and the client sent back there. A crash loses at
+//! fragment is answered from there (a 416 naming it), and until a sync
+//! succeeds again every batch is synced before its Ack. A crash loses at
 //! most the bytes since the last batch, and loses them *honestly*: the
 //! restarted server knows only the durable count, answers the client's
 //! next Fragment with a 416 naming it, and the client (which still has the
@@ -135,11 +136,13 @@ async fn receive(
     range: FragmentRange,
     content_name: Option<String>,
 ) -> Result<(), Failure> {
-    // A background batch that has ended moves the durable point on, or
-    // (its fsync failed) sends the client back to the last durable point.
-    if let Err(failure) = settle(st, false).await {
-        drain(body, DRAIN_LIMIT).await;
-        return Err(failure);
+    // A background batch that has ended moves the durable point on. If its
+    // fsync failed, that is not this fragment's failure: the bytes past the
+    // durable point are no longer acknowledged, and this fragment is
+    // answered from there like any other (a 416 naming it, when the
+    // fragment starts later), so the client resends them at once.
+    if settle(st, false).await.is_err() {
+        tracing::info!(session = %session.id, durable = st.durable, "answering from the durable point after a failed sync");
     }
     let record = &st.record;
     if record.total.is_some_and(|total| total != range.total) {

@@ -114,8 +114,8 @@ fn upload_resumes_after_kill_9() {
 
 /// The server makes acknowledged bytes durable in background batches. When
 /// such a sync fails, the bytes after the last durable point may be gone:
-/// the server refuses the next fragment and names that point; the bytes
-/// resent from there are synced before their Ack, so a disk that keeps
+/// the server answers the next fragment with a 416 naming that point; the
+/// bytes resent from there are synced before their Ack, so a disk that keeps
 /// failing puts the job in TransientError (it had looped, acknowledged and
 /// taken back, in the first version). Once the disk works, the upload
 /// arrives byte-exact.
