@@ -19,8 +19,9 @@
 //! written (the page cache holds them while the server runs), and every
 //! [`SYNC_BYTES`] or [`SYNC_INTERVAL`] the data is `fdatasync`ed and only
 //! then is the record's `received` raised on disk (atomically). These
-//! batches run in the background while the next fragments arrive; the last
-//! byte's batch runs before its Ack. A failed background sync takes back
+//! batches run in the background while the next fragments arrive (a sync
+//! slower than the upload holds the Acks once twice a batch waits); the
+//! last byte's batch runs before its Ack. A failed background sync takes back
 //! the acknowledgement of every byte past the durable point: the next
 //! fragment is answered from there (a 416 naming it), and until a sync
 //! succeeds again every batch is synced before its Ack. A crash loses at
@@ -54,8 +55,9 @@ use super::{drain, target, Uploads, BODY_IDLE_TIMEOUT, DRAIN_LIMIT, SESSIONS_DIR
 use crate::body::ResponseBody;
 use crate::server::State;
 
-/// Acknowledged bytes are made durable (data fsynced, record persisted)
-/// at least every this many bytes… Syncing as the upload goes keeps few
+/// A batch of acknowledged bytes is made durable (data fsynced, record
+/// persisted) once this many bytes wait (no more than twice this many are
+/// ever acknowledged and not durable)… Syncing as the upload goes keeps few
 /// pages dirty, which makes the writes themselves cheaper: on loopback a
 /// 1 GiB upload took a median 1.10 s with 32 MiB batches, 1.16 s with
 /// 64 MiB, and 1.26-1.37 s with none before the last byte (nine runs of
@@ -206,25 +208,18 @@ async fn receive(
             st.synced_at = std::time::Instant::now();
             st.sync_failed = false;
         }
-    } else if behind
-        && st.catch_up.is_none()
-        && (next.received - st.durable >= SYNC_BYTES || st.synced_at.elapsed() >= SYNC_INTERVAL)
-    {
-        // A batch is made durable in the background while the client
-        // sends on: waiting for its fsync before the Ack idled the link
-        // for the whole sync (20 ms of every 64 MiB on loopback). Until it
-        // ends, the durable point stays where it was.
-        let upto = next.received;
-        let dir = session.dir.clone();
-        let record = next.clone();
-        st.catch_up = Some(CatchUp {
-            upto,
-            task: tokio::task::spawn_blocking(move || {
-                File::open(&data)?.sync_data()?;
-                store::write_record(&dir, &record)
-            }),
-        });
-        st.synced_at = std::time::Instant::now();
+    } else if behind {
+        // A sync slower than the upload holds the Acks once twice a batch
+        // is acknowledged and not durable: that much at most is lost to a
+        // crash, and a stalled disk stalls the upload.
+        if st.catch_up.is_some() && next.received - st.durable >= 2 * SYNC_BYTES {
+            settle(st, true).await?;
+        }
+        if st.catch_up.is_none()
+            && (next.received - st.durable >= SYNC_BYTES || st.synced_at.elapsed() >= SYNC_INTERVAL)
+        {
+            start_batch(st, session, &data, &next);
+        }
     }
     st.record = next;
     if st.record.all_received() {
@@ -233,21 +228,51 @@ async fn receive(
     Ok(())
 }
 
+/// Starts making the bytes up to `next.received` durable in the
+/// background, then the record saying so, while the client sends on:
+/// waiting for the fsync before the Ack idled the link for the whole sync
+/// (20 ms of every 64 MiB on loopback). Until it ends, the durable point
+/// stays where it was.
+fn start_batch(st: &mut SessionState, session: &Session, data: &Path, next: &Record) {
+    let upto = next.received;
+    let dir = session.dir.clone();
+    let data = data.to_path_buf();
+    let record = next.clone();
+    let writes = Arc::clone(&session.record_writes);
+    st.catch_up = Some(CatchUp {
+        upto,
+        task: tokio::task::spawn_blocking(move || {
+            File::open(&data)?.sync_data()?;
+            write_record(&writes, &dir, &record)
+        }),
+    });
+    st.synced_at = std::time::Instant::now();
+}
+
 /// Ends the batch being made durable in the background, if any: when
 /// `wait`, waiting for it; otherwise only if it has ended. Its bytes become
 /// durable; if it failed, the acknowledgement of every byte past the
 /// durable point is taken back, so the client is sent back there.
+///
+/// Cancel-safe: the batch stays in the session until it has ended, so a
+/// request dropped while waiting (its client went away) leaves it to the
+/// next one rather than running on unwatched.
 pub(super) async fn settle(st: &mut SessionState, wait: bool) -> Result<(), Failure> {
-    let Some(catch_up) = st.catch_up.take_if(|c| wait || c.task.is_finished()) else {
+    let Some(catch_up) = st
+        .catch_up
+        .as_mut()
+        .filter(|c| wait || c.task.is_finished())
+    else {
         return Ok(());
     };
-    let result = catch_up
-        .task
+    let result = (&mut catch_up.task)
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    let upto = catch_up.upto;
+    st.catch_up = None;
     match result {
         Ok(()) => {
-            st.durable = st.durable.max(catch_up.upto);
+            st.durable = st.durable.max(upto);
             Ok(())
         }
         Err(e) => {
@@ -411,10 +436,19 @@ fn write_all_vectored_at(file: &File, chunks: &[Bytes], mut at: u64) -> std::io:
 async fn persist(session: &Session, record: &Record) -> Result<(), Failure> {
     let dir = session.dir.clone();
     let record = record.clone();
-    blocking(move || store::write_record(&dir, &record))
+    let writes = Arc::clone(&session.record_writes);
+    blocking(move || write_record(&writes, &dir, &record))
         .await
         .and_then(|r| r)
         .map_err(|e| Failure::io("saving an upload session", &e))
+}
+
+/// Rewrites a session's `state` file, one writer at a time.
+fn write_record(writes: &std::sync::Mutex<()>, dir: &Path, record: &Record) -> std::io::Result<()> {
+    // Nothing is left half-done under this lock by a panic: the file
+    // operations are the writer's own.
+    let _one_writer = writes.lock().unwrap_or_else(|e| e.into_inner());
+    store::write_record(dir, record)
 }
 
 /// Finishes a complete upload, as far as it has not been finished: tells the

@@ -267,11 +267,10 @@ pub(super) async fn remove(
     tombstone: bool,
 ) -> std::io::Result<()> {
     let id = session.id;
-    // A background sync of the session's data ends before its files go.
-    if let Some(catch_up) = guard.catch_up.take() {
-        if let Ok(Err(e)) = catch_up.task.await {
-            tracing::debug!(session = %id, error = %e, "background sync of a removed session failed");
-        }
+    // A background sync of the session's data ends before its files go
+    // (and, should they stay, sends the client back where it failed).
+    if super::fragment::settle(guard, true).await.is_err() {
+        tracing::debug!(session = %id, "removing a session whose background sync failed");
     }
     let store = up.store.clone();
     blocking(move || store.remove(id)).await??;

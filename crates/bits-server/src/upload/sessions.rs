@@ -42,6 +42,10 @@ pub(crate) struct Session {
     /// Its record; lock it (owned, so the guard can travel with the
     /// request) for the whole of a request.
     pub(crate) state: Arc<tokio::sync::Mutex<SessionState>>,
+    /// Held (on the blocking pool) while the `state` file is rewritten: a
+    /// write left running by a request whose client went away must not
+    /// interleave with the next one in `state.tmp`.
+    pub(crate) record_writes: Arc<Mutex<()>>,
 }
 
 /// What the session mutex guards.
@@ -51,7 +55,9 @@ pub(crate) struct SessionState {
     /// `state` file's (see `durable`): acknowledged bytes are in the page
     /// cache, made durable in batches.
     pub(crate) record: Record,
-    /// What the `state` file says was received: those bytes are fsynced.
+    /// What the `state` file is known to say was received: those bytes
+    /// are fsynced. (A background batch that ended but was not yet
+    /// collected may have made the file say more.)
     /// After a crash the server restarts from here, answers the client's
     /// next Fragment with a 416 naming it, and the client resends the rest.
     pub(crate) durable: u64,
@@ -127,6 +133,7 @@ impl Registry {
                 record,
                 gone: false,
             })),
+            record_writes: Arc::new(Mutex::new(())),
         });
         inner.live.insert(id, Arc::clone(&session));
         Ok(session)

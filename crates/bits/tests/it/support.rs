@@ -318,6 +318,7 @@ pub fn temp_files(dir: &Path) -> Vec<String> {
 pub struct Serve {
     child: std::process::Child,
     pub addr: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Serve {
@@ -344,16 +345,31 @@ impl Serve {
         let mut line = String::new();
         let mut reader = std::io::BufReader::new(stderr);
         reader.read_line(&mut line).unwrap();
-        // The server's later log lines are read (and dropped): with the
-        // pipe closed, its next warning would fail.
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        // The server's later log lines are kept for `log` (with the pipe
+        // closed, its next warning would fail).
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            let mut line = Vec::new();
+            while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                kept.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&line));
+                line.clear();
+            }
+        });
         let addr = line
             .split("http://")
             .nth(1)
             .and_then(|s| s.trim().strip_suffix('/'))
             .unwrap_or_else(|| panic!("unexpected serve banner: {line:?}"))
             .to_string();
-        Serve { child, addr }
+        Serve { child, addr, log }
+    }
+
+    /// What the server has logged since its banner.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 
     pub fn url(&self, path: &str) -> String {

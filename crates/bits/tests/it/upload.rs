@@ -149,6 +149,11 @@ fn a_failed_background_sync_on_the_server_sends_the_upload_back() {
         "a server sync failed"
     );
     assert!(
+        server.log().contains("an upload's background sync failed"),
+        "the failed sync was a background batch's: {}",
+        server.log()
+    );
+    assert!(
         !served.join("big.bin").exists(),
         "nothing stored: {stopped:#}"
     );
