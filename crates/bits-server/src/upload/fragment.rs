@@ -188,15 +188,7 @@ async fn receive(
         // for the batch in flight: one writer of the record at a time.
         settle(st, true).await?;
         let behind = next.received > st.durable;
-        let synced = match if behind {
-            sync_data(&data).await
-        } else {
-            Ok(())
-        } {
-            Ok(()) => persist(session, &next).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = synced {
+        if let Err(e) = run_batch(session, behind.then_some(&data), &next).await {
             // The bytes since the last batch may be gone (a failed fsync
             // forgets them): take back their acknowledgement, so that the
             // client is sent back to what is durable.
@@ -234,17 +226,9 @@ async fn receive(
 /// (20 ms of every 64 MiB on loopback). Until it ends, the durable point
 /// stays where it was.
 fn start_batch(st: &mut SessionState, session: &Session, data: &Path, next: &Record) {
-    let upto = next.received;
-    let dir = session.dir.clone();
-    let data = data.to_path_buf();
-    let record = next.clone();
-    let writes = Arc::clone(&session.record_writes);
     st.catch_up = Some(CatchUp {
-        upto,
-        task: tokio::task::spawn_blocking(move || {
-            File::open(&data)?.sync_data()?;
-            write_record(&writes, &dir, &record)
-        }),
+        upto: next.received,
+        task: tokio::task::spawn_blocking(batch(session, Some(data), next)),
     });
     st.synced_at = std::time::Instant::now();
 }
@@ -385,17 +369,6 @@ impl Pending {
     }
 }
 
-/// `fdatasync`s the session's data file. An error means the bytes since
-/// the last batch may be gone: nothing more is made durable, and the
-/// fragment fails (the client sends it again).
-async fn sync_data(data: &Path) -> Result<(), Failure> {
-    let path = data.to_path_buf();
-    blocking(move || File::open(&path)?.sync_data())
-        .await
-        .and_then(|r| r)
-        .map_err(|e| Failure::io("syncing an upload fragment", &e))
-}
-
 /// Writes the waiting buffers at `at`; returns the emptied list and the
 /// next offset.
 async fn write_at(file: &Arc<File>, pending: Pending, at: u64) -> std::io::Result<(Pending, u64)> {
@@ -432,15 +405,39 @@ fn write_all_vectored_at(file: &File, chunks: &[Bytes], mut at: u64) -> std::io:
     Ok(())
 }
 
-/// Writes a session's record.
-async fn persist(session: &Session, record: &Record) -> Result<(), Failure> {
+/// A batch, on the blocking pool: the data file's bytes made durable
+/// (when `data` is given), then the record saying so. An error of the
+/// sync means the bytes since the last batch may be gone: the caller takes
+/// back their acknowledgement.
+async fn run_batch(session: &Session, data: Option<&Path>, record: &Record) -> Result<(), Failure> {
+    let what = if data.is_some() {
+        "syncing an upload fragment"
+    } else {
+        "saving an upload session"
+    };
+    blocking(batch(session, data, record))
+        .await
+        .and_then(|r| r)
+        .map_err(|e| Failure::io(what, &e))
+}
+
+/// The blocking work of a batch (see [`run_batch`]), also run in the
+/// background by [`start_batch`].
+fn batch(
+    session: &Session,
+    data: Option<&Path>,
+    record: &Record,
+) -> impl FnOnce() -> std::io::Result<()> + Send + 'static {
+    let data = data.map(Path::to_path_buf);
     let dir = session.dir.clone();
     let record = record.clone();
     let writes = Arc::clone(&session.record_writes);
-    blocking(move || write_record(&writes, &dir, &record))
-        .await
-        .and_then(|r| r)
-        .map_err(|e| Failure::io("saving an upload session", &e))
+    move || {
+        if let Some(data) = &data {
+            File::open(data)?.sync_data()?;
+        }
+        write_record(&writes, &dir, &record)
+    }
 }
 
 /// Rewrites a session's `state` file, one writer at a time.
@@ -488,7 +485,7 @@ pub(super) async fn finish(
                     .static_url
                     .unwrap_or_else(|| reply_url(host, session.id)),
             );
-            persist(session, &next).await?;
+            run_batch(session, None, &next).await?;
             *record = next;
             tracing::info!(session = %session.id, copy = record.copy_wanted, "server application notified");
         }
@@ -508,7 +505,7 @@ pub(super) async fn finish(
             .map_err(target_failure)?;
         let mut next = record.clone();
         next.committed = true;
-        persist(session, &next).await?;
+        run_batch(session, None, &next).await?;
         *record = next;
         tracing::info!(
             session = %session.id,
