@@ -216,10 +216,9 @@ async fn end(
         }
         return Failure::session_not_found().into_response(Some(session_id));
     };
+    // (Every byte received: the last fragment's batch was synced before
+    // its Ack, so no background batch is left to wait for.)
     if how == End::Close && guard.record.all_received() {
-        if let Err(failure) = super::fragment::settle(&mut guard, true).await {
-            return failure.into_response(Some(session_id));
-        }
         let mut record = guard.record.clone();
         let finished = finish(up, state, parts, &session, &mut record).await;
         guard.record = record;
