@@ -8,7 +8,7 @@
 
 use bits_core::error::codes;
 use bits_core::{ErrorContext, FileId, Job, JobError, JobFile, JobId, JobType};
-use bits_transfer::Finished;
+use bits_transfer::{Finished, LocalOp};
 use std::collections::BTreeSet;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -35,29 +35,59 @@ pub enum CompleteError {
     Failed(String),
 }
 
-/// Makes finished files durable through their open descriptors: each one
+/// How making a batch of finished files durable went.
+#[derive(Debug, Default)]
+pub struct BatchSync {
+    /// The first file that could not be written out of memory: its place
+    /// in the batch, what failed, and why. The others were written, and
+    /// synced if `sync_failed` is `None`.
+    pub unwritten: Option<(usize, LocalOp, io::Error)>,
+    /// A sync that failed (and the file it was for): no file of the batch
+    /// may be counted as durable.
+    pub sync_failed: Option<(usize, io::Error)>,
+}
+
+/// Makes finished files durable. Those still in memory are written first
+/// (created with their owner's rights, by the file's own [`Finished`]); a
+/// file that cannot be written is left out and the rest go on. Then every
+/// written file is made durable through its open descriptor: each one
 /// fsynced when there are few, else each file system holding them synced
 /// once (`syncfs`: one journal commit for the lot, where per-file fsyncs
 /// would be one each), where that is known to make every file's data
-/// durable. Returns the index of the file that failed.
-pub fn sync_finished(files: &[&Finished]) -> Result<(), (usize, io::Error)> {
+/// durable.
+pub fn sync_finished(files: &mut [&mut Finished]) -> BatchSync {
     const FSYNC_EACH_UP_TO: usize = 4;
+    let mut report = BatchSync::default();
+    let mut open = Vec::with_capacity(files.len());
+    for (i, f) in files.iter_mut().enumerate() {
+        match f.write() {
+            Ok((file, id)) => open.push((i, file, id)),
+            Err(e) => {
+                report.unwritten.get_or_insert((i, e.op, e.source));
+            }
+        }
+    }
     // Per file system: whether one syncfs stands for every file's fsync.
     let mut whole_fs = std::collections::BTreeMap::new();
     let mut synced = BTreeSet::new();
-    for (i, f) in files.iter().enumerate() {
-        let failed = |e: io::Error| (i, e);
-        let batch = files.len() > FSYNC_EACH_UP_TO
+    for (i, file, id) in &open {
+        let batch = open.len() > FSYNC_EACH_UP_TO
             && *whole_fs
-                .entry(f.id.dev)
-                .or_insert_with(|| syncfs_covers_data(&f.file));
-        if !batch {
-            f.file.sync_all().map_err(failed)?;
-        } else if synced.insert(f.id.dev) {
-            nix::unistd::syncfs(f.file.as_raw_fd()).map_err(|errno| failed(errno.into()))?;
+                .entry(id.dev)
+                .or_insert_with(|| syncfs_covers_data(file));
+        let result = if !batch {
+            file.sync_all()
+        } else if synced.insert(id.dev) {
+            nix::unistd::syncfs(file.as_raw_fd()).map_err(io::Error::from)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = result {
+            report.sync_failed = Some((*i, e));
+            break;
         }
     }
-    Ok(())
+    report
 }
 
 /// Whether `syncfs` on the file system holding `file` writes back and

@@ -27,6 +27,7 @@ mod download;
 mod engine;
 mod error;
 mod fetch;
+mod finished;
 mod headers;
 mod identity;
 mod local_source;
@@ -43,12 +44,11 @@ pub use auth::AuthProblem;
 pub use engine::{CheckpointPolicy, Engine, EngineConfig, DEFAULT_UPLOAD_FRAGMENT};
 pub use error::{Class, LocalOp, NetFailure, TransferError};
 pub use fetch::{RedirectRefusal, Redirects};
+pub use finished::{Finished, WriteFailed};
 pub use identity::{Identity, IdentityError};
 pub use net::split_credential;
 pub use pace::{Limits, Pacer, SharedCap};
-pub use progress::{
-    FileState, FileTransfer, Finished, NoProgress, Outcome, Progress, SaveError, Saved,
-};
+pub use progress::{FileState, FileTransfer, NoProgress, Outcome, Progress, SaveError, Saved};
 pub use route::proxy::{parse_proxy, BadProxy};
 pub use route::Connection;
 

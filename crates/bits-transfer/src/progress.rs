@@ -10,10 +10,10 @@
 //! ([`crate::TransferError::NotSaved`]): a result that could not be saved
 //! did not happen.
 
+use crate::finished::Finished;
 use crate::identity::Identity;
 use crate::pace::Pacer;
 use bits_core::{ByteRange, Credential, FileId, FileValidator};
-use std::fs::File;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -106,8 +106,9 @@ pub struct FileTransfer<'a> {
     /// Whether the engine makes the finished file durable itself (fsync,
     /// then a last [`Progress::checkpoint`]). A caller that moves many files
     /// passes `false` and makes a batch of them durable at once with the
-    /// handle in [`Outcome::temp`]; until it has, the bytes past the last
-    /// checkpoint are not promised to survive a power cut.
+    /// handle in [`Outcome::temp`] ([`Finished::write`], then a sync);
+    /// until it has, the bytes past the last checkpoint are not promised to
+    /// survive a power cut, and a small file's may not be on disk at all.
     pub sync_on_finish: bool,
     /// How many connections this file may use (ranges of one version side
     /// by side) when the server allows ranges. 1: front to back.
@@ -118,13 +119,14 @@ pub struct FileTransfer<'a> {
 }
 
 /// A finished file.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Outcome {
     /// The file's size.
     pub bytes: u64,
     /// The version downloaded.
     pub validator: FileValidator,
-    /// The temporary file, still open.
+    /// The temporary file: open, or (a small file the caller makes
+    /// durable itself) still to be written.
     pub temp: Finished,
     /// With the redirect-allow-report flag, the URL the file came from
     /// after redirects (without userinfo), when it is not the one asked
@@ -132,14 +134,4 @@ pub struct Outcome {
     pub remote_name: Option<String>,
     /// The proxy the transfer went through (`None`: directly).
     pub via: Option<String>,
-}
-
-/// The temporary file of a finished download, still open, so that a caller
-/// syncing many files at once never has to find them again by name.
-#[derive(Debug, Clone)]
-pub struct Finished {
-    /// The open file.
-    pub file: Arc<File>,
-    /// Its identity.
-    pub id: FileId,
 }

@@ -1,7 +1,8 @@
 //! Finished files made durable together: a job of thousands of small files
-//! costs a few syncs and store commits a second instead of two per file.
-//! A file counts as transferred only once its data is durable and its
-//! completion is saved.
+//! costs a few syncs and store commits a second instead of two per file,
+//! and one trip to the blocking pool per batch, which also creates and
+//! writes the small files the engine left in memory. A file counts as
+//! transferred only once its data is durable and its completion is saved.
 
 use super::Done;
 use crate::state::{error_chain, Shared};
@@ -15,17 +16,23 @@ use tokio::time::Instant;
 /// Finished files wait at most this long to be made durable together...
 const DELAY: Duration = Duration::from_millis(200);
 /// ... or until this many have finished: one `syncfs` and one store commit
-/// for the batch, instead of an fsync and a commit per file.
+/// for the batch, instead of an fsync and a commit per file...
 const FILES: usize = 256;
+/// ... or until this many bytes of small files wait in memory to be
+/// written (see `bits_transfer::Finished`).
+const IN_MEMORY: usize = 4 << 20;
 
-/// A batch after its sync: the files, and how the sync went.
-pub(super) type Synced = (Vec<Done>, Result<(), (usize, std::io::Error)>);
+/// A batch after its sync: the files, and how the sync went (places in it
+/// count its downloads only).
+pub(super) type Synced = (Vec<Done>, crate::fsops::BatchSync);
 
 /// Finished files whose bytes are written but not yet durable, and the
 /// sync of the previous batch.
 #[derive(Default)]
 pub(super) struct Batch {
     files: Vec<Done>,
+    /// Bytes of those files still in memory.
+    in_memory: usize,
     since: Option<Instant>,
     syncing: Option<JoinHandle<Synced>>,
 }
@@ -33,6 +40,7 @@ pub(super) struct Batch {
 impl Batch {
     pub(super) fn push(&mut self, done: Done) {
         self.since.get_or_insert_with(Instant::now);
+        self.in_memory += done.download.as_ref().map_or(0, |(_, f)| f.in_memory());
         self.files.push(done);
     }
 
@@ -51,23 +59,26 @@ impl Batch {
             return None;
         }
         let since = self.since?;
-        Some(if self.files.len() >= FILES {
-            Instant::now()
-        } else {
-            since + DELAY
-        })
+        Some(
+            if self.files.len() >= FILES || self.in_memory >= IN_MEMORY {
+                Instant::now()
+            } else {
+                since + DELAY
+            },
+        )
     }
 
     /// Starts making the waiting files durable, on the blocking pool.
     pub(super) fn start_sync(&mut self) {
-        let files = std::mem::take(&mut self.files);
+        let mut files = std::mem::take(&mut self.files);
+        self.in_memory = 0;
         self.since = None;
         self.syncing = Some(tokio::task::spawn_blocking(move || {
-            let open: Vec<&Finished> = files
-                .iter()
-                .filter_map(|d| d.download.as_ref().map(|(_, f)| f))
+            let mut finished: Vec<&mut Finished> = files
+                .iter_mut()
+                .filter_map(|d| d.download.as_mut().map(|(_, f)| f))
                 .collect();
-            let result = crate::fsops::sync_finished(&open);
+            let result = crate::fsops::sync_finished(&mut finished);
             (files, result)
         }));
     }
@@ -86,32 +97,44 @@ impl Batch {
 
 /// Once a batch's data is durable, saves its files as complete with one
 /// store commit, then shows them: only then do they count as transferred.
+/// On failure, gives the error and the file it is about, if it is one
+/// file's.
 pub(super) async fn save(
     shared: &Arc<Shared>,
     id: JobId,
     synced: Synced,
-) -> Result<(), TransferError> {
-    let (files, result) = synced;
-    result.map_err(|(i, source)| {
-        let path = files
+) -> Result<(), (Option<usize>, TransferError)> {
+    let (files, report) = synced;
+    // A place in the batch's downloads: the job's file, and the error.
+    let error = |i: usize, op: LocalOp, source: std::io::Error| {
+        let index = files
             .iter()
             .filter(|d| d.download.is_some())
             .nth(i)
-            .and_then(|d| {
+            .map(|d| d.index);
+        let path = index
+            .and_then(|index| {
                 shared
                     .read()
                     .jobs
                     .get(&id)
-                    .and_then(|e| e.job.files.get(d.index).map(|f| f.temp(id)))
+                    .and_then(|e| e.job.files.get(index).map(|f| f.temp(id)))
             })
             .unwrap_or_default();
-        TransferError::LocalFile {
-            op: LocalOp::Sync,
+        let error = TransferError::LocalFile {
+            op,
             path,
             written: 0,
             source,
-        }
-    })?;
+        };
+        (index, error)
+    };
+    if let Some((i, source)) = report.sync_failed {
+        // The batch's failure, not one file's: one syncfs may stand for
+        // every file.
+        return Err((None, error(i, LocalOp::Sync, source).1));
+    }
+    let unwritten = report.unwritten.map(|(i, op, source)| error(i, op, source));
     let rows: Vec<(usize, bits_core::JobFile)> = {
         let view = shared.read();
         let Some(e) = view.jobs.get(&id) else {
@@ -119,6 +142,9 @@ pub(super) async fn save(
         };
         files
             .iter()
+            // A file that could not be written is not saved: it is
+            // transferred again.
+            .filter(|d| d.download.as_ref().is_none_or(|(_, f)| f.id().is_some()))
             .filter_map(|d| {
                 let mut f = e.job.files.get(d.index)?.clone();
                 if let Some(name) = &d.remote_name {
@@ -128,7 +154,7 @@ pub(super) async fn save(
                 f.bytes_total = Some(d.bytes);
                 if let Some((validator, finished)) = &d.download {
                     f.set_validator(validator.clone());
-                    f.set_temp_id(Some(finished.id));
+                    f.set_temp_id(finished.id());
                 }
                 f.set_missing(Vec::new());
                 f.complete = true;
@@ -137,15 +163,19 @@ pub(super) async fn save(
             .collect()
     };
     let saved = rows.clone();
+    let count = rows.len();
     shared
         .store
         .call(move |s| s.save_files(id, saved.iter().map(|(i, f)| (*i, f))))
         .await
-        .map_err(|e| TransferError::NotSaved {
-            written: 0,
-            source: SaveError {
-                message: error_chain(&e),
-            },
+        .map_err(|e| {
+            let error = TransferError::NotSaved {
+                written: 0,
+                source: SaveError {
+                    message: error_chain(&e),
+                },
+            };
+            (None, error)
         })?;
     let mut view = shared.write();
     if let Some(e) = view.jobs.get_mut(&id) {
@@ -156,6 +186,9 @@ pub(super) async fn save(
         }
         shared.bump(&e.revision);
     }
-    tracing::debug!(files = files.len(), "files transferred and durable");
-    Ok(())
+    tracing::debug!(files = count, "files transferred and durable");
+    match unwritten {
+        Some(failed) => Err(failed),
+        None => Ok(()),
+    }
 }

@@ -90,8 +90,9 @@ struct NextFile {
 pub(crate) struct Done {
     index: usize,
     bytes: u64,
-    /// The version downloaded and the still-open temporary file; uploads
-    /// report theirs through the sink.
+    /// The version downloaded and the temporary file (open, or a small
+    /// file still in memory, written by the batch); uploads report theirs
+    /// through the sink.
     download: Option<(bits_core::FileValidator, bits_transfer::Finished)>,
     /// The file's new RemoteName (a redirect-allow-report job redirected).
     remote_name: Option<String>,
@@ -238,8 +239,8 @@ async fn files(
             _ = sleep_until_opt(batch.due_at()) => batch.start_sync(),
             synced = batch.synced(), if batch.syncing() => {
                 made_progress = true;
-                if let Err(e) = batch::save(shared, id, synced).await {
-                    failure.get_or_insert((usize::MAX, e));
+                if let Err((index, e)) = batch::save(shared, id, synced).await {
+                    failure.get_or_insert((index.unwrap_or(usize::MAX), e));
                     files_cancel.cancel();
                 }
             }
@@ -255,8 +256,8 @@ async fn files(
         made_progress = true;
         batch.start_sync();
         let synced = batch.synced().await;
-        if let Err(e) = batch::save(shared, id, synced).await {
-            failure.get_or_insert((usize::MAX, e));
+        if let Err((index, e)) = batch::save(shared, id, synced).await {
+            failure.get_or_insert((index.unwrap_or(usize::MAX), e));
         }
     }
 

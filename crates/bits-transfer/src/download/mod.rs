@@ -62,7 +62,9 @@ impl Engine {
     ///
     /// On success every byte is written (and, with `sync_on_finish`,
     /// fsynced and reported), and the temporary file's mtime is the
-    /// source's. On failure (including [`TransferError::Cancelled`]) what
+    /// source's; without `sync_on_finish`, a small fresh file's bytes may
+    /// instead be held in [`Outcome::temp`], for the caller's
+    /// [`crate::Finished::write`]. On failure (including [`TransferError::Cancelled`]) what
     /// arrived is made durable and reported first, so the next call resumes
     /// there.
     pub async fn download(

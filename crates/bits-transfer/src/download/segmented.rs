@@ -20,8 +20,9 @@
 use crate::auth::Authorizer;
 use crate::engine::Engine;
 use crate::error::{LocalOp, TransferError};
+use crate::finished::Finished;
 use crate::pace::Pacer;
-use crate::progress::{FileState, Finished, Outcome, Progress};
+use crate::progress::{FileState, Outcome, Progress};
 use crate::route::Route;
 use crate::temp_file::{join_error, TempFile};
 use crate::version::{self, Answer, Ask, Plan};
@@ -706,7 +707,7 @@ impl Engine {
             via: None,
             bytes: total,
             validator: job.validator.clone(),
-            temp: Finished { file, id },
+            temp: Finished::open(file, id),
         })
     }
 }

@@ -17,7 +17,8 @@
 
 use crate::engine::CheckpointPolicy;
 use crate::error::{LocalOp, TransferError};
-use crate::progress::{FileState, Finished, Outcome, Progress};
+use crate::finished::{self, Finished};
+use crate::progress::{FileState, Outcome, Progress};
 use crate::temp_file::{join_error, OpFailed, TempFile};
 use bits_core::FileValidator;
 use filetime::FileTime;
@@ -374,7 +375,9 @@ impl<'a> Sink<'a> {
     }
 
     /// The last write: everything buffered, the mtime, then (if `sync`)
-    /// `fsync` of data and metadata and the final checkpoint.
+    /// `fsync` of data and metadata and the final checkpoint. A small fresh
+    /// file that is not to be synced here is not written at all: its bytes
+    /// go back in the outcome, for the caller's batch to write.
     pub(crate) async fn finish(
         &mut self,
         mtime: Option<FileTime>,
@@ -387,6 +390,18 @@ impl<'a> Sink<'a> {
         let buf = std::mem::take(&mut self.buf);
         let at = self.flushed;
         let end = self.pos;
+        if !sync && at == 0 && buf.len() <= finished::IN_MEMORY_MAX && self.temp.id().is_none() {
+            // A small fresh file the caller makes durable in a batch: the
+            // batch creates and writes it (see `finished`).
+            self.version = version.clone();
+            return Ok(Outcome {
+                remote_name: None,
+                via: None,
+                bytes: total,
+                validator: version,
+                temp: Finished::unwritten(self.temp.clone(), buf, mtime),
+            });
+        }
         let temp = self.temp.clone();
         let result = tokio::task::spawn_blocking(move || {
             temp.write_at(&buf, at)?;
@@ -416,7 +431,7 @@ impl<'a> Sink<'a> {
             via: None,
             bytes: total,
             validator: version,
-            temp: Finished { file, id },
+            temp: Finished::open(file, id),
         })
     }
 }

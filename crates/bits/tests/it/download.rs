@@ -343,3 +343,67 @@ fn a_paced_download_keeps_its_size_past_the_first_checkpoint() {
     assert_eq!(info["BytesTotal"], 3_000_000, "{info}");
     h.ok(&["remove", &id]);
 }
+
+/// Small files are created by the batch that makes them durable. One that
+/// cannot be created (a directory where its temporary file goes) fails
+/// alone: the job stops naming it, the files of its batch that could be
+/// written are kept, and once the way is clear only the files not yet
+/// transferred are fetched again.
+#[test]
+fn a_small_file_that_cannot_be_written_fails_alone_and_the_rest_are_kept() {
+    let server = TestServer::start();
+    let h = Home::new();
+    let n = 6;
+    let mut csv = String::from("Source,Destination\n");
+    for i in 0..n {
+        server.put_file(&format!("/s{i}.bin"), content(10_000 + i, i as u8));
+        csv += &format!(
+            "{},{}\n",
+            server.url(&format!("s{i}.bin")),
+            h.path(&format!("s{i}.bin")).display()
+        );
+    }
+    std::fs::write(h.path("list.csv"), csv).unwrap();
+    let id = h.start_async(&["--suspended", "--from-csv", "list.csv"]);
+    let blocked = h.path(&format!(".s3.bin.bits-{id}.tmp"));
+    std::fs::create_dir(&blocked).unwrap();
+    std::fs::write(blocked.join("keep"), b"something in the way").unwrap();
+
+    h.ok(&["resume", "--async", &id]);
+    let failed = h.wait_for(&id, Duration::from_secs(20), |j| {
+        j["JobState"] == "Error" || j["JobState"] == "TransientError"
+    });
+    assert_eq!(failed["ErrorContext"], "LocalFile", "{failed:#}");
+    let why = failed["ErrorDescription"].as_str().unwrap();
+    assert!(why.contains(blocked.to_str().unwrap()), "{failed:#}");
+    let files = failed["FileList"].as_array().unwrap();
+    assert_eq!(files[3]["IsTransferComplete"], false, "{failed:#}");
+    let kept: Vec<usize> = (0..n)
+        .filter(|&i| files[i]["IsTransferComplete"] == true)
+        .collect();
+    assert!(
+        !kept.is_empty(),
+        "the files written beside it are kept: {failed:#}"
+    );
+
+    std::fs::remove_dir_all(&blocked).unwrap();
+    h.ok(&["resume", "--async", &id]);
+    let r = h.bits(&["wait", &id, "--timeout", "30"]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", h.log());
+    h.ok(&["complete", &id]);
+    for i in 0..n {
+        assert_eq!(
+            read(&h.path(&format!("s{i}.bin"))),
+            content(10_000 + i, i as u8)
+        );
+        let gets = server
+            .requests_for(&format!("/s{i}.bin"))
+            .into_iter()
+            .filter(|r| r.method == "GET")
+            .count();
+        if kept.contains(&i) {
+            assert_eq!(gets, 1, "file {i} was kept, yet fetched again");
+        }
+    }
+    assert!(temp_files(h.work.path()).is_empty());
+}
