@@ -11,6 +11,7 @@ use rusqlite::{params, params_from_iter, Connection, Row};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn ms(t: SystemTime) -> i64 {
@@ -295,6 +296,24 @@ fn decode_ranges(text: &str) -> Option<Vec<ByteRange>> {
         .collect()
 }
 
+/// The statements written once per file, built once: a job of 100,000
+/// files would otherwise build each statement's text 100,000 times.
+static INSERT_FILE_SQL: LazyLock<String> = LazyLock::new(|| {
+    let n = FILE_COLUMNS.split(',').count();
+    format!(
+        "INSERT INTO files ({FILE_COLUMNS}) VALUES ({})",
+        placeholders(n)
+    )
+});
+static UPDATE_FILE_SQL: LazyLock<String> = LazyLock::new(|| {
+    let n = FILE_COLUMNS.split(',').count() - FILE_AUTH_COLUMNS;
+    let columns: Vec<&str> = FILE_COLUMNS.split(',').take(n).collect();
+    format!(
+        "UPDATE files SET {} WHERE job_id = ?1 AND idx = ?2",
+        assignments(&columns.join(","), 2)
+    )
+});
+
 pub(crate) fn insert_file_row(
     conn: &Connection,
     id: JobId,
@@ -302,15 +321,16 @@ pub(crate) fn insert_file_row(
     f: &JobFile,
     sealer: &Sealer,
 ) -> Result<(), StoreError> {
-    let n = FILE_COLUMNS.split(',').count();
-    let sql = format!(
-        "INSERT INTO files ({FILE_COLUMNS}) VALUES ({})",
-        placeholders(n)
-    );
     let mut values = file_values(id, index, f);
-    let [user, password, _] = credential_values(f.credential(), sealer, &file_context(id, index));
+    let [user, password] = match f.credential() {
+        None => [Value::Null, Value::Null],
+        Some(c) => {
+            let [user, password, _] = credential_values(Some(c), sealer, &file_context(id, index));
+            [user, password]
+        }
+    };
     values.extend([user, password]);
-    conn.prepare_cached(&sql)
+    conn.prepare_cached(&INSERT_FILE_SQL)
         .and_then(|mut st| st.execute(params_from_iter(values)))
         .map_err(StoreError::sql("insert file"))?;
     Ok(())
@@ -322,13 +342,7 @@ pub(crate) fn update_file_row(
     index: usize,
     f: &JobFile,
 ) -> Result<(), StoreError> {
-    let n = FILE_COLUMNS.split(',').count() - FILE_AUTH_COLUMNS;
-    let columns: Vec<&str> = FILE_COLUMNS.split(',').take(n).collect();
-    let sql = format!(
-        "UPDATE files SET {} WHERE job_id = ?1 AND idx = ?2",
-        assignments(&columns.join(","), 2)
-    );
-    conn.prepare_cached(&sql)
+    conn.prepare_cached(&UPDATE_FILE_SQL)
         .and_then(|mut st| st.execute(params_from_iter(file_values(id, index, f))))
         .map_err(StoreError::sql("save file progress"))?;
     Ok(())

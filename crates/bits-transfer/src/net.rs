@@ -43,6 +43,11 @@ pub(crate) fn without_userinfo(url: &Url) -> String {
 /// Splits the userinfo off an http(s) URL: the URL without it, and the
 /// credential it held (percent-decoded). Other text is returned as it is.
 pub fn split_credential(remote: &str) -> (String, Option<Credential>) {
+    // Userinfo ends with '@': without one there is nothing to split, and
+    // a job of 100,000 files need not parse each URL twice.
+    if !remote.contains('@') {
+        return (remote.to_string(), None);
+    }
     let Ok(mut url) = Url::parse(remote) else {
         return (remote.to_string(), None);
     };

@@ -20,7 +20,7 @@
 //! - two sources may not land on the same destination;
 //! - an upload takes one local file and an http(s) URL.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
 use bits_proto::FileSpec;
@@ -155,6 +155,17 @@ pub fn resolve_download(
     destination: &str,
     cwd: &Path,
 ) -> Result<Vec<FileSpec>, SourceError> {
+    resolve_download_in(sources, destination, cwd, &mut HashSet::new())
+}
+
+/// [`resolve_download`], with the destination directories already seen to
+/// exist: a list of 100,000 rows into one directory checks it once.
+fn resolve_download_in(
+    sources: &[String],
+    destination: &str,
+    cwd: &Path,
+    known_dirs: &mut HashSet<PathBuf>,
+) -> Result<Vec<FileSpec>, SourceError> {
     let dest = match classify(destination, cwd)? {
         Location::Local(path) => path,
         Location::File(url) => url
@@ -185,10 +196,13 @@ pub fn resolve_download(
             return Err(SourceError::DestinationDirMissing(destination.to_string()));
         }
         let parent = dest.parent().unwrap_or(Path::new("/"));
-        if !parent.is_dir() {
-            return Err(SourceError::DestinationDirMissing(
-                parent.display().to_string(),
-            ));
+        if !known_dirs.contains(parent) {
+            if !parent.is_dir() {
+                return Err(SourceError::DestinationDirMissing(
+                    parent.display().to_string(),
+                ));
+            }
+            known_dirs.insert(parent.to_path_buf());
         }
     }
 
@@ -249,9 +263,15 @@ pub fn resolve_upload(
 /// as `SOURCE DESTINATION` would be.
 pub fn resolve_download_rows(rows: &[CsvRow], cwd: &Path) -> Result<Vec<FileSpec>, SourceError> {
     let mut files = Vec::new();
+    let mut known_dirs = HashSet::new();
     for row in rows {
-        let got = resolve_download(std::slice::from_ref(&row.source), &row.destination, cwd)
-            .map_err(|e| at_line(row.line, e))?;
+        let got = resolve_download_in(
+            std::slice::from_ref(&row.source),
+            &row.destination,
+            cwd,
+            &mut known_dirs,
+        )
+        .map_err(|e| at_line(row.line, e))?;
         files.extend(got);
     }
     check_duplicates(&files)?;
@@ -266,11 +286,13 @@ pub fn resolve_download_pairs(
     cwd: &Path,
 ) -> Result<Vec<FileSpec>, SourceError> {
     let mut files = Vec::new();
+    let mut known_dirs = HashSet::new();
     for (source, destination) in pairs {
-        files.extend(resolve_download(
+        files.extend(resolve_download_in(
             std::slice::from_ref(source),
             destination,
             cwd,
+            &mut known_dirs,
         )?);
     }
     check_duplicates(&files)?;
