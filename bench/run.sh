@@ -21,6 +21,9 @@
 #                         (default "1000 10000"; quick "1000"; "0" skips it)
 #   BENCH_DIR=DIR         where the temp dir (data + outputs) goes (default /var/tmp)
 #   BENCH_SETTLE=S        pause after each `sync` between runs (default 1)
+#   BENCH_DROP_CACHES=X   before each run, drop the page cache and read the case's
+#                         source back into it: 1, 0, or auto (default: 1 when this
+#                         script may write /proc/sys/vm/drop_caches, i.e. as root)
 #   BENCH_CAPPED_MIB=N    file size of the capped case (default 256; quick 32)
 #   BENCH_CAPPED_RUNS=N   timed runs per tool in the capped case (default 3, or BENCH_RUNS if lower)
 #   BENCH_CAP_RATE=R      per-connection rate cap of the capped case, in nginx's limit_rate
@@ -72,6 +75,7 @@ small4k_n=${BENCH_SMALL4K_N:-$def_small4k}
 small4k_kib=${BENCH_SMALL4K_KIB:-4}
 memory_n=${BENCH_MEMORY_FILES:-$def_memory}
 settle=${BENCH_SETTLE:-1}
+drop_caches=${BENCH_DROP_CACHES:-auto}
 all_cases="big mid small scale capped upload tls h2 small4k memory"
 cases=${BENCH_CASES:-$all_cases}
 base=${BENCH_DIR:-/var/tmp}
@@ -92,6 +96,12 @@ case ${cap_rate: -1} in
 esac
 for n in $jobs_list; do [[ $n =~ ^[0-9]+$ ]] || die "BENCH_JOBS must be integers (got '$n')"; done
 [[ $settle =~ ^[0-9]+([.][0-9]+)?$ ]] || die "BENCH_SETTLE must be a number of seconds"
+case $drop_caches in
+    auto) if [ -w /proc/sys/vm/drop_caches ]; then drop_caches=1; else drop_caches=0; fi ;;
+    0) ;;
+    1) [ -w /proc/sys/vm/drop_caches ] || die "BENCH_DROP_CACHES=1 needs to write /proc/sys/vm/drop_caches (run as root)" ;;
+    *) die "BENCH_DROP_CACHES must be 1, 0 or auto (got '$drop_caches')" ;;
+esac
 for c in $cases; do
     case $c in big|mid|small|scale|capped|upload|tls|h2|small4k|memory) ;;
     *) die "unknown case '$c' in BENCH_CASES ($all_cases)";; esac
@@ -450,7 +460,25 @@ measure() {
     return 0
 }
 last_rc() { tail -n 1 "$results" | cut -f7; }
-settle() { sync; sleep "$settle"; }
+# settle [SOURCE...]: every run starts from the same memory state. The
+# file system is synced (no dirty pages of the last run to write back);
+# with BENCH_DROP_CACHES, the page cache is emptied and the case's sources
+# (files, or directories of them) are read back in, so that every tool
+# reads them from memory and writes into free pages, not into memory still
+# held by earlier runs' copies. Without it, the same code measured 1.1 and
+# 1.4 x curl over HTTPS in two runs an hour apart.
+settle() {
+    sync
+    if [ "$drop_caches" = 1 ]; then
+        echo 3 > /proc/sys/vm/drop_caches
+        local s
+        for s in "$@"; do
+            if [ -d "$s" ]; then find "$s" -type f -exec cat {} + > /dev/null
+            else cat "$s" > /dev/null; fi
+        done
+    fi
+    sleep "$settle"
+}
 
 # fresh BITS_HOME with its daemon started (outside any timing)
 new_bits_home() {
@@ -490,7 +518,7 @@ bench_big() { # case-name file MiB
     for r in $(seq "$runs"); do
         for tool in "${tools[@]}"; do
             rm -f "$dst" "$out/.$name"* "$out/$name.aria2"
-            settle
+            settle "$src"
             MEASURE_DAEMON=
             case $tool in
             "curl")        measure "$cs" "$tool" "$r" curl -fsS -o "$dst" "$u" ;;
@@ -530,7 +558,7 @@ bench_capped() {
     for r in $(seq "$capped_runs"); do
         for tool in "${tools[@]}"; do
             rm -f "$dst" "$out/.$name"* "$out/$name.aria2"
-            settle
+            settle "$src"
             MEASURE_DAEMON=
             case $tool in
             "curl")       measure "$cs" "$tool" "$r" curl -fsS -o "$dst" "$u" ;;
@@ -583,7 +611,7 @@ bench_small() {
                 { echo "Source,Destination"
                   for f in "${names[@]}"; do echo "$url/small/$f,$d/$f"; done; } > "$csv" ;;
             esac
-            settle
+            settle "$data/small"
             MEASURE_DAEMON=
             case $tool in
             "curl -K (sequential)") measure "$cs" "$tool" "$r" curl -fsS -K "$cfg" ;;
@@ -683,7 +711,7 @@ bench_upload() {
     for r in $(seq "$runs"); do
         for tool in "${tools[@]}"; do
             rm -f "$served"/*.bin
-            settle
+            settle "$src"
             MEASURE_DAEMON=
             case $tool in
             "curl -T") dst=$served/c.bin
@@ -728,7 +756,7 @@ bench_tls() {
     for r in $(seq "$runs"); do
         for tool in "${tools[@]}"; do
             rm -f "$dst" "$out/.tls.bin"*
-            settle
+            settle "$src"
             before=$(log_lines "$work/nginx/tls.log")
             MEASURE_DAEMON=
             case $tool in
@@ -781,7 +809,7 @@ bench_many() {
                 { echo "Source,Destination"
                   for f in "${names[@]}"; do echo "$base/$sub/$f,$d/$f"; done; } > "$csv" ;;
             esac
-            settle
+            settle "$data/$sub"
             if [ -n "$logf" ]; then before=$(log_lines "$logf"); fi
             MEASURE_DAEMON=
             case $tool in
@@ -878,7 +906,7 @@ cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 export B_STARTED="$started" B_NPROC="$(nproc)" B_KERNEL="$(uname -sr)" B_CPU="$cpu_model" \
     B_RUNS="$runs" B_CAPPED_RUNS="$(has_case capped && echo "$capped_runs")" \
     B_CAP="$(has_case capped && echo "$cap_rate $cap_bps")" B_SMALL_N="$small_n" B_SMALL_KIB="$small_kib" B_BIG="$big_mib" B_MID="$mid_mib" \
-    B_REV="$git_rev$git_dirty" B_SETTLE="$settle" B_DIR="$base" \
+    B_REV="$git_rev$git_dirty" B_SETTLE="$settle" B_DROP="$drop_caches" B_DIR="$base" \
     B_SMALL4K_N="$small4k_n" B_SMALL4K_KIB="$small4k_kib" \
     B_VERSIONS="$(curl --version | head -1 | cut -d' ' -f1-2); $(wget --version | head -1 | cut -d' ' -f1-3); $(aria2c --version | head -1); $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: //')"
 python3 - "$results" "$verify" "$scale" "$results_md" "$proto" <<'PY'
@@ -974,7 +1002,9 @@ info = [
     f"bits: {E['B_REV']}; {E['B_VERSIONS']}",
     f"runs per tool and case: {E['B_RUNS']}"
     + (f" (capped: {E['B_CAPPED_RUNS']})" if E.get("B_CAPPED_RUNS") and E["B_CAPPED_RUNS"] != E["B_RUNS"] else "")
-    + f" (sync + {E['B_SETTLE']} s pause before each); outputs under {E['B_DIR']}",
+    + f" (sync + {E['B_SETTLE']} s pause before each"
+    + ("; page cache dropped and the case's source read back in" if E.get("B_DROP") == "1" else "")
+    + f"); outputs under {E['B_DIR']}",
 ]
 notes = [
     "wall / curl: median wall time over curl's (`curl -s -o`; for small files the sequential `curl -K`, "
