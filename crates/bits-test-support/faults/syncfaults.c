@@ -1,8 +1,9 @@
 /*
  * A failing disk for the end-to-end tests: an LD_PRELOAD library that
- * makes fsync(2) and fdatasync(2) fail with EIO, or take longer, for the
- * files a test names, while the test says so. The program under test
- * (bitsd) runs unchanged; only the answers of those two system calls
+ * makes fsync(2), fdatasync(2) and syncfs(2) fail with EIO, or take
+ * longer, for the files a test names (for syncfs, the file whose
+ * descriptor names the file system), while the test says so. The program under test
+ * (bitsd) runs unchanged; only the answers of those system calls
  * differ, as they would on a disk whose writeback fails or stalls.
  *
  * Control: the directory named by BITS_FAULT_DIR. While it holds a file
@@ -25,6 +26,7 @@
 
 static int (*real_fsync)(int);
 static int (*real_fdatasync)(int);
+static int (*real_syncfs)(int);
 
 /* The first two lines of DIR/NAME, or 0 when it does not exist. */
 static int control(const char *name, char *pattern, size_t plen, long *number) {
@@ -99,4 +101,10 @@ int fdatasync(int fd) {
     if (!real_fdatasync) real_fdatasync = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
     if (inject(fd) < 0) return -1;
     return real_fdatasync(fd);
+}
+
+int syncfs(int fd) {
+    if (!real_syncfs) real_syncfs = (int (*)(int))dlsym(RTLD_NEXT, "syncfs");
+    if (inject(fd) < 0) return -1;
+    return real_syncfs(fd);
 }

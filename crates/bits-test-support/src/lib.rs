@@ -603,7 +603,7 @@ impl std::fmt::Debug for TestServer {
     }
 }
 
-/// The shared library that makes `fsync`/`fdatasync` fail or stall on demand, for
+/// The shared library that makes `fsync`/`fdatasync`/`syncfs` fail or stall on demand, for
 /// `LD_PRELOAD` into the program under test. See [`SyncFaults`].
 pub fn sync_faults_library() -> PathBuf {
     PathBuf::from(concat!(env!("OUT_DIR"), "/libbits_syncfaults.so"))

@@ -52,6 +52,13 @@ impl Batch {
         self.syncing.is_some()
     }
 
+    /// Whether the waiting files make a full batch: no new file should
+    /// start until it is taken, so that a slow sync holds back the
+    /// transfers instead of piling up bytes in memory and open files.
+    pub(super) fn full(&self) -> bool {
+        self.files.len() >= FILES || self.in_memory >= IN_MEMORY
+    }
+
     /// When the waiting files should be synced: after a short delay, or at
     /// once when the batch is full; never while a sync runs.
     pub(super) fn due_at(&self) -> Option<Instant> {

@@ -189,7 +189,11 @@ async fn files(
     let mut made_progress = false;
 
     loop {
-        while failure.is_none() && !files_cancel.is_cancelled() && tasks.len() < width {
+        while failure.is_none()
+            && !files_cancel.is_cancelled()
+            && tasks.len() < width
+            && !batch.full()
+        {
             let Some(next) = next_file(shared, id, cursor) else {
                 break;
             };

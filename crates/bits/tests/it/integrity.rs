@@ -289,3 +289,57 @@ fn complete_on_an_error_job_says_what_was_kept_and_discarded() {
         assert!(temp_files(h.work.path()).is_empty());
     }
 }
+
+/// Regression (a stalled sync let a job of small files pile up in memory):
+/// finished small files wait in memory for their batch's sync, and while a
+/// sync hangs on a slow disk new files kept starting, so the waiting bytes
+/// (and open files) grew without bound. Now a full batch holds the
+/// transfers back until the sync ends.
+#[test]
+fn a_stalled_batch_sync_holds_back_the_transfers() {
+    let faults = SyncFaults::new();
+    let h = Home::with_sync_faults(&faults);
+    let server = TestServer::start();
+    let (n, size) = (300, 60_000);
+    let mut csv = String::from("Source,Destination\n");
+    for i in 0..n {
+        server.put_file(
+            &format!("/b{i:03}.bin"),
+            bits_test_support::content(size, i as u64),
+        );
+        csv += &format!(
+            "{},{}\n",
+            server.url(&format!("b{i:03}.bin")),
+            h.path(&format!("b{i:03}.bin")).display()
+        );
+    }
+    std::fs::write(h.path("list.csv"), csv).unwrap();
+    // Every sync of the job's files (an fsync of each, or the one syncfs
+    // of a batch) takes 3 s.
+    faults.delay(".bits-", Duration::from_secs(3));
+    let id = h.start_async(&["--from-csv", "list.csv"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !faults.log().iter().any(|l| l.starts_with("delay ")) {
+        assert!(Instant::now() < deadline, "no sync was stalled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let fetched = (0..n)
+        .filter(|i| !gets(&server, &format!("/b{i:03}.bin")).is_empty())
+        .count();
+    // At most the stalled batch, one more full batch (4 MiB: 70 of these
+    // files) and the transfers running when it filled.
+    assert!(
+        fetched <= 2 * 70 + 16,
+        "{fetched} of {n} files fetched while a sync was stalled"
+    );
+    faults.clear();
+    h.wait_state(&id, "Transferred", Duration::from_secs(30));
+    h.ok(&["complete", &id]);
+    for i in 0..n {
+        assert_eq!(
+            read(&h.path(&format!("b{i:03}.bin"))),
+            bits_test_support::content(size, i as u64)
+        );
+    }
+}
