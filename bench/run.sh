@@ -462,11 +462,14 @@ measure() {
 last_rc() { tail -n 1 "$results" | cut -f7; }
 # settle [SOURCE...]: every run starts from the same memory state. The
 # file system is synced (no dirty pages of the last run to write back);
-# with BENCH_DROP_CACHES, the page cache is emptied and the case's sources
-# (files, or directories of them) are read back in, so that every tool
-# reads them from memory and writes into free pages, not into memory still
-# held by earlier runs' copies. Without it, the same code measured 1.1 and
-# 1.4 x curl over HTTPS in two runs an hour apart.
+# given the case's sources (files, or directories of them) and with
+# BENCH_DROP_CACHES, the page cache is emptied and the sources are read
+# back in, so that every tool reads them from memory and writes into free
+# pages, not into memory still held by earlier runs' copies. Without it,
+# the same code measured 1.1 and 1.4 x curl over HTTPS in two runs an hour
+# apart. The small-file cases pass no source: emptying the cache would
+# also drop the file system's metadata, and every run would start by
+# reading inode tables back from disk.
 settle() {
     sync
     if [ "$drop_caches" = 1 ]; then
@@ -611,7 +614,7 @@ bench_small() {
                 { echo "Source,Destination"
                   for f in "${names[@]}"; do echo "$url/small/$f,$d/$f"; done; } > "$csv" ;;
             esac
-            settle "$data/small"
+            settle
             MEASURE_DAEMON=
             case $tool in
             "curl -K (sequential)") measure "$cs" "$tool" "$r" curl -fsS -K "$cfg" ;;
@@ -809,7 +812,7 @@ bench_many() {
                 { echo "Source,Destination"
                   for f in "${names[@]}"; do echo "$base/$sub/$f,$d/$f"; done; } > "$csv" ;;
             esac
-            settle "$data/$sub"
+            settle
             if [ -n "$logf" ]; then before=$(log_lines "$logf"); fi
             MEASURE_DAEMON=
             case $tool in
@@ -1003,7 +1006,7 @@ info = [
     f"runs per tool and case: {E['B_RUNS']}"
     + (f" (capped: {E['B_CAPPED_RUNS']})" if E.get("B_CAPPED_RUNS") and E["B_CAPPED_RUNS"] != E["B_RUNS"] else "")
     + f" (sync + {E['B_SETTLE']} s pause before each"
-    + ("; page cache dropped and the case's source read back in" if E.get("B_DROP") == "1" else "")
+    + ("; for the big-file, upload and HTTPS cases, page cache dropped and the source read back in" if E.get("B_DROP") == "1" else "")
     + f"); outputs under {E['B_DIR']}",
 ]
 notes = [
