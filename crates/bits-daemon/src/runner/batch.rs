@@ -21,6 +21,13 @@ const FILES: usize = 256;
 /// ... or until this many bytes of small files wait in memory to be
 /// written (see `bits_transfer::Finished`).
 const IN_MEMORY: usize = 4 << 20;
+/// While a sync runs, the next batch keeps filling; past this many files
+/// or bytes in memory no new file starts until the sync ends. Far above
+/// a full batch, so that a sync of normal length (tens to hundreds of
+/// milliseconds, while thousands of small files a second arrive) never
+/// stalls the transfers; only a stalled disk does.
+const HOLD_FILES: usize = 16 * FILES;
+const HOLD_IN_MEMORY: usize = 4 * IN_MEMORY;
 
 /// A batch after its sync: the files, and how the sync went (places in it
 /// count its downloads only).
@@ -52,11 +59,16 @@ impl Batch {
         self.syncing.is_some()
     }
 
-    /// Whether the waiting files make a full batch: no new file should
-    /// start until it is taken, so that a slow sync holds back the
-    /// transfers instead of piling up bytes in memory and open files.
-    pub(super) fn full(&self) -> bool {
+    /// Whether the waiting files make a full batch.
+    fn full(&self) -> bool {
         self.files.len() >= FILES || self.in_memory >= IN_MEMORY
+    }
+
+    /// Whether no new file should start until the sync running ends: a
+    /// slow disk holds back the transfers instead of piling up bytes in
+    /// memory and open files.
+    pub(super) fn holds_back(&self) -> bool {
+        self.files.len() >= HOLD_FILES || self.in_memory >= HOLD_IN_MEMORY
     }
 
     /// When the waiting files should be synced: after a short delay, or at
@@ -66,13 +78,11 @@ impl Batch {
             return None;
         }
         let since = self.since?;
-        Some(
-            if self.files.len() >= FILES || self.in_memory >= IN_MEMORY {
-                Instant::now()
-            } else {
-                since + DELAY
-            },
-        )
+        Some(if self.full() {
+            Instant::now()
+        } else {
+            since + DELAY
+        })
     }
 
     /// Starts making the waiting files durable, on the blocking pool.

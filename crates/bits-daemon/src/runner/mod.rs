@@ -192,7 +192,7 @@ async fn files(
         while failure.is_none()
             && !files_cancel.is_cancelled()
             && tasks.len() < width
-            && !batch.full()
+            && !batch.holds_back()
         {
             let Some(next) = next_file(shared, id, cursor) else {
                 break;

@@ -300,7 +300,7 @@ fn a_stalled_batch_sync_holds_back_the_transfers() {
     let faults = SyncFaults::new();
     let h = Home::with_sync_faults(&faults);
     let server = TestServer::start();
-    let (n, size) = (300, 60_000);
+    let (n, size) = (800, 60_000);
     let mut csv = String::from("Source,Destination\n");
     for i in 0..n {
         server.put_file(
@@ -327,10 +327,11 @@ fn a_stalled_batch_sync_holds_back_the_transfers() {
     let fetched = (0..n)
         .filter(|i| !gets(&server, &format!("/b{i:03}.bin")).is_empty())
         .count();
-    // At most the stalled batch, one more full batch (4 MiB: 70 of these
-    // files) and the transfers running when it filled.
+    // The stalled batch (a full one is 4 MiB: 70 of these files, a few
+    // more if several finished at once), the files held in memory behind
+    // it (16 MiB: 280) and the transfers running then: far from all 800.
     assert!(
-        fetched <= 2 * 70 + 16,
+        fetched <= 450,
         "{fetched} of {n} files fetched while a sync was stalled"
     );
     faults.clear();
