@@ -33,8 +33,8 @@ const HOLD_IN_MEMORY: usize = 4 * IN_MEMORY;
 /// count its downloads only).
 pub(super) type Synced = (Vec<Done>, crate::fsops::BatchSync);
 
-/// Finished files whose bytes are written but not yet durable, and the
-/// sync of the previous batch.
+/// Finished files not yet durable (written, or small ones still in
+/// memory), and the sync of the previous batch.
 #[derive(Default)]
 pub(super) struct Batch {
     files: Vec<Done>,
