@@ -83,17 +83,13 @@ impl Finished {
             State::Open { file, id } => return Ok((file.clone(), *id)),
             State::InMemory(u) => u,
         };
-        u.temp
-            .write_at(&u.bytes, 0)
-            .and_then(|()| u.temp.finish(u.mtime, false))
+        let (file, id) = u
+            .temp
+            .write_last(&u.bytes, 0, u.mtime, false)
             .map_err(|f| WriteFailed {
                 op: f.op,
                 source: f.source,
             })?;
-        let (file, id) = u.temp.file().map_err(|source| WriteFailed {
-            op: LocalOp::Open,
-            source,
-        })?;
         self.0 = State::Open {
             file: file.clone(),
             id,
@@ -106,14 +102,6 @@ impl Finished {
         match &self.0 {
             State::Open { .. } => 0,
             State::InMemory(u) => u.bytes.len(),
-        }
-    }
-
-    /// The open file, once it is on disk.
-    pub fn file(&self) -> Option<&Arc<File>> {
-        match &self.0 {
-            State::Open { file, .. } => Some(file),
-            State::InMemory(_) => None,
         }
     }
 
@@ -139,10 +127,7 @@ mod tests {
         let mtime = FileTime::from_unix_time(1_000_000_000, 0);
         let mut f = Finished::unwritten(temp, b"hello".to_vec(), Some(mtime));
         assert!(!path.exists(), "nothing is created before write");
-        assert_eq!(
-            (f.file().is_some(), f.id(), f.in_memory()),
-            (false, None, 5)
-        );
+        assert_eq!((f.id(), f.in_memory()), (None, 5));
         let (_, written) = f.write().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"hello");
         let meta = std::fs::metadata(&path).unwrap();

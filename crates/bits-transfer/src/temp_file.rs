@@ -275,6 +275,24 @@ impl TempFile {
         Ok(())
     }
 
+    /// The last write of a download: `buf` at `at`, then [`TempFile::finish`];
+    /// gives the open file and its identity.
+    pub(crate) fn write_last(
+        &self,
+        buf: &[u8],
+        at: u64,
+        mtime: Option<FileTime>,
+        sync: bool,
+    ) -> Result<(Arc<File>, FileId), OpFailed> {
+        self.write_at(buf, at)?;
+        self.finish(mtime, sync)?;
+        self.file().map_err(|source| OpFailed {
+            op: LocalOp::Open,
+            source,
+            ok_until: 0,
+        })
+    }
+
     /// The durable bytes.
     pub(crate) fn durable(&self) -> RangeSet {
         lock(&self.extents).durable.clone()

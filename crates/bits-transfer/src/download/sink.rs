@@ -403,23 +403,15 @@ impl<'a> Sink<'a> {
             });
         }
         let temp = self.temp.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            temp.write_at(&buf, at)?;
-            temp.finish(mtime, sync)?;
-            temp.file().map_err(|source| OpFailed {
-                op: LocalOp::Open,
-                source,
-                ok_until: 0,
-            })
-        })
-        .await
-        .unwrap_or_else(|e| {
-            Err(OpFailed {
-                op: LocalOp::Write,
-                source: join_error(e),
-                ok_until: 0,
-            })
-        });
+        let result = tokio::task::spawn_blocking(move || temp.write_last(&buf, at, mtime, sync))
+            .await
+            .unwrap_or_else(|e| {
+                Err(OpFailed {
+                    op: LocalOp::Write,
+                    source: join_error(e),
+                    ok_until: 0,
+                })
+            });
         self.flushed = end;
         let (file, id) = result.map_err(|f| self.local_error(f.op, f.source))?;
         self.version = version.clone();
