@@ -8,9 +8,10 @@ use super::Done;
 use crate::state::{error_chain, Shared};
 use bits_core::JobId;
 use bits_transfer::{Finished, LocalOp, SaveError, TransferError};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// Finished files wait at most this long to be made durable together...
@@ -31,17 +32,23 @@ const HOLD_IN_MEMORY: usize = 4 * IN_MEMORY;
 
 /// A batch after its sync: the files, and how the sync went (places in it
 /// count its downloads only).
-pub(super) type Synced = (Vec<Done>, crate::fsops::BatchSync);
+type Synced = (Vec<Done>, crate::fsops::BatchSync);
+
+/// How a batch's sync and save ended: on failure, the error and the file
+/// it is about, if it is one file's.
+pub(super) type Saved = Result<(), (Option<usize>, TransferError)>;
 
 /// Finished files not yet durable (written, or small ones still in
-/// memory), and the sync of the previous batch.
+/// memory), and the sync and save of the previous batch.
 #[derive(Default)]
 pub(super) struct Batch {
     files: Vec<Done>,
     /// Bytes of those files still in memory.
     in_memory: usize,
     since: Option<Instant>,
-    syncing: Option<JoinHandle<Synced>>,
+    /// Polled by the runner beside its transfers, so that a store commit
+    /// never keeps the next files from starting.
+    syncing: Option<Pin<Box<dyn Future<Output = Saved> + Send>>>,
 }
 
 impl Batch {
@@ -85,42 +92,43 @@ impl Batch {
         })
     }
 
-    /// Starts making the waiting files durable, on the blocking pool.
-    pub(super) fn start_sync(&mut self) {
+    /// Starts making the waiting files durable (on the blocking pool),
+    /// then saving them as transferred.
+    pub(super) fn start_sync(&mut self, shared: &Arc<Shared>, id: JobId) {
         let mut files = std::mem::take(&mut self.files);
         self.in_memory = 0;
         self.since = None;
-        self.syncing = Some(tokio::task::spawn_blocking(move || {
-            let mut finished: Vec<&mut Finished> = files
-                .iter_mut()
-                .filter_map(|d| d.download.as_mut().map(|(_, f)| f))
-                .collect();
-            let result = crate::fsops::sync_finished(&mut finished);
-            (files, result)
+        let shared = shared.clone();
+        self.syncing = Some(Box::pin(async move {
+            let synced = tokio::task::spawn_blocking(move || {
+                let mut finished: Vec<&mut Finished> = files
+                    .iter_mut()
+                    .filter_map(|d| d.download.as_mut().map(|(_, f)| f))
+                    .collect();
+                let result = crate::fsops::sync_finished(&mut finished);
+                (files, result)
+            })
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            save(&shared, id, synced).await
         }));
     }
 
-    /// Waits for the sync in flight. Cancel-safe.
-    pub(super) async fn synced(&mut self) -> Synced {
-        let handle = self
+    /// Waits for the sync and save in flight. Cancel-safe.
+    pub(super) async fn synced(&mut self) -> Saved {
+        let saving = self
             .syncing
             .as_mut()
             .expect("synced is only awaited while a sync runs");
-        let joined = handle.await;
+        let saved = saving.await;
         self.syncing = None;
-        joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        saved
     }
 }
 
 /// Once a batch's data is durable, saves its files as complete with one
 /// store commit, then shows them: only then do they count as transferred.
-/// On failure, gives the error and the file it is about, if it is one
-/// file's.
-pub(super) async fn save(
-    shared: &Arc<Shared>,
-    id: JobId,
-    synced: Synced,
-) -> Result<(), (Option<usize>, TransferError)> {
+async fn save(shared: &Arc<Shared>, id: JobId, synced: Synced) -> Saved {
     let (files, report) = synced;
     // A place in the batch's downloads: the job's file, and the error.
     let error = |i: usize, op: LocalOp, source: std::io::Error| {

@@ -240,10 +240,10 @@ async fn files(
                     }
                 }
             }
-            _ = sleep_until_opt(batch.due_at()) => batch.start_sync(),
-            synced = batch.synced(), if batch.syncing() => {
+            _ = sleep_until_opt(batch.due_at()) => batch.start_sync(shared, id),
+            saved = batch.synced(), if batch.syncing() => {
                 made_progress = true;
-                if let Err((index, e)) = batch::save(shared, id, synced).await {
+                if let Err((index, e)) = saved {
                     failure.get_or_insert((index.unwrap_or(usize::MAX), e));
                     files_cancel.cancel();
                 }
@@ -258,9 +258,8 @@ async fn files(
     // Whatever finished is kept, even when another file failed.
     if batch.has_files() {
         made_progress = true;
-        batch.start_sync();
-        let synced = batch.synced().await;
-        if let Err((index, e)) = batch::save(shared, id, synced).await {
+        batch.start_sync(shared, id);
+        if let Err((index, e)) = batch.synced().await {
             failure.get_or_insert((index.unwrap_or(usize::MAX), e));
         }
     }
