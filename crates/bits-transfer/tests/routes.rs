@@ -115,6 +115,59 @@ async fn a_jobs_ca_file_is_trusted_for_that_job_only() {
     is_certificate_error(&err, "UnknownIssuer");
 }
 
+/// A job's CA file is looked at again at most once a second, not on every
+/// request; rewritten with another authority, it is trusted from then on,
+/// by the same engine.
+#[tokio::test]
+async fn a_rewritten_ca_file_is_trusted_within_a_second() {
+    let server = tls_server(TlsOptions::default());
+    let other = tls_server(TlsOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine();
+    let ca = dir.path().join("job-ca.pem");
+    std::fs::write(&ca, other.ca_pem()).unwrap();
+    let props = ConnectionProps {
+        ca_cert: Some(ca.clone()),
+        ..ConnectionProps::default()
+    };
+    let err = fetch(
+        &e,
+        &server.url("t.bin"),
+        &props,
+        None,
+        &dir.path().join("a"),
+    )
+    .await
+    .unwrap_err();
+    is_certificate_error(&err, "UnknownIssuer");
+    // Another size, so that the change shows even within the same
+    // modification-time tick.
+    std::fs::write(&ca, format!("{}\n", server.ca_pem())).unwrap();
+    let started = std::time::Instant::now();
+    let out = loop {
+        match fetch(
+            &e,
+            &server.url("t.bin"),
+            &props,
+            None,
+            &dir.path().join("b"),
+        )
+        .await
+        {
+            Ok(out) => break out,
+            Err(err) => {
+                is_certificate_error(&err, "UnknownIssuer");
+                assert!(
+                    started.elapsed() < Duration::from_secs(3),
+                    "the rewritten CA file was not read again: {err}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(out.bytes, 30_000);
+}
+
 #[tokio::test]
 async fn a_ca_file_that_is_not_one_is_a_clear_error() {
     let server = tls_server(TlsOptions::default());

@@ -3,10 +3,11 @@
 //! built on first use and kept, so connections are pooled per way.
 //!
 //! The system's certificate authorities are read when a client is built,
-//! and the files they come from are watched: when one changes (a CA was
-//! installed or removed, a job's `--ca-cert` file was rewritten), every
-//! client is built again at its next use. So a newly trusted authority
-//! works without restarting `bitsd`.
+//! and the files they come from are watched (looked at again at most once
+//! a second): when one changes (a CA was installed or removed, a job's
+//! `--ca-cert` file was rewritten), every client that trusts it is built
+//! again at its next use. So a newly trusted authority works without
+//! restarting `bitsd`.
 //!
 //! Building reads files, so it never happens under the cache's lock; two
 //! requests that miss at once may both build, and one result is kept.
@@ -57,7 +58,15 @@ pub(crate) struct Clients {
     config: EngineConfig,
     hasher: std::collections::hash_map::RandomState,
     state: Mutex<State>,
+    /// The stamp of each job CA file, by path and reader, and when it was
+    /// taken: looked at again at most every [`TRUST_CHECK_INTERVAL`], not
+    /// on every request (a job of thousands of small files would stat the
+    /// file thousands of times a second).
+    ca_stamps: Mutex<HashMap<(PathBuf, u32), (Instant, CaStamp)>>,
 }
+
+/// A CA file's modification time and size, if it could be read.
+type CaStamp = Option<(SystemTime, u64)>;
 
 struct State {
     clients: HashMap<ClientKey, reqwest::Client>,
@@ -85,6 +94,7 @@ impl Clients {
                 stamp,
                 checked: Instant::now(),
             }),
+            ca_stamps: Mutex::new(HashMap::new()),
         }
     }
 
@@ -107,9 +117,7 @@ impl Clients {
             }
             Hop::Direct => None,
         };
-        let ca_stamp = ca_cert
-            .and_then(|p| owner.run(|| std::fs::metadata(p)).ok())
-            .and_then(|m| Some((m.modified().ok()?, m.len())));
+        let ca_stamp = ca_cert.and_then(|p| self.ca_stamp(p, owner));
         ClientKey {
             hop: hop.clone(),
             proxy_auth,
@@ -118,6 +126,30 @@ impl Clients {
             ca_owner: ca_cert.map(|_| owner.uid()),
             tls_flags,
         }
+    }
+
+    /// The stamp of the CA file `path` as `owner` sees it, taken again
+    /// once it is [`TRUST_CHECK_INTERVAL`] old: a rewritten file is seen
+    /// within that time. The stat is a single short call, done without
+    /// holding the lock.
+    fn ca_stamp(&self, path: &std::path::Path, owner: &Identity) -> CaStamp {
+        let key = (path.to_path_buf(), owner.uid());
+        let lock = || self.ca_stamps.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((taken, stamp)) = lock().get(&key) {
+            if taken.elapsed() < TRUST_CHECK_INTERVAL {
+                return *stamp;
+            }
+        }
+        let stamp = owner
+            .run(|| std::fs::metadata(path))
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())));
+        let mut stamps = lock();
+        if stamps.len() >= MAX_CLIENTS {
+            stamps.clear();
+        }
+        stamps.insert(key, (Instant::now(), stamp));
+        stamp
     }
 
     /// The client for `key`, built if needed (`proxy_auth` is the
