@@ -37,6 +37,10 @@ pub struct FollowOptions {
     pub complete: bool,
     /// Give up after this long.
     pub timeout: Option<Duration>,
+    /// Whether the job returned at the end needs its `FileList` (it is
+    /// printed as JSON); without it, a job of thousands of files is not
+    /// sent again in full once it ends.
+    pub files: bool,
 }
 
 /// Follows one job until it ends (see the module documentation). `job` is
@@ -108,11 +112,19 @@ pub async fn follow(
         match state.as_str() {
             "Transferred" if opts.complete => {
                 let done = conn
-                    .job(&Request::Complete { job: id.clone() })
+                    .job(&Request::Complete {
+                        job: id.clone(),
+                        summary: !opts.files,
+                    })
                     .await
                     .inspect_err(|_| progress.abandon())?;
                 progress.finish(&done);
                 return Ok(done);
+            }
+            "Transferred" | "Acknowledged" if !opts.files => {
+                // The watch's answer is that summary.
+                progress.finish(&job);
+                return Ok(job);
             }
             "Transferred" | "Acknowledged" => {
                 let full = conn

@@ -135,6 +135,10 @@ pub struct CreateJob {
     pub files: Vec<FileSpec>,
     /// Resume the job once created (else it stays Suspended).
     pub resume: bool,
+    /// Answer without the job's `FileList` (it stays empty): a client that
+    /// only shows the JobId need not receive thousands of files.
+    #[serde(default)]
+    pub summary: bool,
 }
 
 /// A request from the client.
@@ -181,6 +185,9 @@ pub enum Request {
     Complete {
         /// The job.
         job: JobRef,
+        /// Answer without the job's `FileList` (see [`CreateJob::summary`]).
+        #[serde(default)]
+        summary: bool,
     },
     /// Get-BitsTransfer. Answered a page at a time ([`Response::Jobs`]'s
     /// `next`), so that no answer outgrows a frame whatever the jobs hold.

@@ -13,7 +13,12 @@ use crate::render;
 /// anything was discarded, nothing when every file was kept.
 pub async fn run(args: JobArgs) -> anyhow::Result<()> {
     let mut conn = super::connect().await?;
-    let job = conn.job(&Request::Complete { job: args.job }).await?;
+    let job = conn
+        .job(&Request::Complete {
+            job: args.job,
+            summary: !args.json,
+        })
+        .await?;
     if args.json {
         return render::print(&render::json(&job)?);
     }

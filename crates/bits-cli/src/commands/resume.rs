@@ -16,6 +16,7 @@ pub async fn run(args: ResumeArgs) -> anyhow::Result<()> {
     let opts = FollowOptions {
         complete: true,
         timeout: None,
+        files: args.json,
     };
     let done = follow::follow(&mut conn, job, &opts).await?;
     super::print_job_if(args.json, &done)

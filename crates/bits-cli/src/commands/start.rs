@@ -36,6 +36,7 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let opts = FollowOptions {
         complete: true,
         timeout: None,
+        files: args.json,
     };
     let done = follow::follow_all(&mut conn, jobs, &opts).await?;
     if args.json {
@@ -121,6 +122,9 @@ fn plan(args: &StartArgs, cwd: &Path) -> anyhow::Result<Vec<CreateJob>> {
             properties: properties.clone(),
             files,
             resume: !args.suspended,
+            // The created job is printed in full only as --json of a job
+            // that is not followed; else its JobId is all that is needed.
+            summary: !(args.json && (args.suspended || args.asynchronous)),
         })
         .collect())
 }

@@ -22,6 +22,7 @@ pub async fn run(args: WaitArgs) -> anyhow::Result<()> {
     let opts = FollowOptions {
         complete: false,
         timeout: args.timeout,
+        files: args.json,
     };
     match follow::follow(&mut conn, job, &opts).await {
         Ok(job) => super::print_job_if(args.json, &job),

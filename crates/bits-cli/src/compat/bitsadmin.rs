@@ -743,6 +743,7 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<i32> {
                     )?,
                     files: Vec::new(),
                     resume: false,
+                    summary: true,
                 }))
                 .await?;
             if raw {
@@ -879,6 +880,7 @@ async fn transfer(
             properties,
             files,
             resume: true,
+            summary: true,
         }))
         .await?;
     if !raw {
@@ -892,6 +894,7 @@ async fn transfer(
     let opts = FollowOptions {
         complete: true,
         timeout: None,
+        files: false,
     };
     match follow::follow(&mut conn, job, &opts).await {
         Ok(_) => {
@@ -1006,7 +1009,7 @@ async fn simple(verb: Verb, job: &str, raw: bool) -> anyhow::Result<()> {
     let (request, message) = match verb {
         Verb::Resume => (Request::Resume { job }, "Job resumed."),
         Verb::Suspend => (Request::Suspend { job }, "Job suspended."),
-        Verb::Complete => (Request::Complete { job }, "Job completed."),
+        Verb::Complete => (Request::Complete { job, summary: true }, "Job completed."),
         Verb::Cancel => (Request::Cancel { job }, "Job canceled."),
         Verb::TakeOwnership => {
             let properties = bits_proto::JobProperties {

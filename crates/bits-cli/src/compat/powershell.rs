@@ -106,6 +106,7 @@ async fn start(bound: &Bound) -> anyhow::Result<()> {
             properties: properties.clone(),
             files,
             resume: !suspended,
+            summary: true,
         })
         .collect();
     let mut conn = commands::connect().await?;
@@ -116,6 +117,8 @@ async fn start(bound: &Bound) -> anyhow::Result<()> {
     let opts = FollowOptions {
         complete: true,
         timeout: None,
+        // The cmdlets print a table of jobs, never their files.
+        files: false,
     };
     follow::follow_all(&mut conn, jobs, &opts).await?;
     Ok(())
@@ -279,7 +282,7 @@ async fn complete(bound: &Bound) -> anyhow::Result<()> {
     let jobs = jobs_given(bound)?;
     let mut conn = commands::connect().await?;
     for job in jobs {
-        render::warn_partial_complete(&conn.job(&Request::Complete { job }).await?);
+        render::warn_partial_complete(&conn.job(&Request::Complete { job, summary: true }).await?);
     }
     Ok(())
 }
@@ -299,6 +302,8 @@ async fn resume(bound: &Bound) -> anyhow::Result<()> {
     let opts = FollowOptions {
         complete: true,
         timeout: None,
+        // The cmdlets print a table of jobs, never their files.
+        files: false,
     };
     follow::follow_all(&mut conn, resumed, &opts).await?;
     Ok(())

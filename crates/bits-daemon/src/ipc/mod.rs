@@ -355,16 +355,16 @@ async fn dispatch(
             handlers::set::handle(shared, manager, &job, properties, me).await
         }
         Request::Suspend { job } => {
-            handlers::act::handle(shared, manager, &job, Action::Suspend, me).await
+            handlers::act::handle(shared, manager, &job, Action::Suspend, false, me).await
         }
         Request::Resume { job } => {
-            handlers::act::handle(shared, manager, &job, Action::Resume, me).await
+            handlers::act::handle(shared, manager, &job, Action::Resume, false, me).await
         }
         Request::Cancel { job } => {
-            handlers::act::handle(shared, manager, &job, Action::Cancel, me).await
+            handlers::act::handle(shared, manager, &job, Action::Cancel, false, me).await
         }
-        Request::Complete { job } => {
-            handlers::act::handle(shared, manager, &job, Action::Complete, me).await
+        Request::Complete { job, summary } => {
+            handlers::act::handle(shared, manager, &job, Action::Complete, summary, me).await
         }
         Request::List { .. } | Request::ListAll { .. } => {
             unreachable!("written in place by the connection loop")

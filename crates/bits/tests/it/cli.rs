@@ -305,6 +305,92 @@ fn a_job_of_ten_thousand_files_is_accepted() {
     );
 }
 
+/// Create and Complete answer without the job's files when the client asks
+/// for a summary (as `bits start` does when it shows only the JobId): a
+/// job of thousands of files is not sent back at each end of a transfer.
+/// `FilesTotal` still counts them, the files are all there for `info`, and
+/// the commands that print the job as JSON still get every file.
+#[test]
+fn create_and_complete_leave_the_files_out_of_a_summary() {
+    use bits_proto::{client::Client, CreateJob, FileSpec, Request, Response};
+    let h = Home::new();
+    std::fs::create_dir(h.path("out")).unwrap();
+    h.ok(&["list"]);
+    let files: Vec<FileSpec> = (0..50)
+        .map(|i| FileSpec {
+            remote: h.src(),
+            local: h.path(&format!("out/f{i}")).to_string_lossy().into_owned(),
+        })
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let job = |r: Response| match r {
+        Response::Job { job } => *job,
+        other => panic!("not a job: {other:?}"),
+    };
+    let (id, summary_done) = rt.block_on(async {
+        let mut c = Client::connect(&h.home.path().join("bits.sock"))
+            .await
+            .unwrap();
+        let created = job(c
+            .call(&Request::Create(CreateJob {
+                transfer_type: "download".into(),
+                properties: Default::default(),
+                files: files.clone(),
+                resume: true,
+                summary: true,
+            }))
+            .await
+            .unwrap());
+        assert!(created.file_list.is_empty(), "{created:?}");
+        assert!(created.file_list_next.is_none());
+        assert_eq!(created.files_total, 50);
+        let id = created.job_id.clone();
+        h.wait_state(&id, "Transferred", Duration::from_secs(20));
+        let done = job(c
+            .call(&Request::Complete {
+                job: id.clone(),
+                summary: true,
+            })
+            .await
+            .unwrap());
+        (id, done)
+    });
+    assert_eq!(summary_done.job_state, "Acknowledged");
+    assert!(summary_done.file_list.is_empty());
+    assert!(summary_done.complete_result.is_some());
+    assert_eq!(h.info(&id)["FileList"].as_array().unwrap().len(), 50);
+
+    // Without summary (what the CLI asks when it prints JSON): every file.
+    let printed = h
+        .ok(&[
+            "start",
+            "--json",
+            &h.src(),
+            h.path("out/g").to_str().unwrap(),
+        ])
+        .json();
+    assert_eq!(printed["JobState"], "Acknowledged");
+    assert_eq!(printed["FileList"].as_array().unwrap().len(), 1);
+    let suspended = h
+        .ok(&[
+            "start",
+            "--suspended",
+            "--json",
+            &h.src(),
+            h.path("out/h").to_str().unwrap(),
+        ])
+        .json();
+    assert_eq!(suspended["FileList"].as_array().unwrap().len(), 1);
+    let id = suspended["JobId"].as_str().unwrap().to_string();
+    h.ok(&["resume", "--async", &id]);
+    h.wait_state(&id, "Transferred", Duration::from_secs(20));
+    let completed = h.ok(&["complete", "--json", &id]).json();
+    assert_eq!(completed["FileList"].as_array().unwrap().len(), 1);
+}
+
 /// `bits monitor` redraws the job list every refresh; piped, it prints the
 /// table each time.
 #[test]

@@ -2,7 +2,7 @@
 //! lifecycle owner, which answers once the action is done (for Complete and
 //! Cancel, once the job's files are in place or gone).
 
-use super::job_response;
+use super::job_reply;
 use crate::access::Caller;
 use crate::ipc::resolve;
 use crate::lifecycle::{Action, Command, Done, Handle};
@@ -15,13 +15,14 @@ pub async fn handle(
     manager: &Handle,
     job: &str,
     action: Action,
+    summary: bool,
     caller: &Caller,
 ) -> Result<Response, ApiError> {
     let id = resolve(&shared.read(), job, caller)?;
     let done = manager
         .ask(|reply| Command::Act { id, action, reply })
         .await?;
-    let mut response = job_response(&shared.read(), id, 0)?;
+    let mut response = job_reply(&shared.read(), id, (!summary).then_some(0))?;
     if let (Done::Completed(result), Response::Job { job }) = (done, &mut response) {
         job.complete_result = Some(result);
     }

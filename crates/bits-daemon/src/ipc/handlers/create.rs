@@ -1,7 +1,7 @@
 //! Create: a new job with its files, Suspended or resumed at once. Checked
 //! whole before anything is stored: a job is created whole or not at all.
 
-use super::job_response;
+use super::job_reply;
 use crate::access::Caller;
 use crate::ipc::invalid;
 use crate::lifecycle::{Command, Handle};
@@ -69,5 +69,5 @@ pub async fn handle(
             reply,
         })
         .await?;
-    job_response(&shared.read(), id, 0)
+    job_reply(&shared.read(), id, (!req.summary).then_some(0))
 }

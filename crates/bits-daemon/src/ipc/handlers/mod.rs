@@ -9,7 +9,7 @@ pub mod policy;
 pub mod set;
 pub mod watch;
 
-use crate::convert::{job_object, REPLY_BUDGET};
+use crate::convert::{job_object, job_summary, REPLY_BUDGET};
 use crate::state::{Shared, View};
 use bits_core::JobId;
 use bits_proto::{ApiError, ErrorKind, Response};
@@ -17,9 +17,18 @@ use bits_proto::{ApiError, ErrorKind, Response};
 /// The response carrying job `id` as it is now, its files from `from` on
 /// (as many as fit one answer).
 fn job_response(view: &View, id: JobId, from: usize) -> Result<Response, ApiError> {
+    job_reply(view, id, Some(from))
+}
+
+/// A job's object: with its files from index `from` on, or without any
+/// (`None`: the client asked for a summary).
+fn job_reply(view: &View, id: JobId, from: Option<usize>) -> Result<Response, ApiError> {
     match view.jobs.get(&id) {
         Some(e) => Ok(Response::Job {
-            job: Box::new(job_object(e, from, REPLY_BUDGET)),
+            job: Box::new(match from {
+                Some(from) => job_object(e, from, REPLY_BUDGET),
+                None => job_summary(e),
+            }),
         }),
         None => Err(ApiError {
             kind: ErrorKind::NotFound,
