@@ -233,6 +233,27 @@ impl TempFile {
         }
     }
 
+    /// Asks the kernel to start writing `len` bytes at `at` to the disk now,
+    /// without waiting for them. Left alone, they stay dirty in memory until
+    /// the next checkpoint, whose `fdatasync` then writes up to a
+    /// checkpoint's worth at once while the download's next write waits for
+    /// it; started early, the disk writes beside the transfer and the sync
+    /// finds little left to do. Only a hint: a failure here shows in that
+    /// sync, which is what decides what is durable, so it is not reported.
+    pub(crate) fn start_writeback(&self, at: u64, len: usize) {
+        let Ok((file, _)) = self.file() else {
+            return;
+        };
+        let (Ok(at), Ok(len)) = (i64::try_from(at), i64::try_from(len)) else {
+            return;
+        };
+        // SAFETY: sync_file_range on a descriptor we own, with integer
+        // arguments only; it reads and writes no memory of ours.
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), at, len, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+
     /// Sets the file's length (a truncate to a durable point, or the full
     /// size of a file fetched by ranges). Bytes past `len` no longer count.
     pub(crate) fn set_len(&self, len: u64) -> io::Result<()> {

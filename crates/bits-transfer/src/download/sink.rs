@@ -256,6 +256,9 @@ impl<'a> Sink<'a> {
         let temp = self.temp.clone();
         self.inflight = Some(tokio::task::spawn_blocking(move || {
             let mut result = temp.write_at(&buf, at).map(|()| None);
+            if !sync && result.is_ok() {
+                temp.start_writeback(at, buf.len());
+            }
             if sync && result.is_ok() {
                 result = match temp.sync() {
                     // Written front to back: the durable bytes are a prefix.
