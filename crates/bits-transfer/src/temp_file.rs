@@ -249,8 +249,14 @@ impl TempFile {
         };
         // SAFETY: sync_file_range on a descriptor we own, with integer
         // arguments only; it reads and writes no memory of ours.
-        unsafe {
-            libc::sync_file_range(file.as_raw_fd(), at, len, libc::SYNC_FILE_RANGE_WRITE);
+        let started = unsafe {
+            libc::sync_file_range(file.as_raw_fd(), at, len, libc::SYNC_FILE_RANGE_WRITE)
+        };
+        if started != 0 {
+            tracing::debug!(
+                cause = %io::Error::last_os_error(),
+                "could not start writing a temporary file back early"
+            );
         }
     }
 

@@ -315,24 +315,29 @@ fn a_stalled_batch_sync_holds_back_the_transfers() {
     }
     std::fs::write(h.path("list.csv"), csv).unwrap();
     // Every sync of the job's files (an fsync of each, or the one syncfs
-    // of a batch) takes 3 s.
-    faults.delay(".bits-", Duration::from_secs(3));
+    // of a batch) takes 10 s: far longer than the wait below, so that the
+    // files are counted while the first sync still hangs, even on a
+    // machine busy enough to oversleep by seconds. (With 3 s, a loaded CI
+    // machine once counted after the first sync had ended and the next
+    // batch's files had started.)
+    faults.delay(".bits-", Duration::from_secs(10));
     let id = h.start_async(&["--from-csv", "list.csv"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !faults.log().iter().any(|l| l.starts_with("delay ")) {
         assert!(Instant::now() < deadline, "no sync was stalled");
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(2000));
     let fetched = (0..n)
         .filter(|i| !gets(&server, &format!("/b{i:03}.bin")).is_empty())
         .count();
+    let stalls = faults.log().len();
     // The stalled batch (a full one is 4 MiB: 70 of these files, a few
     // more if several finished at once), the files held in memory behind
     // it (16 MiB: 280) and the transfers running then: far from all 800.
     assert!(
         fetched <= 450,
-        "{fetched} of {n} files fetched while a sync was stalled"
+        "{fetched} of {n} files fetched while a sync was stalled ({stalls} syncs stalled so far)"
     );
     faults.clear();
     h.wait_state(&id, "Transferred", Duration::from_secs(30));
