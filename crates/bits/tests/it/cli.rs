@@ -557,6 +557,35 @@ fn wait_and_monitor_print_json_when_asked() {
     }
 }
 
+/// Regression: `bits wait --json` of a job that ended in Error printed the
+/// watch's summary, with an empty `FileList`; it prints the whole job.
+#[test]
+fn wait_json_of_a_failed_job_lists_its_files() {
+    let h = Home::new();
+    let server = TestServer::start();
+    server.put_file("/here.bin", content(5_000, 75));
+    std::fs::create_dir(h.path("out")).unwrap();
+    let list = h.path("list.csv");
+    std::fs::write(
+        &list,
+        format!(
+            "Source,Destination\n{},{}\n{},{}\n",
+            server.url("here.bin"),
+            h.path("out/a").display(),
+            server.url("missing.bin"),
+            h.path("out/b").display()
+        ),
+    )
+    .unwrap();
+    let id = h.start_async(&["--from-csv", list.to_str().unwrap()]);
+    let r = h.bits(&["wait", &id, "--json"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let job = r.json();
+    assert_eq!(job["JobState"], "Error", "{r:?}");
+    assert_eq!(job["FileList"].as_array().unwrap().len(), 2, "{r:?}");
+    assert_eq!(job["FileList"][1]["RemoteName"], server.url("missing.bin"));
+}
+
 /// Runs `bits monitor ARGS` for `ms` milliseconds, then Ctrl-C; its exit
 /// code and standard output.
 fn monitor_for(h: &Home, args: &[&str], ms: u64) -> (Option<i32>, String) {
