@@ -139,6 +139,19 @@ pub async fn follow(
             }
             "Error" => {
                 progress.abandon();
+                // The job in error is reported too: in full when asked (the
+                // watch's answer is a summary), else as the watch gave it.
+                let job = if opts.files {
+                    let full = conn
+                        .job(&Request::Info {
+                            job: id.clone(),
+                            files_from: 0,
+                        })
+                        .await;
+                    full.unwrap_or(job)
+                } else {
+                    job
+                };
                 return Err(Failure::JobError(Box::new(job)).into());
             }
             "Cancelled" => {

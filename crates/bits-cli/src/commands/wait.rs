@@ -27,16 +27,9 @@ pub async fn run(args: WaitArgs) -> anyhow::Result<()> {
     match follow::follow(&mut conn, job, &opts).await {
         Ok(job) => super::print_job_if(args.json, &job),
         Err(e) => {
-            // A job that ended in Error is still a job to report, in full:
-            // what the watch gave is a summary without the files.
-            if let (true, Some(Failure::JobError(job))) = (args.json, e.downcast_ref::<Failure>()) {
-                let full = conn
-                    .job(&Request::Info {
-                        job: job.job_id.clone(),
-                        files_from: 0,
-                    })
-                    .await;
-                super::print_job_if(true, full.as_ref().unwrap_or(job))?;
+            // A job that ended in Error is still a job to report.
+            if let Some(Failure::JobError(job)) = e.downcast_ref::<Failure>() {
+                super::print_job_if(args.json, job)?;
             }
             Err(e)
         }
